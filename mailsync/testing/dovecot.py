@@ -1,0 +1,543 @@
+"""A private Dovecot IMAP server on loopback, for tests and the demo.
+
+``DovecotServer`` writes its own configuration into a work directory and runs
+``dovecot -F -c FILE``. It listens on two ports of 127.0.0.1:
+
+- ``port``: plain IMAP which also offers STARTTLS (``disable_plaintext_auth = no``);
+- ``ssl_port``: implicit TLS with a self-signed certificate made at start (``cafile``).
+
+Users live in a passwd-file that Dovecot re-reads when it changes, so :meth:`add_user` works on
+a running server, also from another process (see :func:`shared_dovecot`). With
+``oauth_introspection_url`` the server also accepts XOAUTH2/OAUTHBEARER, checking each token
+with an RFC 7662 introspection POST (TESTING-NOTES.md).
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import grp
+import hashlib
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+
+from . import LOOPBACK, free_port, self_signed_cert, wait_for_port
+
+ENV_VAR = "MAILSYNC_DOVECOT"
+SPECIAL_USE = (
+    ("Drafts", r"\Drafts"),
+    ("Sent", r"\Sent"),
+    ("Trash", r"\Trash"),
+    ("Junk", r"\Junk"),
+    ("Archive", r"\Archive"),
+)
+_FORBIDDEN = re.compile(r"[:\r\n\0]")
+
+
+def dovecot_binary():
+    for candidate in (shutil.which("dovecot"), "/usr/sbin/dovecot"):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    raise RuntimeError("dovecot is not installed (apt-get install -y dovecot-imapd)")
+
+
+def _doveadm_binary():
+    for candidate in (shutil.which("doveadm"), "/usr/bin/doveadm"):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    raise RuntimeError("doveadm is not installed (it comes with dovecot-core)")
+
+
+def _others_can_traverse(path):
+    """True if an unprivileged user can reach ``path`` (every parent has o+x)."""
+    path = os.path.abspath(path)
+    while True:
+        try:
+            if not os.stat(path).st_mode & 0o001:
+                return False
+        except FileNotFoundError:
+            pass
+        parent = os.path.dirname(path)
+        if parent == path:
+            return True
+        path = parent
+
+
+class DovecotServer:
+    """One private Dovecot. Use as a context manager or call start()/stop()."""
+
+    host = LOOPBACK
+
+    def __init__(self, workdir=None, port=None, oauth_introspection_url=None, ssl_port=None):
+        self._own_workdir = workdir is None
+        self.workdir = os.path.abspath(workdir or tempfile.mkdtemp(prefix="mailsync-dovecot-"))
+        self.port = port
+        self.ssl_port = ssl_port
+        self.oauth_introspection_url = oauth_introspection_url
+        self.config_file = os.path.join(self.workdir, "dovecot.conf")
+        self.passwd_file = os.path.join(self.workdir, "passwd")
+        self.log_path = os.path.join(self.workdir, "dovecot.log")
+        self.cafile = os.path.join(self.workdir, "tls", "cert.pem")
+        self.keyfile = os.path.join(self.workdir, "tls", "key.pem")
+        # Unix sockets need short paths (108 bytes) that the unprivileged mail processes can reach.
+        tag = hashlib.sha1(self.workdir.encode()).hexdigest()[:12]
+        self.base_dir = os.path.join(tempfile.gettempdir(), f"mailsync-dc-{tag}")
+        # Mail belongs to an unprivileged user: it must be able to reach it.
+        mail_root = os.path.join(self.workdir, "mail")
+        if not _others_can_traverse(self.workdir):
+            mail_root = os.path.join("/var/tmp", f"mailsync-mail-{tag}")
+        self.mail_root = mail_root
+        self._proc = None
+        self._attached = False
+        self._lock = threading.Lock()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def _mail_owner(self):
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("nobody")
+            return user.pw_uid, user.pw_gid
+        return os.getuid(), os.getgid()
+
+    def _write_config(self):
+        uid, gid = self._mail_owner()
+        oauth = bool(self.oauth_introspection_url)
+        mechanisms = "plain login xoauth2 oauthbearer" if oauth else "plain login"
+        lines = [
+            "# written by mailsync.testing.dovecot — private test instance",
+            f"base_dir = {self.base_dir}",
+            f"state_dir = {os.path.join(self.workdir, 'state')}",
+            f"instance_name = mailsync-{self.port}",
+            f"log_path = {self.log_path}",
+            f"info_log_path = {self.log_path}",
+            "protocols = imap",
+            f"listen = {LOOPBACK}",
+            "ssl = yes",
+            f"ssl_cert = <{self.cafile}",
+            f"ssl_key = <{self.keyfile}",
+            "ssl_min_protocol = TLSv1.2",
+            "disable_plaintext_auth = no",
+            f"auth_mechanisms = {mechanisms}",
+            "auth_failure_delay = 0",
+            "auth_username_chars =",
+            "auth_verbose = yes",
+            "login_greeting = Dovecot (mailsync test) ready.",
+            "mail_location = maildir:~/Maildir",
+            f"first_valid_uid = {min(uid, 500)}",
+            f"first_valid_gid = {min(gid, 1)}",
+            "mail_max_userip_connections = 1000",
+            "imap_idle_notify_interval = 10 secs",
+            "verbose_proctitle = no",
+        ]
+        if os.path.exists("/usr/share/dovecot/dh.pem"):
+            lines.append("ssl_dh = </usr/share/dovecot/dh.pem")
+        if os.geteuid() != 0:
+            me = pwd.getpwuid(os.getuid()).pw_name
+            group = grp.getgrgid(os.getgid()).gr_name
+            lines += [
+                f"default_internal_user = {me}",
+                f"default_internal_group = {group}",
+                f"default_login_user = {me}",
+            ]
+        lines += [
+            "service imap-login {",
+            f"  inet_listener imap {{\n    address = {LOOPBACK}\n    port = {self.port}\n  }}",
+            f"  inet_listener imaps {{\n    address = {LOOPBACK}\n    port = {self.ssl_port}\n    ssl = yes\n  }}",
+            "  process_min_avail = 1",
+            "  chroot =",
+            "}",
+            "service imap {\n  process_limit = 1000\n}",
+            "service pop3-login {\n  inet_listener pop3 {\n    port = 0\n  }\n  inet_listener pop3s {\n    port = 0\n  }\n}",
+            "service submission-login {\n  inet_listener submission {\n    port = 0\n  }\n}",
+            "service lmtp {\n  unix_listener lmtp {\n    mode = 0\n  }\n}",
+            "service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}",
+            "service stats {\n  unix_listener stats-writer {\n    mode = 0666\n  }\n}",
+            "service auth {\n  user = root\n}" if os.geteuid() == 0 else "",
+            "namespace inbox {",
+            "  inbox = yes",
+            "  separator = /",
+        ]
+        for name, use in SPECIAL_USE:
+            lines.append(f"  mailbox {name} {{\n    special_use = {use}\n    auto = subscribe\n  }}")
+        lines.append("}")
+        if oauth:
+            oauth_conf = os.path.join(self.workdir, "dovecot-oauth2.conf.ext")
+            with open(oauth_conf, "w") as fh:
+                fh.write(
+                    "introspection_mode = post\n"
+                    f"introspection_url = {self.oauth_introspection_url}\n"
+                    "force_introspection = yes\n"
+                    "username_attribute = email\n"
+                    "active_attribute = active\n"
+                    "active_value = true\n"
+                    "timeout_msecs = 5000\n"
+                )
+            lines.append(
+                "passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+                f"  args = {oauth_conf}\n}}"
+            )
+        lines += [
+            "passdb {",
+            "  driver = passwd-file",
+            "  mechanisms = plain login",
+            f"  args = scheme=PLAIN username_format=%u {self.passwd_file}",
+            "}",
+            # A failed login still takes ~0.5 s: Dovecot flushes failures on a 500 ms timer and
+            # only a 'nodelay' field avoids it, which a failed passdb never keeps (its fields are
+            # rolled back). A 'nologin' trick would change the reply to [CONTACTADMIN], so no.
+            "userdb {",
+            "  driver = passwd-file",
+            f"  args = username_format=%u {self.passwd_file}",
+            f"  default_fields = uid={uid} gid={gid} home={self.mail_root}/%d/%n",
+            "}",
+            "protocol imap {",
+            "  mail_max_userip_connections = 1000",
+            "}",
+        ]
+        with open(self.config_file, "w") as fh:
+            fh.write("\n".join(line for line in lines if line) + "\n")
+
+    def _prepare(self):
+        os.makedirs(self.workdir, exist_ok=True)
+        os.chmod(self.workdir, 0o755)
+        for sub in ("state", "tls"):
+            os.makedirs(os.path.join(self.workdir, sub), exist_ok=True)
+        uid, gid = self._mail_owner()
+        os.makedirs(self.mail_root, exist_ok=True)
+        os.chmod(self.mail_root, 0o755)
+        os.chown(self.mail_root, uid, gid)
+        if not os.path.exists(self.passwd_file):
+            open(self.passwd_file, "a").close()
+        os.chmod(self.passwd_file, 0o644)
+        if not (os.path.exists(self.cafile) and os.path.exists(self.keyfile)):
+            self_signed_cert(os.path.join(self.workdir, "tls"), "mailsync-dovecot")
+        # A stale anvil/auth socket makes the first failed login wait 5 s (TESTING-NOTES).
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def start(self, timeout=15.0):
+        if self._proc is not None or self._attached:
+            return self
+        binary = dovecot_binary()
+        self._prepare()
+        fixed = self.port is not None
+        last_error = ""
+        for _attempt in range(3 if not fixed else 1):
+            if not fixed:
+                self.port = free_port()
+                self.ssl_port = free_port()
+                while self.ssl_port == self.port:
+                    self.ssl_port = free_port()
+            elif self.ssl_port is None:
+                self.ssl_port = free_port()
+            self._write_config()
+            log_offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
+            self._proc = subprocess.Popen(
+                [binary, "-F", "-c", self.config_file],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            ok = wait_for_port(self.host, self.port, timeout, alive=lambda: self._proc.poll() is None)
+            ok = ok and wait_for_port(self.host, self.ssl_port, timeout, alive=lambda: self._proc.poll() is None)
+            if ok and self._greets():
+                return self
+            output = ""
+            if self._proc.poll() is not None:
+                output = self._proc.stdout.read().decode(errors="replace")
+            self._kill()
+            last_error = output + self.log_text()[log_offset:]
+            if "in use" not in last_error:
+                break
+        raise RuntimeError(f"Dovecot did not start (config {self.config_file}):\n{last_error[-4000:]}")
+
+    def _greets(self):
+        import socket
+
+        try:
+            with socket.create_connection((self.host, self.port), timeout=5) as sock:
+                return sock.recv(200).startswith(b"* OK")
+        except OSError:
+            return False
+
+    def _kill(self):
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        if proc.stdout:
+            proc.stdout.close()
+
+    def stop(self):
+        if self._attached:
+            return
+        self._kill()
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            if self.mail_root != os.path.join(self.workdir, "mail"):
+                shutil.rmtree(self.mail_root, ignore_errors=True)
+
+    @property
+    def pid(self):
+        return self._proc.pid if self._proc else None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # ---- description for other processes ----------------------------------------------------
+    def describe(self):
+        """What another process needs to attach (the ``MAILSYNC_DOVECOT`` JSON)."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "ssl_port": self.ssl_port,
+            "cafile": self.cafile,
+            "workdir": self.workdir,
+            "passwd_file": self.passwd_file,
+            "config_file": self.config_file,
+            "log_path": self.log_path,
+            "mail_root": self.mail_root,
+            "oauth_introspection_url": self.oauth_introspection_url,
+            "pid": self.pid,
+        }
+
+    @classmethod
+    def attach(cls, info):
+        """A handle on a server another process runs (``info`` as written by describe())."""
+        self = cls.__new__(cls)
+        self._own_workdir = False
+        self.workdir = info["workdir"]
+        self.port = int(info["port"])
+        self.ssl_port = int(info["ssl_port"]) if info.get("ssl_port") else None
+        self.cafile = info.get("cafile") or os.path.join(self.workdir, "tls", "cert.pem")
+        self.keyfile = os.path.join(os.path.dirname(self.cafile), "key.pem")
+        self.passwd_file = info.get("passwd_file") or os.path.join(self.workdir, "passwd")
+        self.config_file = info.get("config_file") or os.path.join(self.workdir, "dovecot.conf")
+        self.log_path = info.get("log_path") or os.path.join(self.workdir, "dovecot.log")
+        self.mail_root = info.get("mail_root") or os.path.join(self.workdir, "mail")
+        self.oauth_introspection_url = info.get("oauth_introspection_url")
+        self.base_dir = None
+        self._proc = None
+        self._attached = True
+        self._lock = threading.Lock()
+        return self
+
+    # ---- users ---------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _passwd_locked(self):
+        with open(self.passwd_file + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _passwords(self):
+        users = {}
+        with open(self.passwd_file) as fh:
+            for line in fh:
+                parts = line.rstrip("\n").split(":")
+                if len(parts) >= 2 and parts[0]:
+                    password = parts[1]
+                    if password.startswith("{PLAIN}"):
+                        password = password[len("{PLAIN}"):]
+                    users[parts[0]] = password
+        return users
+
+    def add_user(self, login, password):
+        """Create (or re-password) a mailbox user; effective at once, no restart."""
+        if _FORBIDDEN.search(login) or _FORBIDDEN.search(password) or not login:
+            raise ValueError("logins and passwords may not contain ':' or line breaks")
+        if "@" not in login:
+            raise ValueError("logins are e-mail addresses, e.g. alice@example.test")
+        with self._passwd_locked():
+            users = self._passwords()
+            if users.get(login) == password:
+                return login
+            if login in users:
+                with open(self.passwd_file) as fh:
+                    kept = [ln for ln in fh if ln.split(":", 1)[0] != login]
+                tmp = self.passwd_file + ".tmp"
+                with open(tmp, "w") as fh:
+                    fh.writelines(kept)
+                    fh.write(f"{login}:{{PLAIN}}{password}::::::\n")
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, self.passwd_file)
+            else:
+                with open(self.passwd_file, "a") as fh:
+                    fh.write(f"{login}:{{PLAIN}}{password}::::::\n")
+        return login
+
+    def password(self, login):
+        try:
+            return self._passwords()[login]
+        except KeyError:
+            raise KeyError(f"no such Dovecot user: {login}") from None
+
+    # ---- IMAP helpers --------------------------------------------------------------------------
+    def ssl_context(self):
+        """An SSLContext that trusts this server's certificate."""
+        return ssl.create_default_context(cafile=self.cafile)
+
+    def client(self, login, password=None, *, ssl_port=False, timeout=30):
+        """An ``imapclient.IMAPClient`` logged in as ``login`` (plain port unless ssl_port)."""
+        from imapclient import IMAPClient
+
+        if ssl_port:
+            client = IMAPClient(self.host, port=self.ssl_port, ssl=True,
+                                ssl_context=self.ssl_context(), timeout=timeout)
+        else:
+            client = IMAPClient(self.host, port=self.port, ssl=False, timeout=timeout)
+        try:
+            client.login(login, password if password is not None else self.password(login))
+        except Exception:
+            with contextlib.suppress(Exception):
+                client.shutdown()
+            raise
+        return client
+
+    @contextlib.contextmanager
+    def _session(self, login):
+        client = self.client(login)
+        try:
+            yield client
+        finally:
+            with contextlib.suppress(Exception):
+                client.logout()
+
+    @staticmethod
+    def _ensure_folder(client, folder):
+        if folder.upper() != "INBOX" and not client.folder_exists(folder):
+            client.create_folder(folder)
+            with contextlib.suppress(Exception):
+                client.subscribe_folder(folder)
+
+    def create_folder(self, login, name):
+        with self._session(login) as client:
+            self._ensure_folder(client, name)
+        return name
+
+    def append(self, login, folder, raw_bytes, flags=(), when=None):
+        """APPEND ``raw_bytes`` to ``folder`` (created if missing); returns the new UID."""
+        if isinstance(raw_bytes, str):
+            raw_bytes = raw_bytes.encode()
+        with self._session(login) as client:
+            self._ensure_folder(client, folder)
+            return self._append(client, folder, raw_bytes, flags, when)
+
+    @staticmethod
+    def _append(client, folder, raw_bytes, flags, when):
+        response = client.append(folder, raw_bytes, flags=tuple(flags), msg_time=when)
+        if isinstance(response, bytes):
+            response = response.decode(errors="replace")
+        match = re.search(r"APPENDUID \d+ (\d+)", response or "")
+        if match:
+            return int(match.group(1))
+        client.select_folder(folder, readonly=True)  # no UIDPLUS: the highest UID is ours
+        return max(client.search(["ALL"]))
+
+    def append_many(self, login, folder, messages):
+        """APPEND several ``raw`` or ``(raw, flags, when)`` in one session; returns the UIDs."""
+        uids = []
+        with self._session(login) as client:
+            self._ensure_folder(client, folder)
+            for item in messages:
+                raw, flags, when = (item, (), None) if isinstance(item, (bytes, str)) else item
+                if isinstance(raw, str):
+                    raw = raw.encode()
+                uids.append(self._append(client, folder, raw, flags, when))
+        return uids
+
+    def flags(self, login, folder):
+        """``{uid: tuple(flags as str)}`` of every message in ``folder`` (read-only; without
+        ``\\Recent``, which depends on the session, not on the mailbox)."""
+        with self._session(login) as client:
+            client.select_folder(folder, readonly=True)
+            data = client.fetch("1:*", ["FLAGS"]) if client.search(["ALL"]) else {}
+        result = {}
+        for uid, item in sorted(data.items()):
+            flags = (f.decode() if isinstance(f, bytes) else str(f) for f in item[b"FLAGS"])
+            result[uid] = tuple(f for f in flags if f != "\\Recent")  # per-session, not state
+        return result
+
+    def uidvalidity(self, login, folder):
+        with self._session(login) as client:
+            return int(client.folder_status(folder, ["UIDVALIDITY"])[b"UIDVALIDITY"])
+
+    def reset_uidvalidity(self, login, folder):
+        """Give ``folder`` a new UIDVALIDITY; its messages stay (same bytes, flags and dates)
+        but get new UIDs. Returns the new UIDVALIDITY."""
+        with self._session(login) as client:
+            client.select_folder(folder)
+            old_validity = int(client.folder_status(folder, ["UIDVALIDITY"])[b"UIDVALIDITY"])
+            uids = client.search(["ALL"])
+            data = client.fetch(uids, ["BODY.PEEK[]", "FLAGS", "INTERNALDATE"]) if uids else {}
+            if uids:
+                client.delete_messages(uids, silent=True)
+                client.expunge()
+            client.close_folder()
+            for uid in sorted(data):
+                item = data[uid]
+                flags = tuple(f for f in item[b"FLAGS"] if f.lower() != b"\\recent")
+                client.append(folder, item[b"BODY[]"], flags=flags, msg_time=item[b"INTERNALDATE"])
+        new_validity = max(old_validity + 1, int(time.time()))
+        self._doveadm("mailbox", "update", "-u", login, "--uid-validity", str(new_validity), folder)
+        return new_validity
+
+    def _doveadm(self, *args):
+        result = subprocess.run(
+            [_doveadm_binary(), "-c", self.config_file, *args],
+            capture_output=True, text=True, timeout=60,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"doveadm {' '.join(args)} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def log_text(self):
+        try:
+            with open(self.log_path, errors="replace") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return ""
+
+
+# ---- one server per process ---------------------------------------------------------------------
+_shared = None
+_shared_lock = threading.Lock()
+
+
+def shared_dovecot():
+    """The process-wide Dovecot: the test runner's (env ``MAILSYNC_DOVECOT``) or a lazily started
+    one, stopped at exit."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            info = os.environ.get(ENV_VAR)
+            if info:
+                _shared = DovecotServer.attach(json.loads(info))
+            else:
+                server = DovecotServer()
+                server.start()
+                atexit.register(server.stop)
+                _shared = server
+        return _shared

@@ -1,0 +1,368 @@
+"""Error kinds of the engine, classification of low-level failures, fixes.
+
+Every failure that leaves the engine is a :class:`SyncError` with a ``kind``
+(one of :data:`KINDS`), the server's words with secrets removed (``detail``),
+whether trying again later can help (``retryable``) and, where it matters,
+the host and port. :func:`fix_for` tells the user how to fix each kind.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import imaplib
+import re
+import smtplib
+import socket
+import ssl
+
+AUTH_FAILED_TEXT = "Authentication failed. Please try again."
+
+KINDS = (
+    "auth", "imap_disabled", "app_password", "oauth_revoked", "certificate", "tls", "dns",
+    "refused", "timeout", "dropped", "protocol", "over_quota", "throttled",
+    "too_many_connections", "folder_missing", "message_too_large", "parse", "config", "unknown",
+)
+
+RETRYABLE = frozenset({
+    "dns", "refused", "timeout", "dropped", "protocol", "over_quota", "throttled",
+    "too_many_connections", "unknown",
+})
+
+PROVIDERS = ("generic", "gmail", "outlook")
+
+# One-line human message per kind; {where} is " (host:port)" or "".
+_MESSAGES = {
+    "auth": AUTH_FAILED_TEXT,
+    "imap_disabled": "IMAP access is disabled for this mailbox{where}.",
+    "app_password": "The server requires an app password for this account{where}.",
+    "oauth_revoked": "The connection to the mail account was revoked or has expired.",
+    "certificate": "The server's security certificate could not be verified{where}.",
+    "tls": "A secure (TLS) connection could not be established{where}.",
+    "dns": "The server name could not be found{where}.",
+    "refused": "The server refused the connection{where}.",
+    "timeout": "The server did not answer in time{where}.",
+    "dropped": "The connection to the server was lost{where}.",
+    "protocol": "The server sent an answer that could not be understood{where}.",
+    "over_quota": "The mailbox is over its quota or its daily limit{where}.",
+    "throttled": "The server asked to slow down and try again later{where}.",
+    "too_many_connections": "Too many simultaneous connections to this mailbox{where}.",
+    "folder_missing": "A synced folder no longer exists{where}.",
+    "message_too_large": "A message is too large to be synced{where}.",
+    "parse": "A message could not be read.",
+    "config": "The mailbox settings are incomplete or not allowed{where}.",
+    "unknown": "An unexpected error occurred{where}.",
+}
+
+_GENERIC_FIXES = {
+    "auth": "Check the address (login) and password, then try again.",
+    "imap_disabled": "Enable IMAP access in the mailbox's settings (or ask its administrator), "
+                     "then try again.",
+    "app_password": "Create an app password in the mail account's security settings and use it "
+                    "here instead of the normal password.",
+    "oauth_revoked": "Connect the mailbox again to grant access.",
+    "certificate": "Check the server name: it must match the server's certificate. If the server "
+                   "uses a self-signed certificate, install a valid one or ask the provider for "
+                   "the right server name.",
+    "tls": "Check the port and the security setting: SSL/TLS is usually port 993 for IMAP and "
+           "465 for SMTP; STARTTLS is usually port 143 for IMAP and 587 for SMTP.",
+    "dns": "Check the server name for typos (for example imap.example.com).",
+    "refused": "Check the server name and port, and that a firewall allows the connection.",
+    "timeout": "Check the server name and port, and that a firewall does not block the "
+               "connection. Sync will try again automatically.",
+    "dropped": "Nothing to do if it happens once: sync will try again automatically.",
+    "protocol": "Check that the server and port are an IMAP (or SMTP) server. Sync will try "
+                "again automatically.",
+    "over_quota": "Free space in the mailbox or wait for the provider's daily limit to reset; "
+                  "sync continues automatically.",
+    "throttled": "Nothing to do: sync will try again later.",
+    "too_many_connections": "Close other mail programs connected to this mailbox, or wait; sync "
+                            "will try again later.",
+    "folder_missing": "The folder was renamed or deleted; the mailbox folders will be "
+                      "discovered again at the next sync.",
+    "message_too_large": "Nothing to do: the message is skipped.",
+    "parse": "Nothing to do: the message is skipped; the others are synced.",
+    "config": "Complete the mailbox settings (server, port, security, login). Unencrypted "
+              "connections are only allowed to the local machine.",
+    "unknown": "Try again later. If it persists, contact your administrator with the time of "
+               "the error.",
+}
+
+_PROVIDER_FIXES = {
+    ("auth", "gmail"): "Check the address and password. Gmail: enable IMAP in Gmail settings "
+                       "(Forwarding and POP/IMAP), and if 2-Step Verification is on, create an "
+                       "app password and use it here — or use Connect with Google.",
+    ("auth", "outlook"): "Check the address and password. Outlook / Microsoft 365: IMAP must be "
+                         "enabled for the mailbox (Outlook settings > Mail > Sync email, or by "
+                         "your Microsoft 365 administrator); with two-step verification on, "
+                         "create an app password and use it here. Organisations that blocked "
+                         "basic authentication need OAuth.",
+    ("imap_disabled", "gmail"): "Gmail: open Settings > See all settings > Forwarding and "
+                                "POP/IMAP, choose Enable IMAP and save. Google Workspace: your "
+                                "administrator must allow IMAP access.",
+    ("imap_disabled", "outlook"): "Outlook / Microsoft 365: ask your administrator to enable "
+                                  "IMAP for the mailbox (Exchange admin center > Mailboxes > "
+                                  "Email apps).",
+    ("app_password", "gmail"): "Gmail: 2-Step Verification is on. Create an app password at "
+                               "https://myaccount.google.com/apppasswords and use it here — or "
+                               "use Connect with Google.",
+    ("app_password", "outlook"): "Microsoft account: create an app password at "
+                                 "https://account.live.com/proofs/AppPassword and use it here.",
+    ("oauth_revoked", "gmail"): "Use Connect with Google again to grant access (the access was "
+                                "revoked, the password changed or the grant expired).",
+    ("over_quota", "gmail"): "Gmail limits how much mail can be downloaded or sent per day; "
+                             "sync resumes automatically when the limit resets.",
+    ("too_many_connections", "gmail"): "Gmail allows at most 15 IMAP connections per account: "
+                                       "close other mail programs using this account, or wait.",
+}
+
+
+def fix_for(kind: str, provider: str = "generic") -> str:
+    """How to fix an error of ``kind`` for ``provider`` (generic | gmail | outlook)."""
+    return _PROVIDER_FIXES.get((kind, provider)) or _GENERIC_FIXES.get(kind) or _GENERIC_FIXES[
+        "unknown"]
+
+
+class SyncError(Exception):
+    """A classified failure. ``str(e)`` is a one-line human message."""
+
+    def __init__(self, kind: str, detail: str = "", *, host: str | None = None,
+                 port: int | None = None, retryable: bool | None = None,
+                 provider: str = "generic", uid: int | None = None, folder: str | None = None):
+        if kind not in KINDS:
+            kind = "unknown"
+        self.kind = kind
+        self.detail = _one_line(detail)
+        self.host = host
+        self.port = port
+        self.retryable = kind in RETRYABLE if retryable is None else retryable
+        self.provider = provider
+        self.uid = uid
+        self.folder = folder
+        super().__init__(self.message)
+
+    @property
+    def where(self) -> str:
+        if self.host and self.port:
+            return f" ({self.host}:{self.port})"
+        if self.host:
+            return f" ({self.host})"
+        return ""
+
+    @property
+    def message(self) -> str:
+        msg = _MESSAGES[self.kind].format(where=self.where)
+        if self.kind == "folder_missing" and self.folder:
+            msg = f"The folder {self.folder!r} no longer exists{self.where}."
+        if self.uid is not None and self.kind in ("parse", "message_too_large", "protocol",
+                                                  "unknown"):
+            msg += f" (folder {self.folder!r}, UID {self.uid})"
+        return msg
+
+    @property
+    def fix(self) -> str:
+        return fix_for(self.kind, self.provider)
+
+    def __str__(self):
+        return self.message
+
+    def __repr__(self):
+        return f"SyncError({self.kind!r}, {self.detail!r}, host={self.host!r}, port={self.port!r})"
+
+    def __reduce__(self):
+        return (_rebuild, (self.kind, self.detail, self.host, self.port, self.retryable,
+                           self.provider, self.uid, self.folder))
+
+
+def _rebuild(kind, detail, host, port, retryable, provider, uid, folder):
+    return SyncError(kind, detail, host=host, port=port, retryable=retryable, provider=provider,
+                     uid=uid, folder=folder)
+
+
+def _one_line(text) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    text = re.sub(r"\s+", " ", str(text or "")).strip()
+    return text[:500]
+
+
+# --- redaction -------------------------------------------------------------------------------
+
+_B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{12,}={0,2}")
+
+
+def _b64_variants(secret: str) -> set[str]:
+    out = set()
+    raw = secret.encode("utf-8")
+    for enc in (base64.b64encode, base64.urlsafe_b64encode):
+        s = enc(raw).decode("ascii")
+        out.add(s)
+        out.add(s.rstrip("="))
+    return {v for v in out if len(v) >= 4}
+
+
+def redact(text, secrets) -> str:
+    """Remove every secret from ``text``: the secret itself, its base64 forms, and any base64
+    blob whose decoded content contains a secret (e.g. an XOAUTH2 or PLAIN SASL string)."""
+    if text is None:
+        return ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    text = str(text)
+    secrets = [s for s in (secrets or ()) if s]
+    secrets = [s.decode("utf-8", "replace") if isinstance(s, bytes) else str(s) for s in secrets]
+    if not secrets:
+        return text
+    needles = set()
+    for s in secrets:
+        needles.add(s)
+        needles |= _b64_variants(s)
+    for needle in sorted(needles, key=len, reverse=True):
+        text = text.replace(needle, "[redacted]")
+
+    def _blob(m):
+        blob = m.group(0)
+        padded = blob + "=" * (-len(blob) % 4)
+        for dec in (base64.b64decode, base64.urlsafe_b64decode):
+            try:
+                decoded = dec(padded).decode("utf-8", "replace")
+            except (binascii.Error, ValueError):
+                continue
+            if any(s in decoded for s in secrets):
+                return "[redacted]"
+        return blob
+
+    return _B64_RUN.sub(_blob, text)
+
+
+# --- classification --------------------------------------------------------------------------
+
+# (kind, regex on the server's words); first match wins.
+_TEXT_RULES = [
+    ("app_password", r"application-specific password required|please log in via your web "
+                     r"browser|web login required|5\.7\.9 application-specific"),
+    ("imap_disabled", r"not enabled for imap|imap access is disabled|imap is disabled|"
+                      r"enable your account for imap|user is authenticated but not connected"),
+    ("oauth_revoked", r"invalid_grant|token has been expired or revoked|token.*revoked"),
+    ("too_many_connections", r"\[limit\]|too many simultaneous connections|too many "
+                             r"connections|maximum number of connections|"
+                             r"mail_max_userip_connections"),
+    ("over_quota", r"\[overquota\]|over ?quota|quota exceeded|5\.4\.5|bandwidth limit|"
+                   r"daily user sending limit|exceeded.*(daily|download).*limit"),
+    ("throttled", r"throttl|try again later|\[unavailable\]|temporar(il)?y unavailable|"
+                  r"server busy|rate limit"),
+    ("folder_missing", r"\[nonexistent\]|mailbox doesn'?t exist|no such (mailbox|folder)|"
+                       r"unknown mailbox|folder not found"),
+    ("message_too_large", r"\[toobig\]|message too large|message size exceeds|5\.3\.4"),
+    ("auth", r"\[authenticationfailed\]|authentication failed|invalid credentials|"
+             r"\[authorizationfailed\]|login failed|authenticate failed|logon failure|"
+             r"username and password not accepted|5\.7\.8|535[ -]"),
+]
+_TEXT_RULES = [(k, re.compile(r, re.I)) for k, r in _TEXT_RULES]
+
+_DROPPED_TYPES = (EOFError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError,
+                  smtplib.SMTPServerDisconnected)
+
+
+def _text_of(exc) -> str:
+    if isinstance(exc, smtplib.SMTPResponseException):
+        msg = exc.smtp_error
+        if isinstance(msg, bytes):
+            msg = msg.decode("utf-8", "replace")
+        return f"{exc.smtp_code} {msg}"
+    parts = []
+    for a in getattr(exc, "args", ()) or ():
+        if isinstance(a, bytes):
+            a = a.decode("utf-8", "replace")
+        parts.append(str(a))
+    text = " ".join(parts) or str(exc)
+    return text or type(exc).__name__
+
+
+def classify(exc, *, host=None, port=None, provider="generic", secrets=()) -> SyncError:
+    """Map any exception (socket, ssl, imaplib/imapclient, smtplib, OAuth …) to a SyncError.
+
+    Idempotent: a SyncError is returned as is (host/port/provider filled in when missing).
+    ``secrets`` are removed from the recorded detail.
+    """
+    if isinstance(exc, SyncError):
+        if host and not exc.host:
+            exc.host, exc.port = host, port
+        if provider != "generic" and exc.provider == "generic":
+            exc.provider = provider
+        return exc
+    detail = redact(f"{type(exc).__name__}: {_text_of(exc)}", secrets)
+    kind = _kind_of(exc, _text_of(exc))
+    return SyncError(kind, detail, host=host, port=port, provider=provider)
+
+
+def _kind_of(exc, text: str) -> str:
+    # Network layer first: the type tells more than the words.
+    if isinstance(exc, socket.gaierror):
+        return "dns"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "certificate"
+    if isinstance(exc, ssl.CertificateError):
+        return "certificate"
+    if isinstance(exc, ssl.SSLError):
+        return "tls"
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "timeout"
+    if isinstance(exc, smtplib.SMTPConnectError):
+        return _smtp_code_kind(exc) or "refused"
+    if isinstance(exc, _DROPPED_TYPES):
+        return "dropped"
+    if isinstance(exc, OSError):
+        import errno
+        if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EHOSTDOWN,
+                         errno.EADDRNOTAVAIL):
+            return "refused"
+        if exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED):
+            return "dropped"
+        if exc.errno == errno.ETIMEDOUT:
+            return "timeout"
+        return "dropped"
+    name = type(exc).__name__
+    # OAuth libraries (not imported here): google.auth RefreshError, oauthlib InvalidGrantError.
+    if name in ("RefreshError", "InvalidGrantError") and re.search(
+            r"invalid_grant|revoked|expired", text, re.I):
+        return "oauth_revoked"
+    for kind, rx in _TEXT_RULES:
+        if rx.search(text):
+            return kind
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return "auth"
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return "config"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return _smtp_code_kind(exc) or "protocol"
+    if isinstance(exc, smtplib.SMTPException):
+        if "STARTTLS" in text.upper():
+            return "tls"
+        if "AUTH" in text.upper():
+            return "config"
+        return "protocol"
+    if name == "LoginError":
+        return "auth"
+    if isinstance(exc, imaplib.IMAP4.abort):
+        if re.search(r"unexpected (tagged )?response|got more than|illegal|invalid", text, re.I):
+            return "protocol"
+        return "dropped"
+    if name == "ProtocolError" or isinstance(exc, (imaplib.IMAP4.error, ValueError,
+                                                   UnicodeError, IndexError, KeyError)):
+        return "protocol"
+    return "unknown"
+
+
+def _smtp_code_kind(exc) -> str | None:
+    code = getattr(exc, "smtp_code", 0) or 0
+    if code == 421:
+        return "throttled"
+    if code in (535, 534, 530):
+        return "auth"
+    if code == 552:
+        return "message_too_large"
+    if code == 554:
+        return "refused"
+    return None

@@ -19,6 +19,7 @@ import binascii
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shutil
 import ssl
@@ -27,7 +28,6 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-import warnings
 from dataclasses import dataclass, field
 
 from . import LOOPBACK, free_port, self_signed_cert
@@ -36,8 +36,16 @@ ENV_VAR = "MAILSYNC_SMTP"
 XOAUTH2_ERROR = {"status": "401", "schemes": "bearer", "scope": "https://mail.google.com/"}
 CODE_BAD_CREDENTIALS = "535 5.7.8 Username and Password not accepted"
 
-# aiosmtpd 1.4 warns on every successful AUTH about its own internal use of login_data.
-warnings.filterwarnings("ignore", message="Session.login_data is deprecated")
+
+
+class _DropLoginDataWarning(logging.Filter):
+    """aiosmtpd 1.4 logs a WARNING about its own use of ``login_data`` on every AUTH."""
+
+    def filter(self, record):
+        return "login_data is deprecated" not in record.getMessage()
+
+
+logging.getLogger("mail.log").addFilter(_DropLoginDataWarning())
 
 
 @dataclass

@@ -1,0 +1,446 @@
+"""One IMAP connection to a user's mailbox, read-only, on top of imapclient.
+
+- Transport: implicit TLS (``ssl``), ``starttls`` or ``none`` (loopback only). Certificates are
+  always checked (``ssl.create_default_context``); tests may add a CA file via ``MAILSYNC_CAFILE``.
+- Login: ``LOGIN`` with the password, or ``AUTHENTICATE XOAUTH2`` when ``config.access_token``.
+- Folders are opened with ``EXAMINE``; messages are read with ``BODY.PEEK``: the mailbox is never
+  modified (no STORE, EXPUNGE, MOVE, COPY; ``append`` exists for the caller's Sent copy only).
+- ``headers_bytes`` / ``bodies_bytes`` count the bytes really read from the socket during header
+  and body fetches.
+- Every failure is raised as a classified :class:`~.errors.SyncError`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import re
+import smtplib
+import ssl
+
+from imapclient import IMAPClient
+from imapclient import imap4 as _ic_imap4
+from imapclient import tls as _ic_tls
+
+from . import parse
+from .errors import SyncError, classify
+from .types import (ROLE_ALL, ROLE_INBOX, ROLE_SENT, SECURITY_NONE, SECURITY_SSL,
+                    SECURITY_STARTTLS, FolderState, HeaderInfo, MailboxConfig)
+
+__all__ = ["ImapSession", "test_imap", "test_smtp", "ssl_context", "is_loopback",
+           "HEADER_FETCH", "SENT_FALLBACK_NAMES"]
+
+CAFILE_ENV = "MAILSYNC_CAFILE"
+HEADER_FETCH = "BODY.PEEK[HEADER.FIELDS (%s)]" % " ".join(parse.HEADER_FIELDS)
+SENT_FALLBACK_NAMES = ("Sent", "Sent Items", "Sent Messages", "INBOX.Sent", "[Gmail]/Sent Mail",
+                       "Sent Mail", "INBOX/Sent")
+FETCH_CHUNK = 500  # UIDs per FETCH command (keeps command lines short)
+
+
+def ssl_context(cafile: str | None = None) -> ssl.SSLContext:
+    """A verifying client context; ``MAILSYNC_CAFILE`` (tests) adds a trusted CA file."""
+    ctx = ssl.create_default_context()
+    cafile = cafile or os.environ.get(CAFILE_ENV) or None
+    if cafile:
+        ctx.load_verify_locations(cafile=cafile)
+    return ctx
+
+
+def is_loopback(host: str) -> bool:
+    if not host:
+        return False
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
+            ".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+# --- imapclient with a connect timeout that also covers implicit TLS, and byte counting ------
+
+class _Counting:
+    """Mixin for imaplib.IMAP4 classes: counts bytes read from the server."""
+
+    bytes_in = 0
+
+    def read(self, size):
+        data = super().read(size)
+        self.bytes_in += len(data)
+        return data
+
+    def readline(self):
+        line = super().readline()
+        self.bytes_in += len(line)
+        return line
+
+
+class _PlainIMAP4(_Counting, _ic_imap4.IMAP4WithTimeout):
+    pass
+
+
+class _TlsIMAP4(_Counting, _ic_tls.IMAP4_TLS):
+    # imapclient 3.1's IMAP4_TLS drops the connect timeout (imaplib passes None down):
+    # a server that accepts but never completes the TLS handshake would hang forever.
+    def _create_socket(self, timeout=None):
+        return super()._create_socket(timeout if timeout is not None else self._timeout)
+
+
+class _Client(IMAPClient):
+    def _create_IMAP4(self):
+        connect_timeout = getattr(self._timeout, "connect", None)
+        if self.ssl:
+            return _TlsIMAP4(self.host, self.port, self.ssl_context, connect_timeout)
+        return _PlainIMAP4(self.host, self.port, connect_timeout)
+
+    @property
+    def bytes_in(self) -> int:
+        return self._imap.bytes_in
+
+
+def _str(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+class ImapSession:
+    """A read-only IMAP session. Use as a context manager (connects on enter)."""
+
+    def __init__(self, config: MailboxConfig, *, cafile: str | None = None):
+        self.config = config
+        self.cafile = cafile
+        self.client: _Client | None = None
+        self._caps: frozenset[str] = frozenset()
+        self.headers_bytes = 0
+        self.bodies_bytes = 0
+        self.selected: str | None = None
+
+    # -- plumbing --
+    @property
+    def host(self):
+        return self.config.imap.host
+
+    @property
+    def port(self):
+        return self.config.imap.port
+
+    def _secrets(self):
+        return [s for s in (self.config.password, self.config.access_token) if s]
+
+    def _error(self, exc) -> SyncError:
+        return classify(exc, host=self.host, port=self.port, provider=self.config.provider,
+                        secrets=self._secrets())
+
+    def _call(self, fn, *args, **kw):
+        if self.client is None:
+            raise SyncError("config", "not connected", host=self.host, port=self.port,
+                            provider=self.config.provider)
+        try:
+            return fn(*args, **kw)
+        except SyncError:
+            raise
+        except Exception as e:  # noqa: BLE001 - every failure leaves classified
+            raise self._error(e) from None
+
+    def __enter__(self):
+        self.connect()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- connection --
+    def connect(self) -> "ImapSession":
+        cfg = self.config
+        ep = cfg.imap
+        if ep.security not in (SECURITY_SSL, SECURITY_STARTTLS, SECURITY_NONE):
+            raise SyncError("config", f"unknown security {ep.security!r}", host=ep.host,
+                            port=ep.port, provider=cfg.provider)
+        if not ep.host or not ep.port:
+            raise SyncError("config", "IMAP server or port missing", host=ep.host, port=ep.port,
+                            provider=cfg.provider)
+        if ep.security == SECURITY_NONE and not is_loopback(ep.host):
+            raise SyncError("config", "unencrypted IMAP is only allowed to the local machine",
+                            host=ep.host, port=ep.port, provider=cfg.provider)
+        if not cfg.access_token and not cfg.password:
+            raise SyncError("config", "no password or access token", host=ep.host, port=ep.port,
+                            provider=cfg.provider)
+        client = None
+        try:
+            ctx = ssl_context(self.cafile)
+            client = _Client(ep.host, ep.port, ssl=ep.security == SECURITY_SSL,
+                             ssl_context=ctx if ep.security == SECURITY_SSL else None,
+                             timeout=cfg.timeout)
+            if ep.security == SECURITY_STARTTLS:
+                if not client.has_capability("STARTTLS"):
+                    raise SyncError("tls", "the server does not offer STARTTLS", host=ep.host,
+                                    port=ep.port, provider=cfg.provider)
+                client.starttls(ctx)
+                client._cached_capabilities = None  # capabilities change after STARTTLS
+            if cfg.access_token:
+                client.oauth2_login(cfg.login, cfg.access_token)
+            else:
+                client.login(cfg.login, cfg.password)
+            self._caps = frozenset(_str(c).upper() for c in client.capabilities())
+        except Exception as e:  # noqa: BLE001
+            if client is not None:
+                try:
+                    client.shutdown()
+                except Exception:  # noqa: BLE001
+                    pass
+            raise self._error(e) from None
+        self.client = client
+        return self
+
+    def close(self) -> None:
+        client, self.client = self.client, None
+        if client is None:
+            return
+        try:
+            client.logout()
+        except Exception:  # noqa: BLE001
+            try:
+                client.shutdown()
+            except Exception:  # noqa: BLE001
+                pass
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return self._caps
+
+    @property
+    def is_gmail(self) -> bool:
+        return "X-GM-EXT-1" in self._caps
+
+    @property
+    def bytes_in(self) -> int:
+        return self.client.bytes_in if self.client is not None else 0
+
+    # -- folders --
+    def list_folders(self) -> list[tuple[tuple[str, ...], str]]:
+        """[(flags, name)] of every folder."""
+        rows = self._call(self.client.list_folders)
+        return [(tuple(_str(f) for f in flags), _str(name)) for flags, _delim, name in rows]
+
+    def discover_folders(self) -> list[FolderState]:
+        """INBOX and the Sent folder (special-use ``\\Sent``, else a well-known name).
+
+        Gmail (``X-GM-EXT-1``) with an ``\\All`` folder: All Mail only, which already holds
+        INBOX and Sent Mail (and archived mail) — reading those too would fetch every message's
+        headers two or three times.
+        """
+        rows = self.list_folders()
+        by_lower = {name.lower(): name for _flags, name in rows}
+        special = {}
+        for flags, name in rows:
+            lowered = {f.lower() for f in flags}
+            if "\\noselect" in lowered or "\\nonexistent" in lowered:
+                continue
+            for role, flag in ((ROLE_SENT, "\\sent"), (ROLE_ALL, "\\all")):
+                if flag in lowered and role not in special:
+                    special[role] = name
+        if self.is_gmail and ROLE_ALL in special:
+            return [FolderState(name=special[ROLE_ALL], role=ROLE_ALL)]
+        folders = [FolderState(name=by_lower.get("inbox", "INBOX"), role=ROLE_INBOX)]
+        sent = special.get(ROLE_SENT)
+        if not sent:
+            for candidate in SENT_FALLBACK_NAMES:
+                if candidate.lower() in by_lower:
+                    sent = by_lower[candidate.lower()]
+                    break
+        if sent and sent.lower() != "inbox":
+            folders.append(FolderState(name=sent, role=ROLE_SENT))
+        return folders
+
+    def examine(self, name: str) -> tuple[int, int | None]:
+        """Open ``name`` read-only (EXAMINE): (UIDVALIDITY, UIDNEXT)."""
+        try:
+            info = self._call(self.client.select_folder, name, readonly=True)
+        except SyncError as e:
+            e.folder = name
+            if e.kind == "protocol" and re.search(r"(select|examine) failed|doesn.?t exist|"
+                                                  r"not exist|no such|unknown", e.detail, re.I):
+                e.kind, e.retryable = "folder_missing", False
+            raise
+        self.selected = name
+        uidvalidity = info.get(b"UIDVALIDITY")
+        uidnext = info.get(b"UIDNEXT")
+        if uidvalidity is None:
+            raise SyncError("protocol", f"no UIDVALIDITY for {name!r}", host=self.host,
+                            port=self.port, provider=self.config.provider, folder=name)
+        return int(uidvalidity), (int(uidnext) if uidnext is not None else None)
+
+    def uids_after(self, last_uid: int) -> list[int]:
+        """UIDs above ``last_uid`` in the examined folder, ascending."""
+        uids = self._call(self.client.search, ["UID", f"{int(last_uid) + 1}:*"])
+        return sorted(u for u in (int(x) for x in uids) if u > last_uid)
+
+    def uids_since(self, date) -> list[int]:
+        """UIDs of messages whose internal date is on or after ``date`` (a date/datetime)."""
+        if isinstance(date, dt.datetime):
+            date = date.astimezone(dt.timezone.utc).date() if date.tzinfo else date.date()
+        uids = self._call(self.client.search, ["SINCE", date])
+        return sorted(int(x) for x in uids)
+
+    # -- fetches --
+    def _fetch(self, uids, items):
+        out = {}
+        uids = sorted({int(u) for u in uids})
+        for i in range(0, len(uids), FETCH_CHUNK):
+            chunk = uids[i:i + FETCH_CHUNK]
+            out.update(self._call(self.client.fetch, chunk, items))
+        return out
+
+    def fetch_headers(self, uids) -> list[HeaderInfo]:
+        """HeaderInfo of each UID (ascending), from the header fields only — no bodies."""
+        if not uids:
+            return []
+        items = [HEADER_FETCH, "RFC822.SIZE", "FLAGS"]
+        if self.is_gmail:
+            items += ["X-GM-MSGID", "X-GM-LABELS"]
+        before = self.bytes_in
+        try:
+            data = self._fetch(uids, items)
+        finally:
+            self.headers_bytes += self.bytes_in - before
+        folder = self.selected or ""
+        result = []
+        for uid in sorted(data):
+            row = data[uid]
+            raw = b""
+            for key, value in row.items():
+                if isinstance(key, bytes) and key.upper().startswith(b"BODY[HEADER"):
+                    raw = value or b""
+                    break
+            result.append(parse.parse_headers(
+                raw, folder=folder, uid=int(uid), size=row.get(b"RFC822.SIZE") or 0,
+                flags=row.get(b"FLAGS") or (), gm_msgid=row.get(b"X-GM-MSGID"),
+                gm_labels=row.get(b"X-GM-LABELS") or ()))
+        return result
+
+    def fetch_raw(self, uids) -> dict[int, bytes]:
+        """{uid: whole raw message} via BODY.PEEK[] (flags untouched)."""
+        if not uids:
+            return {}
+        before = self.bytes_in
+        try:
+            data = self._fetch(uids, ["BODY.PEEK[]"])
+        finally:
+            self.bodies_bytes += self.bytes_in - before
+        out = {}
+        for uid, row in data.items():
+            body = row.get(b"BODY[]")
+            if body is None:
+                for key, value in row.items():
+                    if isinstance(key, bytes) and key.upper().startswith(b"BODY["):
+                        body = value
+                        break
+            if body is not None:
+                out[int(uid)] = bytes(body)
+        return out
+
+    def append(self, folder: str, raw: bytes, flags=(), when=None) -> int | None:
+        """APPEND a message (the caller's own Sent copy). Returns the new UID when known."""
+        res = self._call(self.client.append, folder, raw, flags=tuple(flags), msg_time=when)
+        try:
+            text = _str(res)
+            m = re.search(r"APPENDUID \d+ (\d+)", text)
+            return int(m.group(1)) if m else None
+        except Exception:  # noqa: BLE001
+            return None
+
+    def noop(self) -> None:
+        self._call(self.client.noop)
+
+
+def test_imap(config: MailboxConfig) -> None:
+    """Connect, log in, list folders and examine INBOX. Raises SyncError on failure."""
+    with ImapSession(config) as s:
+        folders = s.discover_folders()
+        s.examine(folders[0].name)
+
+
+def test_smtp(config: MailboxConfig) -> None:
+    """Connect to ``config.smtp`` and log in (password or XOAUTH2), checking every reply.
+    Raises SyncError on failure."""
+    ep = config.smtp
+    if ep is None or not ep.host or not ep.port:
+        raise SyncError("config", "SMTP server or port missing", provider=config.provider)
+    with smtp_connection(config):
+        pass
+
+
+class smtp_connection:  # noqa: N801 - used as a context manager like a function
+    """A logged-in smtplib connection to ``config.smtp``; failures raise SyncError."""
+
+    def __init__(self, config: MailboxConfig):
+        self.config = config
+        self.smtp = None
+
+    def _error(self, exc):
+        ep = self.config.smtp
+        return classify(exc, host=ep.host, port=ep.port, provider=self.config.provider,
+                        secrets=[s for s in (self.config.password, self.config.access_token)
+                                 if s])
+
+    def __enter__(self) -> smtplib.SMTP:
+        cfg = self.config
+        ep = cfg.smtp
+        if ep.security not in (SECURITY_SSL, SECURITY_STARTTLS, SECURITY_NONE):
+            raise SyncError("config", f"unknown security {ep.security!r}", host=ep.host,
+                            port=ep.port, provider=cfg.provider)
+        if ep.security == SECURITY_NONE and not is_loopback(ep.host):
+            raise SyncError("config", "unencrypted SMTP is only allowed to the local machine",
+                            host=ep.host, port=ep.port, provider=cfg.provider)
+        login = cfg.smtp_login or cfg.login
+        smtp = None
+        try:
+            ctx = ssl_context()
+            if ep.security == SECURITY_SSL:
+                smtp = smtplib.SMTP_SSL(ep.host, ep.port, timeout=cfg.timeout, context=ctx)
+            else:
+                smtp = smtplib.SMTP(ep.host, ep.port, timeout=cfg.timeout)
+            smtp.ehlo()
+            if ep.security == SECURITY_STARTTLS:
+                if not smtp.has_extn("starttls"):
+                    raise SyncError("tls", "the server does not offer STARTTLS", host=ep.host,
+                                    port=ep.port, provider=cfg.provider)
+                smtp.starttls(context=ctx)
+                smtp.ehlo()
+            if cfg.access_token:
+                auth_string = f"user={login}\1auth=Bearer {cfg.access_token}\1\1"
+
+                def _xoauth2(challenge=None):
+                    # first call: the initial response; on an error challenge answer empty so
+                    # that the server ends the exchange with its 5xx code.
+                    return auth_string if challenge is None else ""
+
+                smtp.auth("XOAUTH2", _xoauth2, initial_response_ok=True)
+            elif cfg.password:
+                smtp.login(login, cfg.password)
+            else:
+                raise SyncError("config", "no password or access token", host=ep.host,
+                                port=ep.port, provider=cfg.provider)
+        except Exception as e:  # noqa: BLE001
+            if smtp is not None:
+                try:
+                    smtp.close()
+                except Exception:  # noqa: BLE001
+                    pass
+            raise self._error(e) from None
+        self.smtp = smtp
+        return smtp
+
+    def __exit__(self, *exc):
+        smtp, self.smtp = self.smtp, None
+        if smtp is not None:
+            try:
+                smtp.quit()
+            except Exception:  # noqa: BLE001
+                try:
+                    smtp.close()
+                except Exception:  # noqa: BLE001
+                    pass
+

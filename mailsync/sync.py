@@ -1,0 +1,169 @@
+"""One sync run of one mailbox: cursors, batches, matcher and recorder callbacks.
+
+See CONTRACT.md. In short, per folder: EXAMINE; a new UIDVALIDITY resets the cursor; UIDs above
+the cursor are read in ascending batches: headers first, the ``matcher`` says which messages are
+wanted, only those bodies are fetched (``BODY.PEEK[]``) and parsed, and the ``recorder`` stores
+the items and the new cursor in one transaction. The mailbox is never modified.
+"""
+from __future__ import annotations
+
+import time
+
+from .errors import SyncError, classify
+from .parse import parse_message
+from .session import ImapSession
+from .types import FolderState, SyncReport
+
+__all__ = ["sync_mailbox", "CONNECTION_KINDS"]
+
+# Kinds that mean the connection (or the account) is unusable: they stop the mailbox.
+CONNECTION_KINDS = frozenset({
+    "auth", "imap_disabled", "app_password", "oauth_revoked", "certificate", "tls", "dns",
+    "refused", "timeout", "dropped", "over_quota", "throttled", "too_many_connections", "config",
+})
+
+
+def _past(deadline) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def sync_mailbox(config, folders=None, *, matcher, recorder, since=None, batch_size=200,
+                 deadline=None, quota=None, session=None, max_attachment_bytes=None):
+    """Sync ``folders`` (None → discover) of ``config``'s mailbox.
+
+    ``matcher(list[HeaderInfo]) -> dict[uid, match]`` names the messages whose body is wanted;
+    ``recorder(folder_state, [(HeaderInfo, ParsedMessage, match)], new_last_uid)`` stores them and
+    the cursor in one transaction (it is called for every batch, even empty ones; and once with no
+    items and ``new_last_uid=0`` when a folder's UIDVALIDITY changed and nothing is left to read).
+
+    Returns ``(folders, report)``. A connection failure raises SyncError (the cursors of batches
+    already handed to the recorder are in the returned/persisted state); a message that cannot be
+    fetched or parsed is reported in ``report.errors`` and skipped.
+    """
+    report = SyncReport()
+    own = session is None
+    if own:
+        session = ImapSession(config)
+        session.connect()
+    h0, b0 = session.headers_bytes, session.bodies_bytes
+    remaining = quota
+    try:
+        if folders is None:
+            folders = session.discover_folders()
+        for fs in folders:
+            if _past(deadline):
+                report.stopped_early = True
+                break
+            if remaining is not None and remaining <= 0 and report.deferred:
+                break
+            try:
+                cut = _sync_folder(session, fs, matcher, recorder, since, batch_size, deadline,
+                                   report, remaining, max_attachment_bytes)
+            except SyncError as e:
+                if e.kind == "folder_missing":
+                    e.folder = e.folder or fs.name
+                    report.errors.append(e)
+                    continue
+                raise
+            if remaining is not None:
+                remaining = quota - report.recorded
+            if cut or report.stopped_early:
+                break
+        return folders, report
+    finally:
+        report.headers_bytes += session.headers_bytes - h0
+        report.bodies_bytes += session.bodies_bytes - b0
+        if own:
+            session.close()
+
+
+def _sync_folder(session, fs: FolderState, matcher, recorder, since, batch_size, deadline,
+                 report, remaining, max_attachment_bytes) -> bool:
+    """Sync one folder; True when the quota cut the run."""
+    uidvalidity, uidnext = session.examine(fs.name)
+    report.folders += 1
+    reset = False
+    if fs.uidvalidity != uidvalidity:
+        reset = fs.uidvalidity is not None
+        fs.uidvalidity = uidvalidity
+        fs.last_uid = 0
+    if uidnext is not None and fs.last_uid and fs.last_uid >= uidnext - 1:
+        uids = []  # nothing new: no SEARCH needed
+    elif fs.last_uid == 0 and since is not None:
+        uids = session.uids_since(since)
+    else:
+        uids = session.uids_after(fs.last_uid)
+    uids = sorted(u for u in uids if u > fs.last_uid)
+    if not uids:
+        if reset:
+            recorder(fs, [], 0)
+        return False
+    batch_size = max(1, int(batch_size))
+    for i in range(0, len(uids), batch_size):
+        if _past(deadline):
+            report.stopped_early = True
+            return False
+        batch = uids[i:i + batch_size]
+        headers = session.fetch_headers(batch)
+        report.headers_seen += len(headers)
+        matches = matcher(headers) or {}
+        wanted = [h for h in headers if h.uid in matches]
+        report.matched += len(wanted)
+        new_last = batch[-1]
+        cut = False
+        if remaining is not None and len(wanted) > remaining:
+            cut_uid = wanted[remaining].uid
+            report.deferred += len(wanted) - remaining
+            wanted = wanted[:remaining]
+            below = [u for u in batch if u < cut_uid]
+            new_last = below[-1] if below else fs.last_uid
+            cut = True
+        items = _bodies(session, fs, wanted, matches, report, max_attachment_bytes)
+        recorder(fs, items, new_last)
+        fs.last_uid = new_last
+        report.recorded += len(items)
+        if remaining is not None:
+            remaining -= len(items)
+        if cut:
+            return True
+    return False
+
+
+def _bodies(session, fs, wanted, matches, report, max_attachment_bytes):
+    if not wanted:
+        return []
+    uids = [h.uid for h in wanted]
+    try:
+        raws = session.fetch_raw(uids)
+    except SyncError as e:
+        if e.kind in CONNECTION_KINDS:
+            raise
+        # One bad message can make the whole FETCH fail: fetch one by one.
+        raws = {}
+        for uid in uids:
+            try:
+                raws.update(session.fetch_raw([uid]))
+            except SyncError as one:
+                if one.kind in CONNECTION_KINDS:
+                    raise
+                one.uid, one.folder = uid, fs.name
+                report.errors.append(one)
+    items = []
+    for h in wanted:
+        raw = raws.get(h.uid)
+        if raw is None:
+            if not any(getattr(e, "uid", None) == h.uid for e in report.errors):
+                report.errors.append(SyncError(
+                    "protocol", f"no body returned for UID {h.uid} (expunged meanwhile?)",
+                    host=session.host, port=session.port, uid=h.uid, folder=fs.name,
+                    retryable=False))
+            continue
+        try:
+            parsed = parse_message(raw, max_attachment_bytes=max_attachment_bytes)
+        except Exception as e:  # noqa: BLE001 - parse_message never raises; belt and braces
+            err = classify(e)
+            err.kind, err.uid, err.folder, err.retryable = "parse", h.uid, fs.name, False
+            report.errors.append(err)
+            continue
+        items.append((h, parsed, matches[h.uid]))
+    return items

@@ -83,6 +83,7 @@ class BenchDovecot:
 
     def __init__(self, workdir: str | None = None, port: int | None = None):
         self.workdir = workdir or tempfile.mkdtemp(prefix="mailsync-bench-dovecot-")
+        os.makedirs(self.workdir, exist_ok=True)
         os.chmod(self.workdir, 0o755)
         self.port = port or free_port()
         self.proc = None

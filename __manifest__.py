@@ -1,0 +1,31 @@
+# Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+{
+    "name": "CRM Mail Sync",
+    "summary": "Sync each salesperson's own IMAP mailbox onto CRM leads and contacts",
+    "version": "18.0.1.0.0",
+    "category": "Sales/CRM",
+    "license": "LGPL-3",
+    "depends": ["crm", "mail"],
+    "external_dependencies": {
+        "python": ["imapclient", "cryptography", "google_auth_oauthlib", "requests"],
+    },
+    "data": [
+        "security/mail_sync_security.xml",
+        "security/ir.model.access.csv",
+        "views/mail_sync_mailbox_views.xml",
+        "views/mail_sync_log_views.xml",
+        "views/crm_lead_views.xml",
+        "views/res_partner_views.xml",
+        "views/res_users_views.xml",
+        "views/mail_sync_menus.xml",
+        "data/ir_config_parameter.xml",
+        "data/ir_cron.xml",
+    ],
+    "assets": {
+        "web.assets_backend": [
+            "crm_mail_sync/static/src/**/*",
+        ],
+    },
+    "installable": True,
+    "application": False,
+}

@@ -1,0 +1,42 @@
+# Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+from odoo import _, fields, models
+
+
+class MailSyncedRecordMixin(models.AbstractModel):
+    """How many synced emails a record's chatter holds, and a button to list them."""
+
+    _name = "mail.sync.record.mixin"
+    _description = "Mail Sync: synced email counter"
+
+    mail_sync_count = fields.Integer(
+        "Synced emails", compute="_compute_mail_sync_count", groups="base.group_user",
+        help="Emails recorded on this record by Mail Sync.")
+
+    def _compute_mail_sync_count(self):
+        counts = {}
+        if self.ids:
+            # The record is readable, so are its chatter messages: count them in one query.
+            groups = self.env["mail.message"].sudo()._read_group(
+                [("model", "=", self._name), ("res_id", "in", self.ids),
+                 ("mail_sync_mailbox_id", "!=", False)],
+                ["res_id"], ["__count"])
+            counts = dict(groups)
+        for record in self:
+            record.mail_sync_count = counts.get(record._origin.id or record.id, 0)
+
+    def action_view_mail_sync_messages(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Synced emails"),
+            "res_model": "mail.message",
+            "view_mode": "list,form",
+            "domain": [("model", "=", self._name), ("res_id", "=", self.id),
+                       ("mail_sync_mailbox_id", "!=", False)],
+            "context": {"create": False},
+        }
+
+
+class CrmLead(models.Model):
+    _name = "crm.lead"
+    _inherit = ["crm.lead", "mail.sync.record.mixin"]

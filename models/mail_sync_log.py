@@ -1,0 +1,63 @@
+# Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""The Mail Sync error log: when, what went wrong (server words, secrets removed), how to fix.
+
+Repeats of the same error (same mailbox, kind and message within 24 hours) are counted on one
+line instead of flooding the log; entries older than 90 days are vacuumed.
+"""
+from datetime import timedelta
+
+from odoo import api, fields, models
+
+from ..mailsync import errors
+
+REPEAT_WINDOW = timedelta(hours=24)
+RETENTION = timedelta(days=90)
+
+
+class MailSyncLog(models.Model):
+    _name = "mail.sync.log"
+    _description = "Mail Sync error log"
+    _order = "date desc, id desc"
+    _rec_name = "summary"
+
+    date = fields.Datetime(required=True, default=fields.Datetime.now, index=True, readonly=True)
+    mailbox_id = fields.Many2one("mail.sync.mailbox", index=True, ondelete="cascade",
+                                 readonly=True)
+    user_id = fields.Many2one(related="mailbox_id.user_id", store=True, string="User")
+    company_id = fields.Many2one(related="mailbox_id.company_id", store=True)
+    kind = fields.Selection([(kind, kind.replace("_", " ").capitalize()) for kind in errors.KINDS],
+                            required=True, readonly=True)
+    summary = fields.Char("Error", readonly=True)
+    message = fields.Text("Server message", readonly=True)
+    fix = fields.Text("How to fix it", readonly=True)
+    count = fields.Integer(default=1, readonly=True)
+
+    @api.model
+    def _log(self, mailbox, sync_error):
+        """Log ``sync_error`` (a SyncError) for ``mailbox``; a repeat updates the same line."""
+        secrets = mailbox._secrets()
+        summary = errors.redact(str(sync_error), secrets)
+        message = errors.redact(sync_error.detail or "", secrets)
+        now = fields.Datetime.now()
+        existing = self.sudo().search([
+            ("mailbox_id", "=", mailbox.id),
+            ("kind", "=", sync_error.kind),
+            ("summary", "=", summary),
+            ("message", "=", message or False),
+            ("date", ">=", now - REPEAT_WINDOW),
+        ], limit=1, order="date desc")
+        if existing:
+            existing.write({"count": existing.count + 1, "date": now})
+            return existing
+        return self.sudo().create({
+            "date": now,
+            "mailbox_id": mailbox.id,
+            "kind": sync_error.kind,
+            "summary": summary,
+            "message": message or False,
+            "fix": errors.fix_for(sync_error.kind, mailbox.provider),
+        })
+
+    @api.autovacuum
+    def _gc_old_entries(self):
+        self.sudo().search([("date", "<", fields.Datetime.now() - RETENTION)]).unlink()

@@ -1,0 +1,604 @@
+# Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""One user's mailbox: connection settings, status, and the sync of that mailbox.
+
+The protocol work is the engine's (``..mailsync``); this model only builds the engine's
+``MailboxConfig``, persists cursors, records what the engine hands over and keeps the status.
+"""
+import ipaddress
+import logging
+import threading
+import time
+from datetime import timedelta
+
+from odoo import _, api, fields, models
+from odoo.exceptions import AccessError, UserError, ValidationError
+
+from ..mailsync import errors, sync
+from ..mailsync.types import Endpoint, FolderState, MailboxConfig
+
+_logger = logging.getLogger(__name__)
+
+SECURITY = [("ssl", "SSL/TLS"), ("starttls", "STARTTLS"), ("none", "None (local only)")]
+
+# PRODUCT.md, exact words.
+STATE_HELP = {
+    "draft": "Mail Sync is not configured for this user account yet.",
+    "enabled": "Mail Sync was successfully enabled for this user account.",
+    "error": "An error occurred when attempting to sync the user account's email (for example "
+             "an invalid email address or a connectivity issue).",
+    "pending": "The account waits for a raise in the company's mailbox sync limit, or for "
+               "someone else to disconnect so that the company is below the limit.",
+    "connection": "Unable to connect for two days due to errors. No longer trying to sync. "
+                  "Not billed while this lasts.",
+}
+
+PROVIDER_DEFAULTS = {
+    "gmail": {"imap_host": "imap.gmail.com", "imap_port": 993, "imap_security": "ssl",
+              "smtp_host": "smtp.gmail.com", "smtp_port": 465, "smtp_security": "ssl"},
+    "outlook": {"imap_host": "outlook.office365.com", "imap_port": 993, "imap_security": "ssl",
+                "smtp_host": "smtp.office365.com", "smtp_port": 587,
+                "smtp_security": "starttls"},
+}
+GMAIL_DOMAINS = {"gmail.com", "googlemail.com"}
+OUTLOOK_DOMAINS = {"outlook.com", "hotmail.com", "live.com", "msn.com"}
+
+# The states the cron syncs.
+SYNCING_STATES = ("enabled", "error")
+
+# Session-level advisory lock namespace ("MSYN") held while a mailbox syncs: row locks end at
+# the first commit, this one lasts until the sync of that mailbox is over (or the worker dies).
+ADVISORY_LOCK_KEY = 0x4D53594E
+
+
+def is_loopback(host):
+    host = (host or "").strip().strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class MailSyncMailbox(models.Model):
+    _name = "mail.sync.mailbox"
+    _description = "Mail Sync mailbox"
+    _order = "user_id, id"
+    _rec_name = "email"
+
+    active = fields.Boolean(default=True)
+    user_id = fields.Many2one(
+        "res.users", string="User", required=True, index=True, ondelete="cascade",
+        default=lambda self: self.env.user,
+        domain="[('share', '=', False)]")
+    company_id = fields.Many2one(
+        "res.company", string="Company", required=True, index=True,
+        default=lambda self: self.env.company)
+    email = fields.Char("Email address", required=True)
+    provider = fields.Selection(
+        [("generic", "Other (IMAP)"), ("gmail", "Gmail / Google Workspace"),
+         ("outlook", "Outlook / Microsoft 365")],
+        required=True, default="generic")
+    auth_method = fields.Selection(
+        [("password", "Password / app password"), ("oauth", "OAuth")],
+        string="Authentication", required=True, default="password")
+
+    imap_host = fields.Char("IMAP server")
+    imap_port = fields.Integer("IMAP port", default=993)
+    imap_security = fields.Selection(SECURITY, string="IMAP security", default="ssl",
+                                     required=True)
+    imap_login = fields.Char("IMAP login", help="Usually the email address.")
+    smtp_host = fields.Char("SMTP server")
+    smtp_port = fields.Integer("SMTP port", default=465)
+    smtp_security = fields.Selection(SECURITY, string="SMTP security", default="ssl",
+                                     required=True)
+    smtp_login = fields.Char("SMTP login", help="Leave empty to use the IMAP login.")
+    sync_days = fields.Integer(
+        "Sync history (days)", default=30,
+        help="How far back to sync on first connection.")
+
+    # Write-only: never read back (always empty), encrypted into mail.sync.credential.
+    password = fields.Char(
+        "Password", compute="_compute_password", inverse="_inverse_password", copy=False,
+        help="Your mailbox password or app password. It is stored encrypted and never shown.")
+    has_password = fields.Boolean(compute="_compute_has_password")
+
+    state = fields.Selection(
+        [("draft", "Not connected"), ("enabled", "Enabled"), ("error", "Error"),
+         ("pending", "Pending"), ("connection", "Connection")],
+        string="Status", default="draft", required=True, readonly=True, copy=False, index=True,
+        help="\n".join(f"{label}: {STATE_HELP[key]}" for key, label in (
+            ("enabled", "Enabled"), ("error", "Error"), ("pending", "Pending"),
+            ("connection", "Connection"))))
+    state_description = fields.Char("Status meaning", compute="_compute_state_description")
+    last_sync = fields.Datetime("Last sync", readonly=True, copy=False)
+    last_success = fields.Datetime("Last successful sync", readonly=True, copy=False)
+    next_sync = fields.Datetime(
+        "Next sync", readonly=True, copy=False,
+        help="The mailbox is not synced before this time (empty: at the next run).")
+    last_error = fields.Text("Last error", readonly=True, copy=False)
+    error_since = fields.Datetime("In error since", readonly=True, copy=False)
+    folder_ids = fields.One2many("mail.sync.folder", "mailbox_id", string="Folders",
+                                 readonly=True, copy=False)
+    synced_count = fields.Integer("Synced emails", readonly=True, copy=False)
+    log_ids = fields.One2many("mail.sync.log", "mailbox_id", string="Errors", readonly=True,
+                              copy=False)
+
+    _sql_constraints = [
+        ("user_company_unique", "unique(user_id, company_id)",
+         "A user has one Mail Sync mailbox per company."),
+        ("imap_port_range", "CHECK(imap_port IS NULL OR (imap_port >= 0 AND imap_port <= 65535))",
+         "The IMAP port must be between 1 and 65535."),
+        ("smtp_port_range", "CHECK(smtp_port IS NULL OR (smtp_port >= 0 AND smtp_port <= 65535))",
+         "The SMTP port must be between 1 and 65535."),
+        ("sync_days_positive", "CHECK(sync_days IS NULL OR sync_days >= 0)",
+         "The sync history cannot be negative."),
+    ]
+
+    # ------------------------------------------------------------------ computes
+    def _compute_password(self):
+        for mailbox in self:
+            mailbox.password = False
+
+    def _inverse_password(self):
+        for mailbox in self:
+            if mailbox.password:
+                mailbox._set_secret("password", mailbox.password)
+
+    def _compute_has_password(self):
+        creds = self.env["mail.sync.credential"].sudo().search_fetch(
+            [("mailbox_id", "in", self.ids), ("kind", "=", "password")], ["mailbox_id"])
+        with_password = set(creds.mailbox_id.ids)
+        for mailbox in self:
+            mailbox.has_password = mailbox.id in with_password
+
+    @api.depends("state")
+    def _compute_state_description(self):
+        for mailbox in self:
+            mailbox.state_description = STATE_HELP.get(mailbox.state, "")
+
+    @api.depends("email", "user_id")
+    def _compute_display_name(self):
+        for mailbox in self:
+            mailbox.display_name = mailbox.email or mailbox.user_id.name or _("New mailbox")
+
+    # ------------------------------------------------------------------ onchange / constraints
+    @api.onchange("email")
+    def _onchange_email(self):
+        if not self.email or "@" not in self.email:
+            return
+        domain = self.email.rsplit("@", 1)[1].strip().lower()
+        if domain in GMAIL_DOMAINS:
+            self.provider = "gmail"
+        elif domain in OUTLOOK_DOMAINS:
+            self.provider = "outlook"
+        if not self.imap_login:
+            self.imap_login = self.email.strip()
+
+    @api.onchange("provider")
+    def _onchange_provider(self):
+        for fname, value in PROVIDER_DEFAULTS.get(self.provider, {}).items():
+            self[fname] = value
+
+    @api.onchange("imap_security")
+    def _onchange_imap_security(self):
+        self.imap_port = {"ssl": 993, "starttls": 143, "none": 143}.get(self.imap_security, 993)
+
+    @api.onchange("smtp_security")
+    def _onchange_smtp_security(self):
+        self.smtp_port = {"ssl": 465, "starttls": 587, "none": 25}.get(self.smtp_security, 465)
+
+    @api.constrains("imap_security", "imap_host", "smtp_security", "smtp_host")
+    def _check_security_loopback(self):
+        for mailbox in self:
+            if mailbox.imap_security == "none" and mailbox.imap_host and not is_loopback(
+                    mailbox.imap_host):
+                raise ValidationError(_(
+                    "An unencrypted IMAP connection is only allowed to the local machine "
+                    "(localhost); choose SSL/TLS or STARTTLS for %s.", mailbox.imap_host))
+            if mailbox.smtp_security == "none" and mailbox.smtp_host and not is_loopback(
+                    mailbox.smtp_host):
+                raise ValidationError(_(
+                    "An unencrypted SMTP connection is only allowed to the local machine "
+                    "(localhost); choose SSL/TLS or STARTTLS for %s.", mailbox.smtp_host))
+
+    @api.constrains("user_id")
+    def _check_user_internal(self):
+        for mailbox in self:
+            if mailbox.user_id.share:
+                raise ValidationError(_("Only internal users can sync a mailbox."))
+
+    # ------------------------------------------------------------------ CRUD
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            if vals.get("email") and not vals.get("imap_login"):
+                vals["imap_login"] = vals["email"].strip()
+        return super().create(vals_list)
+
+    def write(self, vals):
+        connection_fields = {"email", "provider", "auth_method", "imap_host", "imap_port",
+                             "imap_security", "imap_login", "smtp_host", "smtp_port",
+                             "smtp_security", "smtp_login", "password", "user_id"}
+        res = super().write(vals)
+        # Changing how to connect needs a new connection test before syncing again.
+        if connection_fields & set(vals) and not self.env.context.get("mail_sync_keep_state"):
+            self.filtered(lambda m: m.state != "draft").sudo().with_context(
+                mail_sync_keep_state=True).write({"state": "draft"})
+        return res
+
+    # ------------------------------------------------------------------ secrets
+    def _set_secret(self, kind, value, expires_at=None):
+        """Encrypt ``value`` into this mailbox's credential of ``kind`` (``False`` removes it)."""
+        self.ensure_one()
+        Credential = self.env["mail.sync.credential"].sudo()
+        existing = Credential.search([("mailbox_id", "=", self.id), ("kind", "=", kind)])
+        if not value:
+            existing.unlink()
+            return
+        vals = {"token": Credential._encrypt(value), "expires_at": expires_at}
+        if existing:
+            existing.write(vals)
+        else:
+            Credential.create(dict(vals, mailbox_id=self.id, kind=kind))
+
+    def _get_secret(self, kind):
+        """Clear text of this mailbox's secret of ``kind``, or None. Internal use only."""
+        self.ensure_one()
+        Credential = self.env["mail.sync.credential"].sudo()
+        cred = Credential.search([("mailbox_id", "=", self.id), ("kind", "=", kind)], limit=1)
+        if not cred.token:
+            return None
+        return Credential._decrypt(cred.token)
+
+    def _secrets(self):
+        """Every clear secret of this mailbox, to redact them from error texts."""
+        self.ensure_one()
+        values = []
+        for kind in ("password", "refresh_token", "access_token"):
+            try:
+                value = self._get_secret(kind)
+            except Exception:  # noqa: BLE001 - a missing key must not hide the real error
+                value = None
+            if value:
+                values.append(value)
+        return values
+
+    # ------------------------------------------------------------------ engine config
+    @api.model
+    def _get_param(self, key, default):
+        value = self.env["ir.config_parameter"].sudo().get_param(f"crm_mail_sync.{key}")
+        try:
+            return type(default)(value) if value not in (None, False, "") else default
+        except (TypeError, ValueError):
+            return default
+
+    def _access_token(self):
+        """The OAuth access token (XOAUTH2), or None. Provider OAuth comes later."""
+        self.ensure_one()
+        return None
+
+    def _mail_config(self):
+        """The engine's ``MailboxConfig`` for this mailbox. Holds secrets: never log it."""
+        self.ensure_one()
+        mailbox = self.sudo()
+        if not mailbox.imap_host or not mailbox.imap_port:
+            raise errors.SyncError("config", "The IMAP server and port are required.")
+        imap = Endpoint(mailbox.imap_host.strip(), mailbox.imap_port, mailbox.imap_security)
+        smtp = None
+        if mailbox.smtp_host:
+            smtp = Endpoint(mailbox.smtp_host.strip(), mailbox.smtp_port or 465,
+                            mailbox.smtp_security)
+        login = (mailbox.imap_login or mailbox.email or "").strip()
+        access_token = mailbox._access_token() if mailbox.auth_method == "oauth" else None
+        password = mailbox._get_secret("password") if not access_token else None
+        if not access_token and not password:
+            raise errors.SyncError("config", "No password is stored for this mailbox.",
+                                   host=imap.host, port=imap.port, provider=mailbox.provider)
+        return MailboxConfig(
+            email=(mailbox.email or "").strip(),
+            imap=imap,
+            login=login,
+            smtp=smtp,
+            smtp_login=(mailbox.smtp_login or login).strip(),
+            password=password,
+            access_token=access_token,
+            provider=mailbox.provider,
+            timeout=float(self._get_param("connect_timeout", 30)),
+        )
+
+    def _own_addresses(self):
+        """Normalised addresses of the mailbox owner: never matched against CRM records."""
+        self.ensure_one()
+        from ..mailsync import addresses
+
+        own = set()
+        for value in (self.email, self.imap_login, self.smtp_login, self.user_id.email):
+            if value and "@" in value:
+                normalized = addresses.normalize(value)
+                if normalized:
+                    own.add(normalized)
+        return own
+
+    # ------------------------------------------------------------------ connection test
+    @api.model
+    def _user_error(self, exc):
+        """A SyncError as the text shown to the user."""
+        if exc.kind == "auth":
+            return "%s\n%s" % (_("Authentication failed. Please try again."),
+                               errors.fix_for(exc.kind, exc.provider))
+        return "%s\n%s" % (str(exc), errors.fix_for(exc.kind, exc.provider))
+
+    def action_test_connection(self):
+        """Button: log in over IMAP, then SMTP; enable sync on success."""
+        self.ensure_one()
+        self.check_access("write")
+        from ..mailsync import session
+
+        try:
+            config = self._mail_config()
+            session.test_imap(config)
+            if config.smtp:
+                session.test_smtp(config)
+        except errors.SyncError as exc:
+            exc = errors.classify(exc, provider=self.provider)
+            _logger.info("Mail Sync: connection test of mailbox %s failed: %s (%s)",
+                         self.id, exc.kind, errors.redact(exc.detail, self._secrets()))
+            raise UserError(self._user_error(exc)) from None
+        self._enable()
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "success",
+                "title": _("Connection successful"),
+                "message": _("Mail Sync is enabled for %s.", self.email),
+                "sticky": False,
+                "next": {"type": "ir.actions.act_window_close"},
+            },
+        }
+
+    def _enable(self):
+        """Mark the mailbox ready to sync (the single place for the company mailbox limit and
+        the Pending queue)."""
+        self.sudo().with_context(mail_sync_keep_state=True).write({
+            "state": "enabled",
+            "error_since": False,
+            "last_error": False,
+            "next_sync": False,
+        })
+
+    # ------------------------------------------------------------------ sync
+    def action_sync_now(self):
+        """Button: sync this mailbox now; a failure is raised to the user."""
+        self.ensure_one()
+        self.check_access("write")
+        if self.state not in SYNCING_STATES:
+            raise UserError(_("Test the connection first: Mail Sync is not enabled for %s.",
+                              self.email))
+        report = self.sudo()._sync(raise_on_error=True)
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "success",
+                "title": _("Mail Sync"),
+                "message": _("%(count)s email(s) recorded.", count=report.recorded if report else 0),
+                "sticky": False,
+                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
+            },
+        }
+
+    def _folder_states(self):
+        self.ensure_one()
+        return [
+            FolderState(name=folder.name, role=folder.role,
+                        uidvalidity=folder.uidvalidity or None, last_uid=folder.last_uid or 0)
+            for folder in self.folder_ids.sorted("id")
+        ]
+
+    def _folder_record(self, state, cache):
+        """The mail.sync.folder row of the engine's ``state`` (created on first sight)."""
+        folder = cache.get(state.name)
+        if folder is None:
+            folder = self.folder_ids.filtered(lambda f: f.name == state.name)[:1]
+            if not folder:
+                folder = self.env["mail.sync.folder"].sudo().create({
+                    "mailbox_id": self.id, "name": state.name, "role": state.role,
+                    "uidvalidity": state.uidvalidity or 0, "last_uid": 0,
+                })
+            cache[state.name] = folder
+        return folder
+
+    def _sync(self, raise_on_error=False, deadline=None):
+        """Sync this one mailbox. Runs as superuser (the caller checked access).
+
+        Each batch the engine hands over is recorded with its folder cursor in one savepoint,
+        committed at once when ``mail_sync_auto_commit`` is in the context (cron, not tests).
+        A failure puts the mailbox in Error and writes the error log; it is raised only when
+        ``raise_on_error`` (manual run). Returns the engine's SyncReport, or None on failure.
+        """
+        self.ensure_one()
+        auto_commit = self.env.context.get("mail_sync_auto_commit", False)
+        folder_cache = {}
+        report = None
+        own = self._own_addresses()
+        matcher = self.env["mail.sync.matcher"]
+        registry = self.env["mail.sync.message"].sudo()
+
+        def match(headers):
+            return matcher._match(self, headers, own)
+
+        def record(folder_state, items, new_last_uid):
+            with self.env.cr.savepoint():
+                folder = self._folder_record(folder_state, folder_cache)
+                recorded = registry._record(self, folder, items, own)
+                folder.write({"uidvalidity": folder_state.uidvalidity or 0,
+                              "last_uid": max(new_last_uid or 0, 0)})
+                if recorded:
+                    self.synced_count += recorded
+            if auto_commit:
+                self.env.cr.commit()
+
+        try:
+            config = self._mail_config()
+            folders = self._folder_states() or None
+            since = fields.Datetime.now() - timedelta(days=self.sync_days or 0) \
+                if self.sync_days else None
+            states, report = sync.sync_mailbox(
+                config, folders, matcher=match, recorder=record, since=since,
+                batch_size=self._get_param("fetch_batch_size", 200), deadline=deadline)
+            # Folders seen without any batch (empty) still get their cursor row.
+            for state in states:
+                folder = self._folder_record(state, folder_cache)
+                vals = {}
+                if (state.uidvalidity or 0) != folder.uidvalidity:
+                    vals["uidvalidity"] = state.uidvalidity or 0
+                if state.last_uid > folder.last_uid or "uidvalidity" in vals:
+                    vals["last_uid"] = state.last_uid
+                if vals:
+                    folder.write(vals)
+        except Exception as exc:  # noqa: BLE001 - one mailbox never stops the others
+            if auto_commit:
+                self.env.cr.rollback()
+            sync_error = errors.classify(exc, host=self.imap_host, port=self.imap_port,
+                                         provider=self.provider, secrets=self._secrets())
+            if not isinstance(exc, errors.SyncError):
+                _logger.exception("Mail Sync: unexpected failure syncing mailbox %s", self.id)
+            self._sync_failed(sync_error)
+            if raise_on_error:
+                raise UserError(self._user_error(sync_error)) from None
+            return None
+        now = fields.Datetime.now()
+        self.write({
+            "state": "enabled",
+            "last_sync": now,
+            "last_success": now,
+            "last_error": False,
+            "error_since": False,
+            "next_sync": now + timedelta(seconds=self._get_param("min_interval", 60)),
+        })
+        for error in (report.errors or []):
+            self.env["mail.sync.log"].sudo()._log(self, error)
+        _logger.info(
+            "Mail Sync: mailbox %s synced: %s folder(s), %s header(s), %s matched, "
+            "%s recorded%s", self.id, report.folders, report.headers_seen, report.matched,
+            report.recorded, " (stopped at the time limit)" if report.stopped_early else "")
+        return report
+
+    def _sync_failed(self, sync_error):
+        """Error state + error-log entry for a failed sync of this mailbox."""
+        self.ensure_one()
+        now = fields.Datetime.now()
+        _logger.warning("Mail Sync: sync of mailbox %s failed: %s", self.id, sync_error)
+        self.env["mail.sync.log"].sudo()._log(self, sync_error)
+        self.write({
+            "state": "error",
+            "last_sync": now,
+            "last_error": str(sync_error),
+            "error_since": self.error_since or now,
+            "next_sync": now + timedelta(seconds=self._get_param("min_interval", 60)),
+        })
+
+    # ------------------------------------------------------------------ cron
+    @api.model
+    def _due_domain_sql(self):
+        """SQL condition of a mailbox the cron may sync now (extension point for back-off)."""
+        return "state IN %(states)s AND active AND (next_sync IS NULL OR next_sync <= %(now)s)"
+
+    @api.model
+    def _claim(self, limit, exclude_ids):
+        """Ids of up to ``limit`` due mailboxes, oldest sync first, that no other worker holds.
+
+        ``FOR UPDATE SKIP LOCKED`` protects the claim itself; a session-level advisory lock then
+        keeps the mailbox ours across the per-batch commits, until ``_release``.
+        """
+        self.env.cr.execute(f"""
+            SELECT id FROM mail_sync_mailbox
+             WHERE {self._due_domain_sql()} AND NOT (id = ANY(%(exclude)s))
+          ORDER BY last_sync ASC NULLS FIRST, id
+             LIMIT %(limit)s
+               FOR UPDATE SKIP LOCKED
+        """, {"states": SYNCING_STATES, "now": fields.Datetime.now(),
+              "exclude": list(exclude_ids), "limit": limit})
+        claimed = []
+        for (mailbox_id,) in self.env.cr.fetchall():
+            self.env.cr.execute("SELECT pg_try_advisory_lock(%s, %s)",
+                                (ADVISORY_LOCK_KEY, mailbox_id))
+            if self.env.cr.fetchone()[0]:
+                claimed.append(mailbox_id)
+        return claimed
+
+    @api.model
+    def _release(self, mailbox_ids):
+        for mailbox_id in mailbox_ids:
+            self.env.cr.execute("SELECT pg_advisory_unlock(%s, %s)",
+                                (ADVISORY_LOCK_KEY, mailbox_id))
+
+    @api.model
+    def _count_due(self):
+        self.env.cr.execute(
+            f"SELECT count(*) FROM mail_sync_mailbox WHERE {self._due_domain_sql()}",
+            {"states": SYNCING_STATES, "now": fields.Datetime.now()})
+        return self.env.cr.fetchone()[0]
+
+    @api.model
+    def _cron_sync(self, batch_size=None, time_budget=None):
+        """Scheduled action: sync due mailboxes, oldest first, within ``time_budget`` seconds.
+
+        Commits after each batch and each mailbox (not in tests); a failing mailbox goes to
+        Error and the log, and the others go on.
+        """
+        batch_size = batch_size or self._get_param("cron_batch_size", 20)
+        time_budget = time_budget or self._get_param("cron_time_budget", 240)
+        auto_commit = not getattr(threading.current_thread(), "testing", False)
+        start = time.monotonic()
+        deadline = start + time_budget
+        self.flush_model()
+        claimed = self._claim(batch_size, [])
+        done = 0
+        try:
+            Mailbox = self.sudo().with_context(mail_sync_auto_commit=auto_commit)
+            for index, mailbox_id in enumerate(claimed):
+                if time.monotonic() >= deadline:
+                    break
+                mailbox = Mailbox.browse(mailbox_id)
+                try:
+                    if auto_commit:
+                        mailbox._sync(deadline=deadline)
+                    else:
+                        with self.env.cr.savepoint():
+                            mailbox._sync(deadline=deadline)
+                except Exception:  # noqa: BLE001 - never let one mailbox stop the cron
+                    _logger.exception("Mail Sync: mailbox %s could not be processed", mailbox_id)
+                    if auto_commit:
+                        self.env.cr.rollback()
+                done += 1
+                self._release([mailbox_id])
+                claimed[index] = None
+                if auto_commit:
+                    self.env.cr.commit()
+        finally:
+            self._release([mailbox_id for mailbox_id in claimed if mailbox_id])
+        remaining = self._count_due()
+        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+        if auto_commit:
+            self.env.cr.commit()
+        return done
+
+    # ------------------------------------------------------------------ actions
+    def action_open_logs(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Mail Sync errors"),
+            "res_model": "mail.sync.log",
+            "view_mode": "list,form",
+            "domain": [("mailbox_id", "=", self.id)],
+        }
+
+    @api.model
+    def _check_can_manage(self, user):
+        if user != self.env.user and not self.env.user.has_group(
+                "crm_mail_sync.group_mail_sync_manager"):
+            raise AccessError(_("You can only set up your own mailbox."))

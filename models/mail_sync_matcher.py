@@ -1,0 +1,129 @@
+# Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Which CRM records a batch of message headers concerns.
+
+For one batch of ``HeaderInfo`` the matcher runs a fixed number of queries, whatever the batch
+size: the registry (Message-IDs this mailbox already recorded), the leads and the contacts whose
+normalised address appears in From, To or Cc. Decisions:
+
+- the mailbox owner's own addresses never match;
+- leads: active ones only (lost leads are archived in Odoo 18 and get no new history), of the
+  mailbox's company or of no company; matched by the lead's own address or its contact's;
+- contacts: active partners of the mailbox's company or of no company; partners of internal
+  users (colleagues) are not "contacts" and are never recorded on, but may be the author.
+"""
+from dataclasses import dataclass, field
+
+from odoo import api, models
+
+
+@dataclass
+class Match:
+    """What one message is recorded on."""
+
+    lead_ids: tuple = ()
+    partner_ids: tuple = ()
+    # normalised address -> partner id, for the author (includes colleagues)
+    authors: dict = field(default_factory=dict)
+    record_names: dict = field(default_factory=dict)  # (model, id) -> name
+
+
+def address_variants(address):
+    """The forms an address may take in Odoo's ``email_normalized``: the engine gives IDNA
+    (punycode) domains, Odoo keeps the domain as typed (lower-cased)."""
+    variants = {address}
+    local, _sep, domain = address.rpartition("@")
+    if "xn--" in domain:
+        try:
+            variants.add(f"{local}@{domain.encode('ascii').decode('idna')}")
+        except UnicodeError:
+            pass
+    return variants
+
+
+class MailSyncMatcher(models.AbstractModel):
+    _name = "mail.sync.matcher"
+    _description = "Mail Sync matcher (addresses to CRM records)"
+
+    @api.model
+    def _known_message_ids(self, mailbox, message_ids):
+        if not message_ids:
+            return set()
+        self.env["mail.sync.message"].flush_model(["mailbox_id", "message_id"])
+        self.env.cr.execute(
+            "SELECT message_id FROM mail_sync_message WHERE mailbox_id = %s "
+            "AND message_id = ANY(%s)", (mailbox.id, list(message_ids)))
+        return {row[0] for row in self.env.cr.fetchall()}
+
+    @api.model
+    def _find_records(self, mailbox, addrs):
+        """``(leads, partners)``: ``{address: {lead_id}}``, ``{address: [(partner_id, is_contact)]}``
+        and the names of the records, for the normalised ``addrs`` (keys are engine forms)."""
+        variant_of = {}
+        for addr in addrs:
+            for variant in address_variants(addr):
+                variant_of[variant] = addr
+        keys = list(variant_of)
+        company_id = mailbox.company_id.id
+        self.env["crm.lead"].flush_model(
+            ["email_normalized", "partner_id", "active", "company_id", "name"])
+        self.env["res.partner"].flush_model(
+            ["email_normalized", "active", "company_id", "complete_name"])
+        self.env["res.users"].flush_model(["partner_id", "share", "active"])
+        self.env.cr.execute("""
+            SELECT l.id, l.name, l.email_normalized
+              FROM crm_lead l
+             WHERE l.email_normalized = ANY(%(addrs)s) AND l.active
+               AND (l.company_id IS NULL OR l.company_id = %(company)s)
+             UNION
+            SELECT l.id, l.name, p.email_normalized
+              FROM crm_lead l
+              JOIN res_partner p ON p.id = l.partner_id
+             WHERE p.email_normalized = ANY(%(addrs)s) AND l.active
+               AND (l.company_id IS NULL OR l.company_id = %(company)s)
+        """, {"addrs": keys, "company": company_id})
+        leads, names = {}, {}
+        for lead_id, name, email in self.env.cr.fetchall():
+            leads.setdefault(variant_of[email], set()).add(lead_id)
+            names[("crm.lead", lead_id)] = name
+        self.env.cr.execute("""
+            SELECT p.id, p.complete_name, p.email_normalized,
+                   EXISTS(SELECT 1 FROM res_users u
+                           WHERE u.partner_id = p.id AND NOT u.share) AS colleague
+              FROM res_partner p
+             WHERE p.email_normalized = ANY(%(addrs)s) AND p.active
+               AND (p.company_id IS NULL OR p.company_id = %(company)s)
+          ORDER BY p.id
+        """, {"addrs": keys, "company": company_id})
+        partners = {}
+        for partner_id, name, email, colleague in self.env.cr.fetchall():
+            partners.setdefault(variant_of[email], []).append((partner_id, not colleague))
+            names[("res.partner", partner_id)] = name
+        return leads, partners, names
+
+    @api.model
+    def _match(self, mailbox, headers, own_addrs):
+        """``{uid: Match}`` for the headers that concern at least one lead or contact and whose
+        Message-ID this mailbox has not recorded yet (only those bodies get downloaded)."""
+        if not headers:
+            return {}
+        known = self._known_message_ids(mailbox, {h.message_id for h in headers})
+        candidates = [h for h in headers if h.message_id not in known]
+        addrs = {a for h in candidates for a in h.all_addrs if a} - set(own_addrs)
+        if not addrs:
+            return {}
+        leads, partners, names = self._find_records(mailbox, addrs)
+        result = {}
+        for header in candidates:
+            involved = [a for a in dict.fromkeys(header.all_addrs) if a and a not in own_addrs]
+            lead_ids = sorted({lid for a in involved for lid in leads.get(a, ())})
+            partner_ids = sorted({pid for a in involved for pid, contact in partners.get(a, ())
+                                  if contact})
+            if not lead_ids and not partner_ids:
+                continue
+            authors = {a: partners[a][0][0] for a in header.from_addrs if a in partners}
+            result[header.uid] = Match(
+                lead_ids=tuple(lead_ids), partner_ids=tuple(partner_ids), authors=authors,
+                record_names={key: names[key] for key in
+                              [("crm.lead", i) for i in lead_ids]
+                              + [("res.partner", i) for i in partner_ids]})
+        return result

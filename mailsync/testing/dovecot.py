@@ -6,7 +6,7 @@
 - ``port``: plain IMAP which also offers STARTTLS (``disable_plaintext_auth = no``);
 - ``ssl_port``: implicit TLS with a self-signed certificate made at start (``cafile``).
 
-Users live in a passwd-file that Dovecot re-reads when it changes, so :meth:`add_user` works on
+Users live in per-user passwd-files (a new path is read at first login), so :meth:`add_user` works on
 a running server, also from another process (see :func:`shared_dovecot`). With
 ``oauth_introspection_url`` the server also accepts XOAUTH2/OAUTHBEARER, checking each token
 with an RFC 7662 introspection POST (TESTING-NOTES.md).
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import grp
 import hashlib
 import json
@@ -41,6 +40,7 @@ SPECIAL_USE = (
     ("Archive", r"\Archive"),
 )
 _FORBIDDEN = re.compile(r"[:\r\n\0]")
+_LOGIN = re.compile(r"[A-Za-z0-9.\-_+]+@[A-Za-z0-9.\-_]+")
 
 
 def dovecot_binary():
@@ -84,7 +84,9 @@ class DovecotServer:
         self.ssl_port = ssl_port
         self.oauth_introspection_url = oauth_introspection_url
         self.config_file = os.path.join(self.workdir, "dovecot.conf")
-        self.passwd_file = os.path.join(self.workdir, "passwd")
+        # One passwd-file per user: Dovecot re-reads a passwd-file at most once a second, but a
+        # new user's file is a new path, read at its first login — so add_user works at once.
+        self.passwd_dir = os.path.join(self.workdir, "users")
         self.log_path = os.path.join(self.workdir, "dovecot.log")
         self.cafile = os.path.join(self.workdir, "tls", "cert.pem")
         self.keyfile = os.path.join(self.workdir, "tls", "key.pem")
@@ -127,7 +129,7 @@ class DovecotServer:
             "disable_plaintext_auth = no",
             f"auth_mechanisms = {mechanisms}",
             "auth_failure_delay = 0",
-            "auth_username_chars =",
+            "auth_username_chars = abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567890.-_@+",
             "auth_verbose = yes",
             "login_greeting = Dovecot (mailsync test) ready.",
             "mail_location = maildir:~/Maildir",
@@ -188,14 +190,14 @@ class DovecotServer:
             "passdb {",
             "  driver = passwd-file",
             "  mechanisms = plain login",
-            f"  args = scheme=PLAIN username_format=%u {self.passwd_file}",
+            f"  args = scheme=PLAIN username_format=%u {self.passwd_dir}/%u",
             "}",
             # A failed login still takes ~0.5 s: Dovecot flushes failures on a 500 ms timer and
             # only a 'nodelay' field avoids it, which a failed passdb never keeps (its fields are
             # rolled back). A 'nologin' trick would change the reply to [CONTACTADMIN], so no.
             "userdb {",
             "  driver = passwd-file",
-            f"  args = username_format=%u {self.passwd_file}",
+            f"  args = username_format=%u {self.passwd_dir}/%u",
             f"  default_fields = uid={uid} gid={gid} home={self.mail_root}/%d/%n",
             "}",
             "protocol imap {",
@@ -214,9 +216,8 @@ class DovecotServer:
         os.makedirs(self.mail_root, exist_ok=True)
         os.chmod(self.mail_root, 0o755)
         os.chown(self.mail_root, uid, gid)
-        if not os.path.exists(self.passwd_file):
-            open(self.passwd_file, "a").close()
-        os.chmod(self.passwd_file, 0o644)
+        os.makedirs(self.passwd_dir, exist_ok=True)
+        os.chmod(self.passwd_dir, 0o755)
         if not (os.path.exists(self.cafile) and os.path.exists(self.keyfile)):
             self_signed_cert(os.path.join(self.workdir, "tls"), "mailsync-dovecot")
         # A stale anvil/auth socket makes the first failed login wait 5 s (TESTING-NOTES).
@@ -281,6 +282,8 @@ class DovecotServer:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=5)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # any straggler of the instance's process group
         if proc.stdout:
             proc.stdout.close()
 
@@ -313,7 +316,7 @@ class DovecotServer:
             "ssl_port": self.ssl_port,
             "cafile": self.cafile,
             "workdir": self.workdir,
-            "passwd_file": self.passwd_file,
+            "passwd_dir": self.passwd_dir,
             "config_file": self.config_file,
             "log_path": self.log_path,
             "mail_root": self.mail_root,
@@ -331,7 +334,7 @@ class DovecotServer:
         self.ssl_port = int(info["ssl_port"]) if info.get("ssl_port") else None
         self.cafile = info.get("cafile") or os.path.join(self.workdir, "tls", "cert.pem")
         self.keyfile = os.path.join(os.path.dirname(self.cafile), "key.pem")
-        self.passwd_file = info.get("passwd_file") or os.path.join(self.workdir, "passwd")
+        self.passwd_dir = info.get("passwd_dir") or os.path.join(self.workdir, "users")
         self.config_file = info.get("config_file") or os.path.join(self.workdir, "dovecot.conf")
         self.log_path = info.get("log_path") or os.path.join(self.workdir, "dovecot.log")
         self.mail_root = info.get("mail_root") or os.path.join(self.workdir, "mail")
@@ -343,56 +346,46 @@ class DovecotServer:
         return self
 
     # ---- users ---------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _passwd_locked(self):
-        with open(self.passwd_file + ".lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def _user_file(self, login):
+        return os.path.join(self.passwd_dir, login.lower())
 
-    def _passwords(self):
-        users = {}
-        with open(self.passwd_file) as fh:
-            for line in fh:
-                parts = line.rstrip("\n").split(":")
-                if len(parts) >= 2 and parts[0]:
-                    password = parts[1]
-                    if password.startswith("{PLAIN}"):
-                        password = password[len("{PLAIN}"):]
-                    users[parts[0]] = password
-        return users
+    def users(self):
+        """``{login: password}`` of every user."""
+        result = {}
+        for name in os.listdir(self.passwd_dir):
+            if not name.startswith("."):
+                with contextlib.suppress(KeyError, FileNotFoundError):
+                    result[name] = self.password(name)
+        return result
 
     def add_user(self, login, password):
-        """Create (or re-password) a mailbox user; effective at once, no restart."""
-        if _FORBIDDEN.search(login) or _FORBIDDEN.search(password) or not login:
-            raise ValueError("logins and passwords may not contain ':' or line breaks")
-        if "@" not in login:
-            raise ValueError("logins are e-mail addresses, e.g. alice@example.test")
-        with self._passwd_locked():
-            users = self._passwords()
-            if users.get(login) == password:
-                return login
-            if login in users:
-                with open(self.passwd_file) as fh:
-                    kept = [ln for ln in fh if ln.split(":", 1)[0] != login]
-                tmp = self.passwd_file + ".tmp"
-                with open(tmp, "w") as fh:
-                    fh.writelines(kept)
-                    fh.write(f"{login}:{{PLAIN}}{password}::::::\n")
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, self.passwd_file)
-            else:
-                with open(self.passwd_file, "a") as fh:
-                    fh.write(f"{login}:{{PLAIN}}{password}::::::\n")
+        """Create (or re-password) a mailbox user; usable at once, no restart. ``login`` is an
+        e-mail address (Dovecot lower-cases it)."""
+        if not _LOGIN.fullmatch(login or ""):
+            raise ValueError(f"logins are e-mail addresses like alice@example.test, not {login!r}")
+        if not password or _FORBIDDEN.search(password):
+            raise ValueError("passwords may not be empty or contain ':' or line breaks")
+        path = self._user_file(login)
+        existed = os.path.exists(path)
+        if existed and self.password(login) == password:
+            return login
+        tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.{os.getpid()}.{threading.get_ident()}"
+        with open(tmp, "w") as fh:
+            fh.write(f"{login.lower()}:{{PLAIN}}{password}::::::\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        if existed:
+            # Dovecot checks a passwd-file it already read at most once a second.
+            time.sleep(1.1)
         return login
 
     def password(self, login):
         try:
-            return self._passwords()[login]
-        except KeyError:
+            with open(self._user_file(login)) as fh:
+                password = fh.readline().rstrip("\n").split(":")[1]
+        except (FileNotFoundError, IndexError):
             raise KeyError(f"no such Dovecot user: {login}") from None
+        return password[len("{PLAIN}"):] if password.startswith("{PLAIN}") else password
 
     # ---- IMAP helpers --------------------------------------------------------------------------
     def ssl_context(self):

@@ -236,26 +236,31 @@ def redact(text, secrets) -> str:
 
 # --- classification --------------------------------------------------------------------------
 
-# (kind, regex on the server's words); first match wins.
+# (kind, regex on the server's words); first match wins. Response codes in brackets (RFC 5530)
+# come first: they are the most precise.
 _TEXT_RULES = [
     ("app_password", r"application-specific password required|please log in via your web "
                      r"browser|web login required|5\.7\.9 application-specific"),
     ("imap_disabled", r"not enabled for imap|imap access is disabled|imap is disabled|"
                       r"enable your account for imap|user is authenticated but not connected"),
     ("oauth_revoked", r"invalid_grant|token has been expired or revoked|token.*revoked"),
-    ("too_many_connections", r"\[limit\]|too many simultaneous connections|too many "
-                             r"connections|maximum number of connections|"
-                             r"mail_max_userip_connections"),
-    ("over_quota", r"\[overquota\]|over ?quota|quota exceeded|5\.4\.5|bandwidth limit|"
-                   r"daily user sending limit|exceeded.*(daily|download).*limit"),
-    ("throttled", r"throttl|try again later|\[unavailable\]|temporar(il)?y unavailable|"
-                  r"server busy|rate limit"),
-    ("folder_missing", r"\[nonexistent\]|mailbox doesn'?t exist|no such (mailbox|folder)|"
-                       r"unknown mailbox|folder not found"),
-    ("message_too_large", r"\[toobig\]|message too large|message size exceeds|5\.3\.4"),
-    ("auth", r"\[authenticationfailed\]|authentication failed|invalid credentials|"
-             r"\[authorizationfailed\]|login failed|authenticate failed|logon failure|"
-             r"username and password not accepted|5\.7\.8|535[ -]"),
+    ("too_many_connections", r"\[limit\]"),
+    ("over_quota", r"\[overquota\]"),
+    ("throttled", r"\[throttled\]|\[unavailable\]|\[inuse\]"),
+    ("folder_missing", r"\[nonexistent\]"),
+    ("message_too_large", r"\[toobig\]"),
+    ("auth", r"\[authenticationfailed\]|\[authorizationfailed\]|\[expired\]"),
+    ("too_many_connections", r"too many simultaneous connections|too many connections|"
+                             r"maximum number of connections|mail_max_userip_connections"),
+    ("over_quota", r"over ?quota|quota exceeded|(?<![\d.])5\.4\.5(?![\d.])|daily user sending (quota|limit)|"
+                   r"exceeded.*(daily|download).*limit"),
+    ("throttled", r"throttl|try again later|temporar(il)?y unavailable|server busy|"
+                  r"rate limit|bandwidth limit"),
+    ("folder_missing", r"mailbox doesn'?t exist|no such (mailbox|folder)|unknown mailbox|"
+                       r"folder not found"),
+    ("message_too_large", r"message too large|message size exceeds|(?<![\d.])5\.3\.4(?![\d.])"),
+    ("auth", r"authentication failed|invalid credentials|login failed|authenticate failed|"
+             r"logon failure|username and password not accepted|(?<![\d.])5\.7\.8(?![\d.])"),
 ]
 _TEXT_RULES = [(k, re.compile(r, re.I)) for k, r in _TEXT_RULES]
 
@@ -312,17 +317,7 @@ def _kind_of(exc, text: str) -> str:
     if isinstance(exc, smtplib.SMTPConnectError):
         return _smtp_code_kind(exc) or "refused"
     if isinstance(exc, _DROPPED_TYPES):
-        return "dropped"
-    if isinstance(exc, OSError):
-        import errno
-        if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EHOSTDOWN,
-                         errno.EADDRNOTAVAIL):
-            return "refused"
-        if exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED):
-            return "dropped"
-        if exc.errno == errno.ETIMEDOUT:
-            return "timeout"
-        return "dropped"
+        return "timeout" if re.search(r"timed? ?out", text, re.I) else "dropped"
     name = type(exc).__name__
     # OAuth libraries (not imported here): google.auth RefreshError, oauthlib InvalidGrantError.
     if name in ("RefreshError", "InvalidGrantError") and re.search(
@@ -345,7 +340,21 @@ def _kind_of(exc, text: str) -> str:
         return "protocol"
     if name == "LoginError":
         return "auth"
+    if isinstance(exc, OSError):
+        import errno
+        if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EHOSTDOWN,
+                         errno.EADDRNOTAVAIL):
+            return "refused"
+        if exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED):
+            return "dropped"
+        if exc.errno == errno.ETIMEDOUT:
+            return "timeout"
+        return "dropped"
     if isinstance(exc, imaplib.IMAP4.abort):
+        if re.search(r"timed? ?out", text, re.I):
+            return "timeout"
+        if re.search(r"TLS", text):
+            return "tls"
         if re.search(r"unexpected (tagged )?response|got more than|illegal|invalid", text, re.I):
             return "protocol"
         return "dropped"

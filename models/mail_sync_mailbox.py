@@ -214,13 +214,17 @@ class MailSyncMailbox(models.Model):
         for vals in vals_list:
             if vals.get("email") and not vals.get("imap_login"):
                 vals["imap_login"] = vals["email"].strip()
-        return super().create(vals_list)
+        mailboxes = super().create(vals_list)
+        mailboxes.invalidate_recordset(["password"])  # never keep the clear value around
+        return mailboxes
 
     def write(self, vals):
         connection_fields = {"email", "provider", "auth_method", "imap_host", "imap_port",
                              "imap_security", "imap_login", "smtp_host", "smtp_port",
                              "smtp_security", "smtp_login", "password", "user_id"}
         res = super().write(vals)
+        if "password" in vals:
+            self.invalidate_recordset(["password"])  # never keep the clear value around
         # Changing how to connect needs a new connection test before syncing again.
         if connection_fields & set(vals) and not self.env.context.get("mail_sync_keep_state"):
             self.filtered(lambda m: m.state != "draft").sudo().with_context(

@@ -24,6 +24,7 @@ import platform
 import random
 import resource
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -132,7 +133,7 @@ def big_message(sender: str, to: str, size: int) -> bytes:
     msg["Date"] = "Mon, 03 Mar 2025 10:00:00 +0000"
     msg["Message-ID"] = "<big-25mb@bench.test>"
     msg.set_content("Please find the scans attached.\n")
-    payload = random.Random(25).randbytes(int(size * 3 / 4))
+    payload = random.Random(25).randbytes(int(size * 3 / 4 * 76 / 78))  # base64: 4/3, 76 chars a line
     msg.add_attachment(payload, maintype="application", subtype="octet-stream", filename="scans.bin")
     return msg.as_bytes(policy=email.policy.SMTP)
 
@@ -278,24 +279,27 @@ def recorded_rows(env, mailbox_ids):
 
 
 def sync_until_done(mb, cr, max_runs=50):
-    """Run the cron's unit of work on one mailbox until a run records nothing new.
+    """Run the cron's unit of work (``_sync`` with per-batch commits) on one mailbox until it is
+    up to date; a run cut by the time budget is followed at once by the next one.
 
-    Returns the number of runs. The cron may stop a mailbox at its time budget; a real cron would
-    come back on its next tick, the benchmark comes back at once.
+    Returns (runs, summed report counters). A failed run (``_sync`` returns None: the mailbox
+    went to Error) aborts the benchmark with the mailbox's error.
     """
-    env = mb.env
+    mb = mb.with_context(mail_sync_auto_commit=True)
+    totals = Counter()
     runs = 0
-    last = -1
     while runs < max_runs:
         runs += 1
-        mb._sync()
+        report = mb._sync()
         cr.commit()
-        env.cr.execute("SELECT count(*) FROM mail_message WHERE mail_sync_mailbox_id = %s", [mb.id])
-        n = env.cr.fetchone()[0]
-        if n == last:
+        if report is None:
+            raise SystemExit(f"FAILED: sync of {mb.email} failed: {mb.last_error}")
+        for k in ("folders", "headers_seen", "matched", "recorded", "bodies_bytes", "headers_bytes", "deferred"):
+            totals[k] += getattr(report, k, 0) or 0
+        totals["errors"] += len(report.errors or [])
+        if not report.stopped_early:
             break
-        last = n
-    return runs
+    return runs, dict(totals)
 
 
 def phase_setup(state):
@@ -303,7 +307,6 @@ def phase_setup(state):
     with registry.cursor() as cr:
         env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {"tracking_disable": True, "mail_create_nolog": True,
                                                             "no_reset_password": True, "mail_notrack": True})
-        _setup_limits(env)
         Users = env["res.users"]
         sales_group = env.ref("sales_team.group_sale_salesman_all_leads")
         logins = [mb["login"] for mb in state["mailboxes"]] + state["extra_logins"] + state["idle_logins"]
@@ -326,7 +329,9 @@ def phase_setup(state):
             Mailbox = mailbox_model(env)
             port = state["dovecot_port"]
             vals = _mailbox_vals(env, users[lg], lg, state["dovecot_host"], port, state["sync_days"])
-            mb_ids[lg] = Mailbox.with_user(users[lg]).sudo().create(vals).id
+            mailbox = Mailbox.with_user(users[lg]).sudo().create(vals)
+            mailbox._enable()
+            mb_ids[lg] = mailbox.id
         cr.commit()
         # the baseline: Odoo's own incoming mail server on a copy of mailbox 0
         fs = env["fetchmail.server"].create({
@@ -336,18 +341,6 @@ def phase_setup(state):
         })
         cr.commit()
     return {"users": users, "lead_ids": lead_ids, "mailbox_ids": mb_ids, "fetchmail_id": fs.id}
-
-
-def _setup_limits(env):
-    """No daily cap and no company mailbox limit for the benchmark (adapt to the addon's settings)."""
-    ICP = env["ir.config_parameter"].sudo()
-    for key in state_limit_keys(env):
-        ICP.set_param(key, "0")
-
-
-def state_limit_keys(env):
-    env.cr.execute("SELECT key FROM ir_config_parameter WHERE key LIKE 'crm_mail_sync.%%'")
-    return [k for (k,) in env.cr.fetchall() if any(w in k for w in ("limit", "cap", "quota", "daily"))]
 
 
 def _mailbox_vals(env, user_id, login, host, port, sync_days):
@@ -360,12 +353,6 @@ def _mailbox_vals(env, user_id, login, host, port, sync_days):
         vals.update({"smtp_host": host, "smtp_port": 25})
         if "smtp_security" in Mailbox._fields:
             vals["smtp_security"] = "none"
-    if "state" in Mailbox._fields:
-        sel = dict(Mailbox._fields["state"]._description_selection(env))
-        for s in ("enabled", "active", "connected", "done"):
-            if s in sel:
-                vals["state"] = s
-                break
     return {k: v for k, v in vals.items() if k in Mailbox._fields}
 
 
@@ -373,7 +360,7 @@ def phase_ceiling(state):
     """Bare imapclient + stdlib email over the backfill mailboxes: the best a Python client can do."""
     from imapclient import IMAPClient
 
-    n = nbytes = 0
+    n = nbytes = defects = 0
     with Peak() as pk:
         t0 = time.perf_counter()
         for mb in state["mailboxes"]:
@@ -387,15 +374,41 @@ def phase_ceiling(state):
                         raw = data[b"BODY[]"]
                         nbytes += len(raw)
                         msg = email.message_from_bytes(raw, policy=email.policy.default)
-                        body = msg.get_body(("html", "plain"))
-                        if body is not None:
-                            body.get_content()
-                        for att in msg.iter_attachments():
-                            att.get_content()
+                        try:  # the corpus breaks a few messages on purpose
+                            body = msg.get_body(("html", "plain"))
+                            if body is not None:
+                                body.get_content()
+                            for att in msg.iter_attachments():
+                                att.get_content()
+                        except Exception:  # noqa: BLE001
+                            defects += 1
                         n += 1
             c.logout()
         wall = time.perf_counter() - t0
-    return {"messages": n, "bytes": nbytes, "wall_s": wall, "msgs_per_s": n / wall, **pk.as_dict()}
+    # The cheapest no-change poll the protocol allows: log in, EXAMINE both folders (UIDNEXT and
+    # UIDVALIDITY say whether anything is new), log out.
+    times = []
+    t1 = time.perf_counter()
+    for lg in state["idle_logins"]:
+        t = time.perf_counter()
+        c = IMAPClient(state["dovecot_host"], state["dovecot_port"], ssl=False, timeout=60)
+        c.login(lg, PASSWORD)
+        for folder in ("INBOX", "Sent"):
+            c.select_folder(folder, readonly=True)
+        c.logout()
+        times.append(time.perf_counter() - t)
+    idle_wall = time.perf_counter() - t1
+    idle = {}
+    if times:
+        idle = {"idle_median_ms": statistics.median(times) * 1e3, "idle_p95_ms": p95(times) * 1e3,
+                "idle_wall_s": idle_wall}
+    return {"messages": n, "bytes": nbytes, "defects": defects, "wall_s": wall, "msgs_per_s": n / wall,
+            **idle, **pk.as_dict()}
+
+
+def p95(values):
+    v = sorted(values)
+    return v[min(len(v) - 1, max(0, int(round(0.95 * len(v))) - 1))]
 
 
 def phase_backfill(state):
@@ -409,21 +422,25 @@ def phase_backfill(state):
         with Peak() as pk:
             q0 = sql_count()
             t0 = time.perf_counter()
+            totals = Counter()
             for mb in mbs:
                 t = time.perf_counter()
-                runs = sync_until_done(mb, cr)
+                runs, tot = sync_until_done(mb, cr)
+                totals.update(tot)
                 per_mailbox.append({"id": mb.id, "runs": runs, "wall_s": time.perf_counter() - t,
-                                    "rss_after": pk.proc.memory_info().rss})
+                                    "rss_after": pk.proc.memory_info().rss, **tot})
             wall = time.perf_counter() - t0
             queries = sql_count() - q0
         rows = recorded_rows(env, ids)
-        states = {mb.id: getattr(mb, "state", None) for mb in mbs}
-    recorded = sum(sum(c.values()) for c in rows.values())
+        env.cr.execute("SELECT count(*) FROM mail_sync_message WHERE mailbox_id = ANY(%s)", [ids])
+        recorded = env.cr.fetchone()[0]  # messages recorded (each on one or more leads/contacts)
+        states = {mb.id: mb.state for mb in mbs}
+    entries = sum(sum(c.values()) for c in rows.values())
     return {
-        "messages": state["backfill_messages"], "recorded": recorded, "wall_s": wall,
+        "messages": state["backfill_messages"], "recorded": recorded, "lead_entries": entries, "wall_s": wall,
         "msgs_per_s": state["backfill_messages"] / wall, "recorded_per_s": recorded / wall,
         "queries": queries, "queries_per_recorded": queries / recorded if recorded else None,
-        "per_mailbox": per_mailbox, "states": states,
+        "per_mailbox": per_mailbox, "states": states, "report": dict(totals),
         "rows": {str(k): [[mid, lead, n] for (mid, lead), n in v.items()] for k, v in rows.items()},
         **pk.as_dict(),
     }
@@ -501,15 +518,17 @@ def phase_bandwidth(state):
         mb = mailbox_model(env).browse(state["mailbox_ids"][state["unmatched_login"]])
         mb.imap_port = proxy.port
         cr.commit()
-        sync_until_done(mb, cr)
+        _runs, tot = sync_until_done(mb, cr)
         time.sleep(0.2)
         env.cr.execute("SELECT count(*) FROM mail_message WHERE mail_sync_mailbox_id = %s", [mb.id])
         recorded = env.cr.fetchone()[0]
         mb.imap_port = state["dovecot_port"]
         cr.commit()
     n = state["unmatched_messages"]
+    engine = (tot.get("headers_bytes", 0) + tot.get("bodies_bytes", 0)) / n
     return {"messages": n, "bytes_down": proxy.down, "bytes_up": proxy.up, "bytes_per_message": proxy.down / n,
-            "raw_bytes_per_message": state["unmatched_raw_bytes"] / n, "recorded": recorded}
+            "engine_bytes_per_message": engine, "raw_bytes_per_message": state["unmatched_raw_bytes"] / n,
+            "recorded": recorded, "report": tot}
 
 
 def phase_big(state):
@@ -520,11 +539,14 @@ def phase_big(state):
         mb.mapped("email")
         with Peak() as pk:
             t0 = time.perf_counter()
-            sync_until_done(mb, cr)
+            _runs, tot = sync_until_done(mb, cr)
             wall = time.perf_counter() - t0
         env.cr.execute("SELECT count(*) FROM mail_message WHERE mail_sync_mailbox_id = %s", [mb.id])
         recorded = env.cr.fetchone()[0]
-    return {"message_bytes": state["big_bytes"], "recorded": recorded, "wall_s": wall, **pk.as_dict()}
+    if recorded != 1:
+        raise SystemExit(f"FAILED: the {state['big_bytes']} byte message was recorded {recorded} times, not once")
+    return {"message_bytes": state["big_bytes"], "recorded": recorded, "wall_s": wall, "report": tot,
+            **pk.as_dict()}
 
 
 def phase_idle(state):
@@ -534,27 +556,29 @@ def phase_idle(state):
         env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
         t0 = time.perf_counter()
         for mb in mailbox_model(env).browse(ids):
-            mb._sync()
-            cr.commit()
+            sync_until_done(mb, cr)
         first = time.perf_counter() - t0
     times = []
     with registry.cursor() as cr:  # fresh cursor and cache: the pass a cron tick would make
         env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
         q0 = sql_count()
         t0 = time.perf_counter()
-        for mb in mailbox_model(env).browse(ids):
+        failed = 0
+        for mb in mailbox_model(env).with_context(mail_sync_auto_commit=True).browse(ids):
             t = time.perf_counter()
-            mb._sync()
+            report = mb._sync()
             cr.commit()
             times.append(time.perf_counter() - t)
+            failed += report is None
         wall = time.perf_counter() - t0
         queries = sql_count() - q0
         env.cr.execute("SELECT count(*) FROM mail_message WHERE mail_sync_mailbox_id = ANY(%s)", [ids])
         recorded = env.cr.fetchone()[0]
+    if failed:
+        raise SystemExit(f"FAILED: {failed} idle mailbox sync(s) failed")
     times.sort()
-    p95 = times[min(len(times) - 1, int(round(0.95 * len(times))) - 1)]
     return {"mailboxes": len(ids), "first_sync_s": first, "wall_s": wall, "median_ms": statistics.median(times) * 1e3,
-            "p95_ms": p95 * 1e3, "max_ms": times[-1] * 1e3, "queries_per_mailbox": queries / len(ids),
+            "p95_ms": p95(times) * 1e3, "max_ms": times[-1] * 1e3, "queries_per_mailbox": queries / len(ids),
             "recorded": recorded}
 
 
@@ -599,12 +623,14 @@ def build_table(r, args):
     rows.append(("SQL queries / recorded msg", q, g(bl, "queries_per_message"), None, "",
                  f"<= {TARGETS['queries_per_recorded']:.0f}", None if q is None else q <= TARGETS["queries_per_recorded"]))
     if idle:
-        rows.append((f"idle poll median ms ({idle['mailboxes']} mb)", idle["median_ms"], None, None, "",
-                     f"< {TARGETS['idle_median_ms']:.0f}", idle["median_ms"] < TARGETS["idle_median_ms"]))
-        rows.append(("idle poll p95 ms", idle["p95_ms"], None, None, "", "", None))
+        rows.append((f"idle poll median ms ({idle['mailboxes']} mb)", idle["median_ms"], None,
+                     g(ce, "idle_median_ms"), "", f"< {TARGETS['idle_median_ms']:.0f}",
+                     idle["median_ms"] < TARGETS["idle_median_ms"]))
+        rows.append(("idle poll p95 ms", idle["p95_ms"], None, g(ce, "idle_p95_ms"), "", "", None))
         limit = TARGETS["idle_pass_s_per_1000"] * idle["mailboxes"] / 1000
-        rows.append((f"idle pass wall s ({idle['mailboxes']} mb)", idle["wall_s"], None, None, "",
+        rows.append((f"idle pass wall s ({idle['mailboxes']} mb)", idle["wall_s"], None, g(ce, "idle_wall_s"), "",
                      f"< {limit:g}", idle["wall_s"] < limit))
+        rows.append(("idle poll SQL queries / mailbox", idle["queries_per_mailbox"], None, None, "", "", None))
     if bw:
         rows.append(("bytes down / unmatched msg", bw["bytes_per_message"], None, bw["raw_bytes_per_message"], "",
                      f"< {TARGETS['unmatched_bytes']}", bw["bytes_per_message"] < TARGETS["unmatched_bytes"]))
@@ -612,6 +638,10 @@ def build_table(r, args):
     rows.append(("backfill RSS growth MB", mb(bf, "rss_growth"), mb(bl, "rss_growth"), mb(ce, "rss_growth"), "",
                  f"< {lim / 2**20:.1f}", bf and bf["rss_growth"] < lim))
     rows.append(("backfill peak RSS MB", mb(bf, "rss_peak"), mb(bl, "rss_peak"), mb(ce, "rss_peak"), "", "", None))
+    if bf and len(bf["per_mailbox"]) > 1:
+        after = [p["rss_after"] for p in bf["per_mailbox"]]
+        rows.append(("RSS growth after 1st mailbox MB", (max(after[1:]) - after[0]) / 2**20, None, None, "", "",
+                     None))
     if big:
         lim = TARGETS["rss_growth_x_largest"] * big["message_bytes"]
         rows.append((f"RSS growth MB, one {big['message_bytes'] / 2**20:.0f} MB msg", big["rss_growth"] / 2**20,
@@ -670,6 +700,7 @@ def main(argv=None):
         return 0
 
     sys.path.insert(0, ADDON)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still stop Dovecot and drop the database
     started = time.time()
     machine = machine_info()
     log(f"machine: {machine['nproc']} cpu ({machine['cpu']}), {machine['ram_gb']} GB RAM, "
@@ -696,8 +727,8 @@ def main(argv=None):
         for mb in mailboxes:
             dove.add_user(mb["login"], PASSWORD)
             for m in mb["messages"]:
-                dove.put(mb["login"], m.folder, m.raw, flags="S" if m.folder != "INBOX" or
-                         zlib.crc32(m.raw[:400]) % 3 else "")
+                dove.put(mb["login"], m.folder, m.raw, when=m.date.timestamp(),
+                         flags="S" if m.folder != "INBOX" or zlib.crc32(m.raw[:400]) % 3 else "")
                 backfill_n += 1
                 largest = max(largest, len(m.raw))
         # baseline: Odoo's fetchmail reads UNSEEN mail of INBOX only and flags it \Seen, so it
@@ -706,13 +737,13 @@ def main(argv=None):
         dove.add_user(base_login, PASSWORD)
         base_msgs = mailboxes[0]["messages"][:args.baseline_messages]
         for m in base_msgs:
-            dove.put(base_login, "INBOX", m.raw)
+            dove.put(base_login, "INBOX", m.raw, when=m.date.timestamp())
         # bandwidth: only the mail of mailbox 0 that matches no lead
         unm_login = f"unmatched@{DOMAIN}"
         dove.add_user(unm_login, PASSWORD)
         unm = [m for m in mailboxes[0]["messages"] if not (header_addrs(m.raw)[1] & lead_set)]
         for m in unm:
-            dove.put(unm_login, m.folder, m.raw, flags="S")
+            dove.put(unm_login, m.folder, m.raw, flags="S", when=m.date.timestamp())
         # memory: one big message from a lead
         big_login = f"big@{DOMAIN}"
         dove.add_user(big_login, PASSWORD)
@@ -726,7 +757,7 @@ def main(argv=None):
         for i, lg in enumerate(idle_logins):
             dove.add_user(lg, PASSWORD)
             for m in corpus_mod.generate(args.seed * 100000 + i, lg, rnd.sample(pool, 3), 3):
-                dove.put(lg, m.folder, m.raw, flags="S")
+                dove.put(lg, m.folder, m.raw, flags="S", when=m.date.timestamp())
         dove.start()
         log(f"dovecot on {dove.host}:{dove.port}, {len(dove.users)} users loaded "
             f"({time.monotonic() - t:.1f}s)")
@@ -762,7 +793,9 @@ def main(argv=None):
         save()
 
         results = {"largest_message": largest}
-        for name in ("ceiling", "backfill", "baseline", "bandwidth", "big", "idle"):
+        # baseline last: Odoo's gateway creates a lead per new sender, which would change what
+        # the other phases match.
+        for name in ("ceiling", "backfill", "bandwidth", "big", "idle", "baseline"):
             if name in args.skip:
                 continue
             log(f"phase {name} ...")

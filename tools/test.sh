@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# The test command of crm_mail_sync:   bash tools/test.sh [--engine-only | --odoo-only]
+#
+#   layer 1 "engine": python -m pytest mailsync/tests   (no Odoo; real Dovecot + SMTP on loopback)
+#   layer 2 "odoo":   odoo-bin -i crm_mail_sync --test-tags ${ODOO_TEST_TAGS:-/crm_mail_sync,/crm}
+#                     on a fresh database (dropped afterwards), same Dovecot + SMTP
+#
+# Uses an Odoo that is already installed (ODOO_HOME, default /opt/odoo; see ../shared/odoo.md):
+# it never installs Odoo. Installs the addon's requirements.txt into that Odoo's Python without
+# moving Odoo's own pins, and Dovecot/chromium with apt-get when missing.
+# Prints one summary line per layer, then "N passed, N failed"; exits non-zero on any failure.
+set -uo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ODOO_HOME="${ODOO_HOME:-/opt/odoo}"
+RUN_ENGINE=1
+RUN_ODOO=1
+for arg in "$@"; do
+    case "$arg" in
+        --engine-only) RUN_ODOO=0 ;;
+        --odoo-only) RUN_ENGINE=0 ;;
+        -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "tools/test.sh: unknown option: $arg (use --engine-only or --odoo-only)" >&2; exit 2 ;;
+    esac
+done
+
+say() { printf '[test.sh] %s\n' "$*" >&2; }
+START_TIME=$(date +%s)
+
+# ---- Python -------------------------------------------------------------------------------------
+HAVE_ODOO=0
+if [ -f "$ODOO_HOME/src/odoo-bin" ] && [ -x "$ODOO_HOME/venv/bin/python" ]; then
+    HAVE_ODOO=1
+fi
+if [ -x "$ODOO_HOME/venv/bin/python" ]; then
+    PY="$ODOO_HOME/venv/bin/python"
+else
+    VENV="${XDG_CACHE_HOME:-$HOME/.cache}/crm_mail_sync/venv"
+    if [ ! -x "$VENV/bin/python" ]; then
+        say "creating $VENV (no Odoo Python at $ODOO_HOME/venv)"
+        python3 -m venv "$VENV" || { say "cannot create a venv (apt-get install python3-venv?)"; exit 1; }
+    fi
+    PY="$VENV/bin/python"
+fi
+
+RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/crm_mail_sync-test.XXXXXX")"
+chmod 755 "$RUN_DIR"
+DB=""
+cleanup() {
+    local rc=$?
+    if [ -n "${SERVICES_STARTED:-}" ]; then
+        "$PY" "$REPO/tools/services.py" stop --state-dir "$RUN_DIR/services" >/dev/null 2>&1 || true
+    fi
+    if [ -n "$DB" ]; then
+        dropdb --if-exists "$DB" >/dev/null 2>&1 \
+            || psql -q -d postgres -c "DROP DATABASE IF EXISTS \"$DB\"" >/dev/null 2>&1 || true
+    fi
+    if [ -n "${KEEP_RUN_DIR:-}" ]; then
+        say "logs kept in $RUN_DIR"
+    else
+        rm -rf "$RUN_DIR"
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- Python dependencies (Odoo's pins never move) -----------------------------------------------
+CONSTRAINTS="$RUN_DIR/constraints.txt"
+"$PY" -m pip freeze --disable-pip-version-check 2>/dev/null \
+    | grep -iE '^(cryptography|urllib3|requests|idna|pyopenssl|werkzeug|lxml)==' > "$CONSTRAINTS" || true
+if ! "$PY" -m pip install --disable-pip-version-check -q -r "$REPO/requirements.txt" -c "$CONSTRAINTS" \
+        > "$RUN_DIR/pip.log" 2>&1; then
+    cat "$RUN_DIR/pip.log" >&2
+    say "could not install requirements.txt into $PY"
+    exit 1
+fi
+
+# ---- system packages ----------------------------------------------------------------------------
+apt_install() {
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo -n"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get install -y -q "$@" >"$RUN_DIR/apt.log" 2>&1 \
+        || { $sudo apt-get update -q >>"$RUN_DIR/apt.log" 2>&1 && $sudo apt-get install -y -q "$@" >>"$RUN_DIR/apt.log" 2>&1; } \
+        || { tail -20 "$RUN_DIR/apt.log" >&2; say "apt-get install $* failed"; return 1; }
+}
+if ! command -v dovecot >/dev/null 2>&1 && [ ! -x /usr/sbin/dovecot ]; then
+    say "installing dovecot-imapd"
+    apt_install dovecot-imapd || exit 1
+fi
+if [ "$RUN_ODOO" = 1 ] && [ "$HAVE_ODOO" = 1 ] \
+        && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 \
+        && ! command -v google-chrome >/dev/null 2>&1; then
+    say "installing chromium (Odoo's browser tests)"
+    apt_install chromium || exit 1
+fi
+export PATH="$PATH:/usr/sbin"
+
+# ---- one Dovecot + one SMTP server for the whole run --------------------------------------------
+if ! "$PY" "$REPO/tools/services.py" start --state-dir "$RUN_DIR/services" > "$RUN_DIR/services.env"; then
+    say "could not start Dovecot/SMTP"
+    exit 1
+fi
+SERVICES_STARTED=1
+# shellcheck disable=SC1091
+. "$RUN_DIR/services.env"
+export MAILSYNC_DOVECOT MAILSYNC_SMTP
+
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+SUMMARY=()
+FAILED_ANY=0
+
+# ---- layer 1: the engine ------------------------------------------------------------------------
+if [ "$RUN_ENGINE" = 1 ]; then
+    say "engine tests: python -m pytest mailsync/tests"
+    t0=$(date +%s)
+    (cd "$REPO" && "$PY" -m pytest mailsync/tests -q -p no:cacheprovider -rfE) 2>&1 | tee "$RUN_DIR/engine.log"
+    engine_rc=${PIPESTATUS[0]}
+    read -r e_passed e_failed < <("$PY" - "$RUN_DIR/engine.log" <<'EOF'
+import re, sys
+text = open(sys.argv[1], errors="replace").read()
+lines = [l for l in text.splitlines() if re.search(r"\d+ (passed|failed|error)|no tests ran", l)]
+last = lines[-1] if lines else ""
+count = lambda word: sum(int(n) for n in re.findall(r"(\d+) " + word, last))
+print(count("passed"), count("failed") + count(r"errors?"))
+EOF
+)
+    if [ "$engine_rc" != 0 ] && [ "$e_failed" = 0 ]; then
+        e_failed=1  # pytest itself failed (collection, usage, internal error)
+    fi
+    SUMMARY+=("engine: $e_passed passed, $e_failed failed ($(( $(date +%s) - t0 ))s)")
+    TOTAL_PASSED=$((TOTAL_PASSED + e_passed))
+    TOTAL_FAILED=$((TOTAL_FAILED + e_failed))
+    [ "$e_failed" = 0 ] || FAILED_ANY=1
+fi
+
+# ---- layer 2: Odoo ------------------------------------------------------------------------------
+if [ "$RUN_ODOO" = 1 ]; then
+    if [ "$HAVE_ODOO" != 1 ]; then
+        SUMMARY+=("ODOO TESTS NOT RUN: no Odoo at $ODOO_HOME (see ../shared/odoo.md)")
+    else
+        t0=$(date +%s)
+        ADDONS="$RUN_DIR/addons"
+        mkdir -p "$ADDONS"
+        ln -s "$REPO" "$ADDONS/crm_mail_sync"
+        DB="crm_mail_sync_test_$(date +%Y%m%d%H%M%S)_$$"
+        HTTP_PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        TAGS="${ODOO_TEST_TAGS:-/crm_mail_sync,/crm}"
+        ODOO_LOG="$RUN_DIR/odoo.log"
+        ODOO_ADDONS_PATH="$ODOO_HOME/src/odoo/addons"
+        [ -d "$ODOO_HOME/src/addons" ] && ODOO_ADDONS_PATH="$ODOO_ADDONS_PATH,$ODOO_HOME/src/addons"
+        say "odoo tests: -i crm_mail_sync --test-tags $TAGS on database $DB (log: $ODOO_LOG)"
+        "$ODOO_HOME/venv/bin/python" "$ODOO_HOME/src/odoo-bin" \
+            --addons-path="$ODOO_ADDONS_PATH,$ADDONS" \
+            --data-dir="$RUN_DIR/odoo-data" \
+            -d "$DB" -i crm_mail_sync --test-tags "$TAGS" \
+            --stop-after-init --log-level=test --http-port="$HTTP_PORT" --http-interface=127.0.0.1 \
+            --max-cron-threads=0 --workers=0 \
+            > "$ODOO_LOG" 2>&1 &
+        odoo_pid=$!
+        last_report=$(date +%s)
+        while kill -0 "$odoo_pid" 2>/dev/null; do
+            sleep 5
+            if [ $(( $(date +%s) - last_report )) -ge 60 ]; then
+                last_report=$(date +%s)
+                say "odoo still running ($(( last_report - t0 ))s): $(grep -c ' Starting ' "$ODOO_LOG") tests started, $(grep -cE ' (ERROR|CRITICAL) ' "$ODOO_LOG") error lines"
+            fi
+        done
+        wait "$odoo_pid"
+        odoo_rc=$?
+        # Verdict: exit code, the test result line, ERROR/CRITICAL lines, warnings from loading.
+        read -r o_passed o_failed < <("$PY" "$REPO/tools/odoo_log_check.py" "$ODOO_LOG" "$odoo_rc" \
+                                       --report "$RUN_DIR/odoo-problems.txt")
+        if [ -s "$RUN_DIR/odoo-problems.txt" ]; then
+            cat "$RUN_DIR/odoo-problems.txt"
+        fi
+        SUMMARY+=("odoo: $o_passed passed, $o_failed failed ($(( $(date +%s) - t0 ))s)")
+        TOTAL_PASSED=$((TOTAL_PASSED + o_passed))
+        TOTAL_FAILED=$((TOTAL_FAILED + o_failed))
+        if [ "$o_failed" != 0 ]; then
+            FAILED_ANY=1
+            mkdir -p "$REPO/.run" && cp "$ODOO_LOG" "$REPO/.run/odoo-test.log" \
+                && say "full Odoo log: .run/odoo-test.log"
+        fi
+    fi
+fi
+
+echo
+for line in "${SUMMARY[@]}"; do
+    echo "$line"
+done
+say "total time $(( $(date +%s) - START_TIME ))s"
+echo "$TOTAL_PASSED passed, $TOTAL_FAILED failed"
+[ "$FAILED_ANY" = 0 ] && [ "$TOTAL_FAILED" = 0 ]

@@ -27,7 +27,7 @@ from .errors import SyncError, classify
 from .types import (ROLE_ALL, ROLE_INBOX, ROLE_SENT, SECURITY_NONE, SECURITY_SSL,
                     SECURITY_STARTTLS, FolderState, HeaderInfo, MailboxConfig)
 
-__all__ = ["ImapSession", "test_imap", "test_smtp", "ssl_context", "is_loopback",
+__all__ = ["ImapSession", "pick_folders", "test_imap", "test_smtp", "ssl_context", "is_loopback",
            "HEADER_FETCH", "SENT_FALLBACK_NAMES"]
 
 CAFILE_ENV = "MAILSYNC_CAFILE"
@@ -133,10 +133,14 @@ class ImapSession:
         return classify(exc, host=self.host, port=self.port, provider=self.config.provider,
                         secrets=self._secrets())
 
-    def _call(self, fn, *args, **kw):
+    @property
+    def _c(self) -> _Client:
         if self.client is None:
-            raise SyncError("config", "not connected", host=self.host, port=self.port,
-                            provider=self.config.provider)
+            raise SyncError("config", "the IMAP session is not connected", host=self.host,
+                            port=self.port, provider=self.config.provider)
+        return self.client
+
+    def _call(self, fn, *args, **kw):
         try:
             return fn(*args, **kw)
         except SyncError:
@@ -221,7 +225,7 @@ class ImapSession:
     # -- folders --
     def list_folders(self) -> list[tuple[tuple[str, ...], str]]:
         """[(flags, name)] of every folder."""
-        rows = self._call(self.client.list_folders)
+        rows = self._call(self._c.list_folders)
         return [(tuple(_str(f) for f in flags), _str(name)) for flags, _delim, name in rows]
 
     def discover_folders(self) -> list[FolderState]:
@@ -231,33 +235,12 @@ class ImapSession:
         INBOX and Sent Mail (and archived mail) — reading those too would fetch every message's
         headers two or three times.
         """
-        rows = self.list_folders()
-        by_lower = {name.lower(): name for _flags, name in rows}
-        special = {}
-        for flags, name in rows:
-            lowered = {f.lower() for f in flags}
-            if "\\noselect" in lowered or "\\nonexistent" in lowered:
-                continue
-            for role, flag in ((ROLE_SENT, "\\sent"), (ROLE_ALL, "\\all")):
-                if flag in lowered and role not in special:
-                    special[role] = name
-        if self.is_gmail and ROLE_ALL in special:
-            return [FolderState(name=special[ROLE_ALL], role=ROLE_ALL)]
-        folders = [FolderState(name=by_lower.get("inbox", "INBOX"), role=ROLE_INBOX)]
-        sent = special.get(ROLE_SENT)
-        if not sent:
-            for candidate in SENT_FALLBACK_NAMES:
-                if candidate.lower() in by_lower:
-                    sent = by_lower[candidate.lower()]
-                    break
-        if sent and sent.lower() != "inbox":
-            folders.append(FolderState(name=sent, role=ROLE_SENT))
-        return folders
+        return pick_folders(self.list_folders(), gmail=self.is_gmail)
 
     def examine(self, name: str) -> tuple[int, int | None]:
         """Open ``name`` read-only (EXAMINE): (UIDVALIDITY, UIDNEXT)."""
         try:
-            info = self._call(self.client.select_folder, name, readonly=True)
+            info = self._call(self._c.select_folder, name, readonly=True)
         except SyncError as e:
             e.folder = name
             if e.kind == "protocol" and re.search(r"(select|examine) failed|doesn.?t exist|"
@@ -274,14 +257,14 @@ class ImapSession:
 
     def uids_after(self, last_uid: int) -> list[int]:
         """UIDs above ``last_uid`` in the examined folder, ascending."""
-        uids = self._call(self.client.search, ["UID", f"{int(last_uid) + 1}:*"])
+        uids = self._call(self._c.search, ["UID", f"{int(last_uid) + 1}:*"])
         return sorted(u for u in (int(x) for x in uids) if u > last_uid)
 
     def uids_since(self, date) -> list[int]:
         """UIDs of messages whose internal date is on or after ``date`` (a date/datetime)."""
         if isinstance(date, dt.datetime):
             date = date.astimezone(dt.timezone.utc).date() if date.tzinfo else date.date()
-        uids = self._call(self.client.search, ["SINCE", date])
+        uids = self._call(self._c.search, ["SINCE", date])
         return sorted(int(x) for x in uids)
 
     # -- fetches --
@@ -290,7 +273,7 @@ class ImapSession:
         uids = sorted({int(u) for u in uids})
         for i in range(0, len(uids), FETCH_CHUNK):
             chunk = uids[i:i + FETCH_CHUNK]
-            out.update(self._call(self.client.fetch, chunk, items))
+            out.update(self._call(self._c.fetch, chunk, items))
         return out
 
     def fetch_headers(self, uids) -> list[HeaderInfo]:
@@ -343,7 +326,7 @@ class ImapSession:
 
     def append(self, folder: str, raw: bytes, flags=(), when=None) -> int | None:
         """APPEND a message (the caller's own Sent copy). Returns the new UID when known."""
-        res = self._call(self.client.append, folder, raw, flags=tuple(flags), msg_time=when)
+        res = self._call(self._c.append, folder, raw, flags=tuple(flags), msg_time=when)
         try:
             text = _str(res)
             m = re.search(r"APPENDUID \d+ (\d+)", text)
@@ -352,7 +335,33 @@ class ImapSession:
             return None
 
     def noop(self) -> None:
-        self._call(self.client.noop)
+        self._call(self._c.noop)
+
+
+def pick_folders(rows, *, gmail: bool = False) -> list[FolderState]:
+    """The folders to sync from a LIST answer ``[(flags, name)]`` (see discover_folders)."""
+    by_lower = {}
+    special = {}
+    for flags, name in rows:
+        lowered = {str(f).lower() for f in flags}
+        if "\\noselect" in lowered or "\\nonexistent" in lowered:
+            continue
+        by_lower.setdefault(name.lower(), name)
+        for role, flag in ((ROLE_SENT, "\\sent"), (ROLE_ALL, "\\all")):
+            if flag in lowered and role not in special:
+                special[role] = name
+    if gmail and ROLE_ALL in special:
+        return [FolderState(name=special[ROLE_ALL], role=ROLE_ALL)]
+    folders = [FolderState(name=by_lower.get("inbox", "INBOX"), role=ROLE_INBOX)]
+    sent = special.get(ROLE_SENT)
+    if not sent:
+        for candidate in SENT_FALLBACK_NAMES:
+            if candidate.lower() in by_lower:
+                sent = by_lower[candidate.lower()]
+                break
+    if sent and sent.lower() != "inbox":
+        folders.append(FolderState(name=sent, role=ROLE_SENT))
+    return folders
 
 
 def test_imap(config: MailboxConfig, *, cafile: str | None = None) -> None:

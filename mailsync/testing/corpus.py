@@ -103,7 +103,7 @@ def _hdr(text: str, charset: str) -> str:
         text.encode(charset)
     except UnicodeEncodeError:
         charset = "utf-8"
-    return Header(text, charset).encode()
+    return Header(text, charset).encode(linesep="\r\n")
 
 
 def _addr_hdr(name: str | None, addr: str, charset: str) -> str:
@@ -296,6 +296,7 @@ def _structure(rng, body, charset, cte, att_size, i):
 
 
 def _malformed(kind, rng, body, charset, subject, corr, user):
+    body = body.replace("\n", "\r\n")
     if kind == "missing_boundary":
         return (["Content-Type: multipart/mixed"],
                 b"--xyz\r\nContent-Type: text/plain\r\n\r\n" + body.encode("utf-8") +

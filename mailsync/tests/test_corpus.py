@@ -71,3 +71,9 @@ def test_malformed_messages_still_parse():
             assert p.message_id == m.message_id
             if m.malformed not in ("header_only", "no_message_id", "nested_rfc822"):
                 assert p.defects, m.malformed
+
+
+def test_crlf_only_so_imap_sizes_match():
+    import re
+    for m in generate(4, USER, PEOPLE, 600, malformed_ratio=0.1):
+        assert not re.search(rb"(?<!\r)\n|\r(?!\n)", m.raw), (m.malformed, m.charset)

@@ -146,6 +146,7 @@ def _bodies(session, fs, wanted, matches, report, max_attachment_bytes):
             except SyncError as one:
                 if one.kind in CONNECTION_KINDS:
                     raise
+                session.noop()  # a dead connection raises here: not the message's fault
                 one.uid, one.folder = uid, fs.name
                 report.errors.append(one)
     items = []

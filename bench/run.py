@@ -431,6 +431,8 @@ def phase_backfill(state):
                                     "rss_after": pk.proc.memory_info().rss, **tot})
             wall = time.perf_counter() - t0
             queries = sql_count() - q0
+        if state.get("inject"):
+            inject_fault(env, ids, state["inject"])
         rows = recorded_rows(env, ids)
         env.cr.execute("SELECT count(*) FROM mail_sync_message WHERE mailbox_id = ANY(%s)", [ids])
         recorded = env.cr.fetchone()[0]  # messages recorded (each on one or more leads/contacts)
@@ -444,6 +446,19 @@ def phase_backfill(state):
         "rows": {str(k): [[mid, lead, n] for (mid, lead), n in v.items()] for k, v in rows.items()},
         **pk.as_dict(),
     }
+
+
+def inject_fault(env, mailbox_ids, kind):
+    """--inject: spoil the result on purpose, to prove that the gate catches it."""
+    env.cr.execute("SELECT min(id) FROM mail_message WHERE mail_sync_mailbox_id = ANY(%s) AND model = 'crm.lead'",
+                   [list(mailbox_ids)])
+    victim = env["mail.message"].browse(env.cr.fetchone()[0])
+    if kind == "lose":
+        victim.unlink()
+    elif kind == "duplicate":
+        victim.copy({"mail_sync_mailbox_id": victim.mail_sync_mailbox_id.id, "message_id": victim.message_id})
+    env.cr.commit()
+    log(f"injected fault: {kind} mail.message {victim.id}")
 
 
 def phase_baseline(state):
@@ -679,6 +694,7 @@ def parse_args(argv=None):
     p.add_argument("--db", help="database name (default bench_<seed>_<pid>); it is dropped and re-created")
     p.add_argument("--keep", action="store_true", help="keep the database and the Dovecot work dir")
     p.add_argument("--modules", default=ADDON_NAME, help=argparse.SUPPRESS)  # dev: e.g. crm + --skip backfill
+    p.add_argument("--inject", choices=("lose", "duplicate"), help=argparse.SUPPRESS)  # gate self-test
     p.add_argument("--phase", help=argparse.SUPPRESS)
     p.add_argument("--state", help=argparse.SUPPRESS)
     p.add_argument("--phase-out", help=argparse.SUPPRESS)
@@ -777,7 +793,7 @@ def main(argv=None):
             "mailboxes": [{"login": mb["login"]} for mb in mailboxes], "leads": leads,
             "extra_logins": [unm_login, big_login], "idle_logins": idle_logins,
             "baseline_login": base_login, "unmatched_login": unm_login, "big_login": big_login,
-            "sync_days": sync_days, "batch": args.batch, "backfill_messages": backfill_n,
+            "sync_days": sync_days, "inject": args.inject, "batch": args.batch, "backfill_messages": backfill_n,
             "baseline_messages": len(base_msgs), "unmatched_messages": len(unm),
             "unmatched_raw_bytes": sum(len(m.raw) for m in unm), "big_bytes": len(big_raw),
         }
@@ -838,6 +854,9 @@ def main(argv=None):
         for g in gate["mailboxes"]:
             print(f"gate {g['login']}: expected {g['expected']}, recorded {g['recorded']}, lost {g['lost']}, "
                   f"duplicated {g['duplicated']}, unexpected {g['unexpected']}")
+            for kind, ex in g["examples"].items():
+                for mid, lead in ex:
+                    print(f"    {kind.upper()}: Message-ID {mid} on crm.lead {lead}", file=sys.stderr)
         report = {"args": {k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(args).items()},
                   "machine": machine, "started": dt.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
                   "duration_s": time.time() - started, "results": results,

@@ -12,7 +12,6 @@
 set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-ODOO_HOME="${ODOO_HOME:-/opt/odoo}"
 RUN_ENGINE=1
 RUN_ODOO=1
 for arg in "$@"; do
@@ -24,30 +23,25 @@ for arg in "$@"; do
     esac
 done
 
-say() { printf '[test.sh] %s\n' "$*" >&2; }
+SCRIPT_NAME=test.sh
+# shellcheck source=tools/lib.sh
+. "$REPO/tools/lib.sh"
 START_TIME=$(date +%s)
 
-# ---- Python -------------------------------------------------------------------------------------
 HAVE_ODOO=0
-if [ -f "$ODOO_HOME/src/odoo-bin" ] && [ -x "$ODOO_HOME/venv/bin/python" ]; then
-    HAVE_ODOO=1
-fi
-if [ -x "$ODOO_HOME/venv/bin/python" ]; then
-    PY="$ODOO_HOME/venv/bin/python"
-else
-    VENV="${XDG_CACHE_HOME:-$HOME/.cache}/crm_mail_sync/venv"
-    if [ ! -x "$VENV/bin/python" ]; then
-        say "creating $VENV (no Odoo Python at $ODOO_HOME/venv)"
-        python3 -m venv "$VENV" || { say "cannot create a venv (apt-get install python3-venv?)"; exit 1; }
-    fi
-    PY="$VENV/bin/python"
-fi
+have_odoo && HAVE_ODOO=1
+pick_python || exit 1
 
 RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/crm_mail_sync-test.XXXXXX")"
+WORK_DIR="$RUN_DIR"
 chmod 755 "$RUN_DIR"
 DB=""
+odoo_pid=""
 cleanup() {
     local rc=$?
+    if [ -n "$odoo_pid" ] && kill -0 "$odoo_pid" 2>/dev/null; then
+        kill "$odoo_pid" 2>/dev/null; wait "$odoo_pid" 2>/dev/null
+    fi
     if [ -n "${SERVICES_STARTED:-}" ]; then
         "$PY" "$REPO/tools/services.py" stop --state-dir "$RUN_DIR/services" >/dev/null 2>&1 || true
     fi
@@ -65,37 +59,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# ---- Python dependencies (Odoo's pins never move) -----------------------------------------------
-CONSTRAINTS="$RUN_DIR/constraints.txt"
-"$PY" -m pip freeze --disable-pip-version-check 2>/dev/null \
-    | grep -iE '^(cryptography|urllib3|requests|idna|pyopenssl|werkzeug|lxml)==' > "$CONSTRAINTS" || true
-if ! "$PY" -m pip install --disable-pip-version-check -q -r "$REPO/requirements.txt" -c "$CONSTRAINTS" \
-        > "$RUN_DIR/pip.log" 2>&1; then
-    cat "$RUN_DIR/pip.log" >&2
-    say "could not install requirements.txt into $PY"
-    exit 1
+install_requirements || exit 1
+ensure_dovecot || exit 1
+if [ "$RUN_ODOO" = 1 ] && [ "$HAVE_ODOO" = 1 ]; then
+    ensure_chromium || exit 1
 fi
-
-# ---- system packages ----------------------------------------------------------------------------
-apt_install() {
-    local sudo=""
-    [ "$(id -u)" = 0 ] || sudo="sudo -n"
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get install -y -q "$@" >"$RUN_DIR/apt.log" 2>&1 \
-        || { $sudo apt-get update -q >>"$RUN_DIR/apt.log" 2>&1 && $sudo apt-get install -y -q "$@" >>"$RUN_DIR/apt.log" 2>&1; } \
-        || { tail -20 "$RUN_DIR/apt.log" >&2; say "apt-get install $* failed"; return 1; }
-}
-if ! command -v dovecot >/dev/null 2>&1 && [ ! -x /usr/sbin/dovecot ]; then
-    say "installing dovecot-imapd"
-    apt_install dovecot-imapd || exit 1
-fi
-if [ "$RUN_ODOO" = 1 ] && [ "$HAVE_ODOO" = 1 ] \
-        && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 \
-        && ! command -v google-chrome >/dev/null 2>&1; then
-    say "installing chromium (Odoo's browser tests)"
-    apt_install chromium || exit 1
-fi
-export PATH="$PATH:/usr/sbin"
 
 # ---- one Dovecot + one SMTP server for the whole run --------------------------------------------
 if ! "$PY" "$REPO/tools/services.py" start --state-dir "$RUN_DIR/services" > "$RUN_DIR/services.env"; then
@@ -146,14 +114,12 @@ if [ "$RUN_ODOO" = 1 ]; then
         mkdir -p "$ADDONS"
         ln -s "$REPO" "$ADDONS/crm_mail_sync"
         DB="crm_mail_sync_test_$(date +%Y%m%d%H%M%S)_$$"
-        HTTP_PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        HTTP_PORT=$(free_port)
         TAGS="${ODOO_TEST_TAGS:-/crm_mail_sync,/crm}"
         ODOO_LOG="$RUN_DIR/odoo.log"
-        ODOO_ADDONS_PATH="$ODOO_HOME/src/odoo/addons"
-        [ -d "$ODOO_HOME/src/addons" ] && ODOO_ADDONS_PATH="$ODOO_ADDONS_PATH,$ODOO_HOME/src/addons"
         say "odoo tests: -i crm_mail_sync --test-tags $TAGS on database $DB (log: $ODOO_LOG)"
         "$ODOO_HOME/venv/bin/python" "$ODOO_HOME/src/odoo-bin" \
-            --addons-path="$ODOO_ADDONS_PATH,$ADDONS" \
+            --addons-path="$(odoo_addons_path "$ADDONS")" \
             --data-dir="$RUN_DIR/odoo-data" \
             -d "$DB" -i crm_mail_sync --test-tags "$TAGS" \
             --stop-after-init --log-level=test --http-port="$HTTP_PORT" --http-interface=127.0.0.1 \

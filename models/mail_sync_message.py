@@ -36,6 +36,7 @@ class MailSyncMessage(models.Model):
     direction = fields.Selection([("sent", "Sent"), ("received", "Received")], readonly=True)
     date = fields.Datetime(readonly=True)
     subject = fields.Char(readonly=True)
+    in_reply_to = fields.Char("In-Reply-To", readonly=True)
     mail_message_ids = fields.Many2many(
         "mail.message", "mail_sync_message_mail_message_rel", "sync_message_id",
         "mail_message_id", string="Chatter entries", readonly=True)
@@ -44,6 +45,14 @@ class MailSyncMessage(models.Model):
         ("mailbox_message_unique", "unique(mailbox_id, message_id)",
          "A message is recorded once per mailbox."),
     ]
+
+    def init(self):
+        # Replies recorded before the message they answer (another folder, a later batch) are
+        # found through this index when that message arrives, and threaded under it.
+        self.env.cr.execute("""
+            CREATE INDEX IF NOT EXISTS mail_sync_message_mailbox_in_reply_to_index
+                ON mail_sync_message (mailbox_id, in_reply_to) WHERE in_reply_to IS NOT NULL
+        """)
 
     # ------------------------------------------------------------------ recording
     @api.model
@@ -147,20 +156,34 @@ class MailSyncMessage(models.Model):
         created = {}
         for (header, _p, _m, model, res_id), message in zip(plan, messages):
             created.setdefault((model, res_id, header.message_id), message.id)
+        known = {**on_record, **created}
         parent_fix = []
         for (header, _p, _m, model, res_id), message, vals in zip(plan, messages, message_vals):
-            if vals.get("parent_id"):
-                continue
-            parent = self._find_parent(header, model, res_id, created)
-            if parent and parent != message.id:
+            parent = self._find_parent(header, model, res_id, known)
+            if parent and parent != message.id and parent != vals.get("parent_id"):
                 parent_fix.append((message.id, parent))
+        # Replies recorded earlier (another folder, an earlier batch) answering a message
+        # recorded now: thread them under it.
+        if created:
+            self.flush_model(["mailbox_id", "in_reply_to", "mail_message_ids"])
+            self.env.cr.execute("""
+                SELECT mm.id, mm.model, mm.res_id, r.in_reply_to, mm.parent_id
+                  FROM mail_sync_message r
+                  JOIN mail_sync_message_mail_message_rel rel ON rel.sync_message_id = r.id
+                  JOIN mail_message mm ON mm.id = rel.mail_message_id
+                 WHERE r.mailbox_id = %s AND r.in_reply_to = ANY(%s)
+            """, (mailbox.id, list({key[2] for key in created})))
+            for message_id, model, res_id, in_reply_to, parent_id in self.env.cr.fetchall():
+                parent = created.get((model, res_id, in_reply_to))
+                if parent and parent != parent_id:
+                    parent_fix.append((message_id, parent))
         if parent_fix:
             self.env.cr.execute(
                 "UPDATE mail_message m SET parent_id = v.parent_id "
                 "FROM (VALUES %s) AS v(id, parent_id) WHERE m.id = v.id"
                 % ", ".join(["(%s, %s)"] * len(parent_fix)),
                 [value for pair in parent_fix for value in pair])
-            messages.invalidate_recordset(["parent_id"])
+            self.env["mail.message"].invalidate_model(["parent_id", "child_ids"])
 
         # Registry rows, linked to the chatter entries they created.
         messages_of = {}
@@ -174,6 +197,7 @@ class MailSyncMessage(models.Model):
             "direction": self._direction(folder, header, own_addrs),
             "date": self._naive(header.date or parsed.date),
             "subject": (header.subject or parsed.subject or "")[:500],
+            "in_reply_to": header.in_reply_to or False,
             "mail_message_ids": [(6, 0, messages_of.get(header.message_id, []))],
         } for header, parsed, _match in items])
         return len(items)

@@ -1,2 +1,5 @@
 from . import test_install
 from . import test_connection
+from . import test_sync
+from . import test_cron
+from . import test_access

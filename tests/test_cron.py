@@ -1,0 +1,116 @@
+# Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+from unittest.mock import patch
+
+from odoo.tests import tagged
+from odoo.tools import mute_logger
+
+from .common import MailSyncCase
+
+MAILBOX_LOGGER = "odoo.addons.crm_mail_sync.models.mail_sync_mailbox"
+
+
+@tagged("post_install", "-at_install")
+class TestCron(MailSyncCase):
+
+    def _good_mailbox(self, user, n=15):
+        login, password = self._dovecot_user()
+        self._load(login, self._corpus(login, n, malformed_ratio=0))
+        return self._enabled_mailbox(user, login, password)
+
+    def test_broken_mailbox_does_not_stop_others(self):
+        # The broken one is claimed first (never synced, lowest id).
+        login, _password = self._dovecot_user()
+        broken = self._enabled_mailbox(self.user_jr, login, "wrong-password")
+        good = self._good_mailbox(self.user_sales)
+        Mailbox = self.env["mail.sync.mailbox"]
+        with mute_logger(MAILBOX_LOGGER):
+            done = Mailbox._cron_sync()
+        self.assertEqual(done, 2)
+        self.assertEqual(good.state, "enabled")
+        self.assertTrue(self._synced(good))
+        self.assertEqual(broken.state, "error")
+        self.assertTrue(broken.error_since)
+        self.assertTrue(broken.last_error.startswith("Authentication failed. Please try again."))
+        log = self.env["mail.sync.log"].sudo().search([("mailbox_id", "=", broken.id)])
+        self.assertEqual(len(log), 1)
+        self.assertEqual(log.kind, "auth")
+        self.assertEqual(log.user_id, self.user_jr)
+        self.assertTrue(log.fix)
+        self.assertNotIn("wrong-password", (log.message or "") + log.summary)
+        # A repeat is counted on the same line, not a new one.
+        broken.next_sync = False
+        with mute_logger(MAILBOX_LOGGER):
+            Mailbox._cron_sync()
+        log.invalidate_recordset()
+        self.assertEqual(self.env["mail.sync.log"].sudo().search_count(
+            [("mailbox_id", "=", broken.id)]), 1)
+        self.assertEqual(log.count, 2)
+        # The owner and managers read the entry; other salespeople do not.
+        self.assertEqual(self.env["mail.sync.log"].with_user(self.user_jr).search([]), log)
+        self.assertIn(log, self.env["mail.sync.log"].with_user(self.user_manager).search([]))
+        self.assertNotIn(log, self.env["mail.sync.log"].with_user(self.user_sales).search([]))
+
+    def test_unexpected_crash_is_contained(self):
+        first = self._good_mailbox(self.user_jr)
+        second = self._good_mailbox(self.user_sales)
+        Registry = type(self.env["mail.sync.message"])
+        original = Registry._record
+        calls = []
+
+        def flaky(self_, mailbox, folder, items, own):
+            calls.append(mailbox.id)
+            if mailbox == first:
+                raise RuntimeError("boom")
+            return original(self_, mailbox, folder, items, own)
+
+        with patch.object(Registry, "_record", flaky), mute_logger(MAILBOX_LOGGER):
+            self.env["mail.sync.mailbox"]._cron_sync()
+        self.assertEqual(first.state, "error")
+        self.assertFalse(self._synced(first))
+        self.assertFalse(first.folder_ids.filtered("last_uid"))  # cursor did not move
+        self.assertEqual(second.state, "enabled")
+        self.assertTrue(self._synced(second))
+        self.assertEqual(self.env["mail.sync.log"].sudo().search(
+            [("mailbox_id", "=", first.id)]).kind, "unknown")
+
+    def test_only_due_mailboxes_and_time_budget(self):
+        first = self._good_mailbox(self.user_jr, n=5)
+        second = self._good_mailbox(self.user_sales, n=5)
+        draft_login, draft_password = self._dovecot_user()
+        draft = self._mailbox(self.user_manager, draft_login, draft_password)
+        Mailbox = self.env["mail.sync.mailbox"]
+        # batch size 1: the oldest (never synced, lowest id) first.
+        self.assertEqual(Mailbox._cron_sync(batch_size=1), 1)
+        self.assertTrue(first.last_sync)
+        self.assertFalse(second.last_sync)
+        self.assertEqual(Mailbox._cron_sync(batch_size=5), 1)
+        self.assertTrue(second.last_sync)
+        # Synced a moment ago: not due again yet; a draft mailbox is never synced.
+        self.assertEqual(Mailbox._cron_sync(), 0)
+        self.assertFalse(draft.last_sync)
+
+    def test_manual_sync_raises(self):
+        login, _password = self._dovecot_user()
+        broken = self._enabled_mailbox(self.user_sales, login, "wrong-password")
+        from odoo.exceptions import UserError
+        with self.assertRaises(UserError) as caught, mute_logger(MAILBOX_LOGGER):
+            broken.with_user(self.user_sales).action_sync_now()
+        self.assertTrue(str(caught.exception).startswith(
+            "Authentication failed. Please try again."))
+        good = self._good_mailbox(self.user_jr, n=5)
+        action = good.with_user(self.user_jr).action_sync_now()
+        self.assertEqual(action["tag"], "display_notification")
+        self.assertTrue(self._synced(good))
+
+    def test_log_vacuum(self):
+        login, _password = self._dovecot_user()
+        broken = self._enabled_mailbox(self.user_sales, login, "wrong-password")
+        with mute_logger(MAILBOX_LOGGER):
+            broken._sync()
+        log = self.env["mail.sync.log"].sudo().search([("mailbox_id", "=", broken.id)])
+        self.assertTrue(log)
+        self.env["mail.sync.log"]._gc_old_entries()
+        self.assertTrue(log.exists())
+        log.date = "2000-01-01 00:00:00"
+        self.env["mail.sync.log"]._gc_old_entries()
+        self.assertFalse(log.exists())

@@ -246,6 +246,9 @@ _TEXT_RULES = [
     ("oauth_revoked", r"invalid_grant|token has been expired or revoked|token.*revoked"),
     ("too_many_connections", r"\[limit\]"),
     ("over_quota", r"\[overquota\]"),
+    # Dovecot/Gmail say "[UNAVAILABLE] Too many simultaneous connections": the words are more
+    # precise than the generic code.
+    ("too_many_connections", r"too many simultaneous connections"),
     ("throttled", r"\[throttled\]|\[unavailable\]|\[inuse\]"),
     ("folder_missing", r"\[nonexistent\]"),
     ("message_too_large", r"\[toobig\]"),
@@ -253,7 +256,8 @@ _TEXT_RULES = [
     ("too_many_connections", r"too many simultaneous connections|too many connections|"
                              r"maximum number of connections|mail_max_userip_connections"),
     ("over_quota", r"over ?quota|quota exceeded|(?<![\d.])5\.4\.5(?![\d.])|daily user sending (quota|limit)|"
-                   r"exceeded.*(daily|download).*limit"),
+                   r"exceeded.*(daily|download).*limit|"
+                   r"account exceeded command or bandwidth limits"),  # Gmail's daily limits
     ("throttled", r"throttl|try again later|temporar(il)?y unavailable|server busy|"
                   r"rate limit|bandwidth limit"),
     ("folder_missing", r"mailbox doesn'?t exist|no such (mailbox|folder)|unknown mailbox|"
@@ -356,6 +360,9 @@ def _kind_of(exc, text: str) -> str:
         if re.search(r"TLS", text):
             return "tls"
         if re.search(r"unexpected (tagged )?response|got more than|illegal|invalid", text, re.I):
+            return "protocol"
+        # imaplib: a line ending in a bare LF is the server's fault (EOF mid-line is a drop)
+        if re.search(r"unterminated line: .*\\n['\"]$", text):
             return "protocol"
         return "dropped"
     if name == "ProtocolError" or isinstance(exc, (imaplib.IMAP4.error, ValueError,

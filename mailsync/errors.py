@@ -255,7 +255,8 @@ _TEXT_RULES = [
     ("auth", r"\[authenticationfailed\]|\[authorizationfailed\]|\[expired\]"),
     ("too_many_connections", r"too many simultaneous connections|too many connections|"
                              r"maximum number of connections|mail_max_userip_connections"),
-    ("over_quota", r"over ?quota|quota exceeded|(?<![\d.])5\.4\.5(?![\d.])|daily user sending (quota|limit)|"
+    ("over_quota", r"over ?quota|quota exceeded|(?<![\d.])5\.4\.5(?![\d.])|"
+                   r"daily user sending (quota|limit)|"
                    r"exceeded.*(daily|download).*limit|"
                    r"account exceeded command or bandwidth limits"),  # Gmail's daily limits
     ("throttled", r"throttl|try again later|temporar(il)?y unavailable|server busy|"

@@ -168,7 +168,8 @@ def generate(seed, user: str, correspondents, n: int, *, malformed_ratio: float 
         if not bulk and len(correspondents) > 2 and rng.random() < 0.2:
             cc = rng.sample([c for c in correspondents if c != corr], k=1)
         if bulk:
-            sender = f"news@{rng.choice(['deals', 'weekly', 'updates', 'promo'])}-{rng.randint(1, 40)}.example.net"
+            kind = rng.choice(["deals", "weekly", "updates", "promo"])
+            sender = f"news@{kind}-{rng.randint(1, 40)}.example.net"
             from_h = _addr_hdr("Newsletter", sender, charset)
             to_list = [user]
         elif sent:
@@ -288,8 +289,9 @@ def _structure(rng, body, charset, cte, att_size, i):
     inline = ctype.startswith("image/") and rng.random() < 0.3
     disp = "inline" if inline else "attachment"
     cid = f"\r\nContent-ID: <img{i}@corpus>" if inline else ""
+    name = fname if fname.isascii() else "file." + ext
     payload = (f"--{outer}\r\n{inner_lines[0]}\r\n\r\n").encode("ascii") + inner_payload + (
-        f"\r\n--{outer}\r\nContent-Type: {ctype}; name=\"{fname if fname.isascii() else 'file.' + ext}\""
+        f"\r\n--{outer}\r\nContent-Type: {ctype}; name=\"{name}\""
         f"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: {disp}; {fname_param}"
         f"{cid}\r\n\r\n").encode("ascii") + _b64(data) + f"--{outer}--\r\n".encode("ascii")
     return [f'Content-Type: multipart/mixed; boundary="{outer}"'], payload, 1

@@ -104,13 +104,15 @@ def test_every_corpus_charset_decodes(charset, cte):
 
 def test_unknown_charset_and_undeclared_8bit_decode_with_defect():
     p = parse_message(msg("From: a@x.org", "Message-ID: <c@x>",
-                          "Content-Type: text/plain; charset=x-unknown", body="Prix spécial".encode("latin-1")))
+                          "Content-Type: text/plain; charset=x-unknown",
+                          body="Prix spécial".encode("latin-1")))
     assert p.body_text == "Prix spécial"
     assert any("x-unknown" in d for d in p.defects)
-    p = parse_message(msg("From: a@x.org", "Message-ID: <c@x>", body="1 200 € – ok".encode("cp1252")))
+    p = parse_message(msg("From: a@x.org", "Message-ID: <c@x>",
+                          body="1 200 € – ok".encode("cp1252")))
     assert p.body_text == "1 200 € – ok" and any("undeclared" in d for d in p.defects)
-    p = parse_message(msg("From: a@x.org", "Message-ID: <c@x>", "Content-Type: text/plain; charset=utf-8",
-                          body=b"\x81\x8d\xff bad"))
+    p = parse_message(msg("From: a@x.org", "Message-ID: <c@x>",
+                          "Content-Type: text/plain; charset=utf-8", body=b"\x81\x8d\xff bad"))
     assert "bad" in p.body_text and p.defects
 
 

@@ -207,3 +207,46 @@ def test_smtp_silent_server_times_out(mail_user, silent_port):
     t = time.monotonic()
     assert _kind(lambda: imap.test_smtp(cfg)).kind == "timeout"
     assert time.monotonic() - t < 3
+
+
+def test_smtp_xoauth2_checks_the_reply(mail_user):
+    from mailsync.testing.smtp_server import SmtpServer
+
+    tokens = {"good-token": mail_user.login}
+    with SmtpServer(token_validator=tokens.get) as srv:
+        def cfg(token):
+            return mail_user.config("none", password=None, access_token=token,
+                                    smtp=Endpoint(srv.host, srv.port, "none"))
+        imap.test_smtp(cfg("good-token"))
+        err = _kind(lambda: imap.test_smtp(cfg("revoked-token")))
+        assert err.kind == "auth" and "revoked-token" not in err.detail + repr(err)
+        imap.test_smtp(mail_user.config("starttls", password=None, access_token="good-token",
+                                        smtp=Endpoint(srv.host, srv.port, "starttls")),
+                       cafile=srv.cafile)
+
+
+def test_imap_xoauth2_session_and_sync():
+    """ImapSession logs in with config.access_token (XOAUTH2) against Dovecot's oauth2 passdb."""
+    from mailsync.sync import sync_mailbox
+    from mailsync.testing.dovecot import DovecotServer
+    from mailsync.testing.oauth_server import OAuthServer
+    from mailsync.types import MailboxConfig
+
+    who = "olga@oauth.test"
+    with OAuthServer(account=who) as oauth, DovecotServer(
+            oauth_introspection_url=oauth.introspection_url) as dc:
+        dc.add_user(who, "unused-password")
+        msg = corpus.generate(1, who, ["ann@client.org"], 1, malformed_ratio=0)[0]
+        dc.append(who, "INBOX", msg.raw)
+        token = oauth.issue_tokens(who)["access_token"]
+        cfg = MailboxConfig(email=who, imap=Endpoint(dc.host, dc.port, "none"), login=who,
+                            access_token=token, provider="gmail", timeout=10)
+        imap.test_imap(cfg)
+        got = []
+        sync_mailbox(cfg, None, matcher=lambda hs: {h.uid: 1 for h in hs},
+                     recorder=lambda fs, items, last: got.extend(items))
+        assert [p.message_id for _, p, _ in got] == [msg.message_id]
+        oauth.revoke(who)
+        err = _kind(lambda: imap.test_imap(cfg))
+        assert err.kind == "auth" and token not in err.detail + repr(err)
+        assert "Connect with Google" in err.fix

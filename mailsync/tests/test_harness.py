@@ -285,3 +285,52 @@ def test_smtp_spool_is_shared_with_attached_handles():
 def test_parse_xoauth2():
     assert parse_xoauth2(b"user=a@b\x01auth=Bearer T\x01\x01") == ("a@b", "T")
     assert parse_xoauth2(b"garbage") == (None, None)
+
+
+# ---- tools/odoo_log_check.py (the Odoo layer's verdict) -------------------------------------------
+def _log_check():
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "odoo_log_check.py")
+    spec = importlib.util.spec_from_file_location("odoo_log_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _odoo_line(level, logger, msg, db="crm_mail_sync_test_1_2"):
+    return f"2025-05-06 10:00:00,000 123 {level} {db} {logger}: {msg}"
+
+
+def test_odoo_log_check_counts_results_errors_and_loading_warnings():
+    check = _log_check().check
+    ok = "\n".join([
+        "Running as user 'root' is a security risk.",
+        _odoo_line("INFO", "odoo.modules.loading", "Loading module crm_mail_sync (80/80)"),
+        _odoo_line("INFO", "odoo.modules.loading", "Module crm_mail_sync loaded in 1.00s"),
+        _odoo_line("WARNING", "odoo.addons.crm_mail_sync.models.mail_sync_mailbox",
+                   "sync of x failed: refused"),  # the addon's own runtime warning: fine
+        _odoo_line("INFO", "odoo.tests.result",
+                   "0 failed, 0 error(s) of 12 tests when loading database 'crm_mail_sync_test_1_2'"),
+    ])
+    assert check(ok, 0)[:2] == (12, 0)
+    assert check(ok, 1)[:2] == (12, 1)  # a non-zero exit code alone fails
+
+    loading = ok.replace(
+        _odoo_line("INFO", "odoo.modules.loading", "Module crm_mail_sync loaded in 1.00s"),
+        _odoo_line("WARNING", "odoo.addons.base.models.ir_model",
+                   "The models ['mail.sync.x'] have no access rules") + "\n"
+        + _odoo_line("INFO", "odoo.modules.loading", "Module crm_mail_sync loaded in 1.00s"))
+    asset = ok + "\n" + _odoo_line("WARNING", "odoo.addons.base.models.ir_asset",
+                                   'IrAsset: the path "crm_mail_sync/static/src/**/*" did not resolve')
+    for text in (loading, asset, asset + "\n" + asset.splitlines()[-1]):
+        passed, failed, problems = check(text, 0)
+        assert (passed, failed) == (12, 1), problems
+
+    failing = ok.replace("0 failed, 0 error(s) of 12", "2 failed, 1 error(s) of 12") + "\n" + \
+        _odoo_line("ERROR", "odoo.addons.crm_mail_sync.tests.test_x", "FAIL: TestX.test_y")
+    assert check(failing, 1)[:2] == (9, 3)
+    stray_error = ok + "\n" + _odoo_line("ERROR", "odoo.sql_db", "bad query")
+    assert check(stray_error, 0)[:2] == (12, 1)
+    assert check(ok.rsplit("\n", 1)[0], 0)[1] == 1  # no result line

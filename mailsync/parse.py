@@ -325,11 +325,17 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int | None = None) -> Par
         raw = raw.encode("utf-8", "surrogateescape")
     raw = bytes(raw)
     errors = []
+    # The stdlib parser is quadratic in MIME nesting (each line is checked against every open
+    # boundary) and dies of RecursionError after a few hundred levels: a 1,000-level message
+    # takes seconds. Past _MAX_BOUNDARIES, read the headers only and keep the body as text.
+    headers_only = raw.count(b"oundary=") > _MAX_BOUNDARIES
     for pol in (email_policy.default, email_policy.compat32):
         try:
-            msg = BytesParser(policy=pol).parsebytes(raw)
+            msg = _parse_bytes(raw, pol, headers_only)
             return _parsed(msg, raw, max_attachment_bytes,
-                           [f"retried with compat32 policy: {e}" for e in errors])
+                           [f"retried with compat32 policy: {e}" for e in errors] +
+                           ([f"more than {_MAX_BOUNDARIES} MIME boundaries: structure not "
+                             f"read, body kept as text"] if headers_only else []))
         except Exception as e:  # noqa: BLE001
             errors.append(f"{type(e).__name__}: {e}"[:200])
     # Nothing worked: keep the raw text so that nothing is lost.
@@ -340,6 +346,23 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int | None = None) -> Par
         subject="", date=None, from_display="", from_addr=None, to_addrs=(), cc_addrs=(),
         in_reply_to=None, references=(), body_html=None, body_text=text, attachments=[],
         defects=defects, size=len(raw))
+
+
+_FEED_CHUNK = 1 << 16
+_FAST_B64_MIN = 1 << 20
+_MAX_BOUNDARIES = 300
+
+
+def _parse_bytes(raw: bytes, pol, headers_only=False):
+    """``BytesParser(policy=pol).parsebytes(raw)`` fed in chunks: parsebytes() puts the whole
+    message in a ``StringIO`` (4 bytes a character), about 8x a big message's size in memory."""
+    parser = email.parser.BytesFeedParser(policy=pol)
+    if headers_only:
+        parser._set_headersonly()  # noqa: SLF001 - what Parser(headersonly=True) calls
+    view = memoryview(raw)
+    for i in range(0, len(raw), _FEED_CHUNK):
+        parser.feed(bytes(view[i:i + _FEED_CHUNK]))
+    return parser.close()
 
 
 def _parsed(msg, raw: bytes, max_attachment_bytes, defects: list) -> ParsedMessage:
@@ -456,6 +479,9 @@ class _Walker:
             self.walk(best_html)
 
     def _payload_bytes(self, part) -> bytes:
+        big = _big_base64(part)
+        if big is not None:
+            return big
         try:
             data = part.get_payload(decode=True)
         except Exception as e:  # noqa: BLE001
@@ -527,6 +553,21 @@ class _Walker:
                                 f"than {self.max} bytes; not kept")
             return
         self.attachments.append(att)
+
+
+def _big_base64(part) -> bytes | None:
+    """A big base64 payload decoded without the stdlib's line-by-line copies (which take about
+    4x the payload's size); None to let ``get_payload(decode=True)`` do it (and list defects)."""
+    try:
+        payload = part._payload  # noqa: SLF001 - get_payload() would not copy, but checks more
+        if (not isinstance(payload, str) or len(payload) < _FAST_B64_MIN or str(
+                part.get("Content-Transfer-Encoding", "")).strip().lower() != "base64"
+                or not payload.isascii()):
+            return None
+        import binascii
+        return binascii.a2b_base64(payload)
+    except Exception:  # noqa: BLE001 - bad padding etc.: the slow path lists the defects
+        return None
 
 
 def _content_type(part) -> str:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 import os
 import re
@@ -38,9 +39,17 @@ FETCH_CHUNK = 500  # UIDs per FETCH command (keeps command lines short)
 
 
 def ssl_context(cafile: str | None = None) -> ssl.SSLContext:
-    """A verifying client context; ``MAILSYNC_CAFILE`` (tests) adds a trusted CA file."""
+    """A verifying client context; ``MAILSYNC_CAFILE`` (tests) adds a trusted CA file.
+
+    Contexts are shared per CA file: loading the system's trust store costs tens of
+    milliseconds, more than a whole idle poll of a mailbox.
+    """
+    return _ssl_context(cafile or os.environ.get(CAFILE_ENV) or None)
+
+
+@functools.lru_cache(maxsize=8)
+def _ssl_context(cafile: str | None) -> ssl.SSLContext:
     ctx = ssl.create_default_context()
-    cafile = cafile or os.environ.get(CAFILE_ENV) or None
     if cafile:
         ctx.load_verify_locations(cafile=cafile)
     return ctx
@@ -173,7 +182,7 @@ class ImapSession:
                             provider=cfg.provider)
         client = None
         try:
-            ctx = ssl_context(self.cafile)
+            ctx = ssl_context(self.cafile) if ep.security != SECURITY_NONE else None
             client = _Client(ep.host, ep.port, ssl=ep.security == SECURITY_SSL,
                              ssl_context=ctx if ep.security == SECURITY_SSL else None,
                              timeout=cfg.timeout)
@@ -407,7 +416,7 @@ class smtp_connection:  # noqa: N801 - used as a context manager like a function
         login = cfg.smtp_login or cfg.login
         smtp = None
         try:
-            ctx = ssl_context(self.cafile)
+            ctx = ssl_context(self.cafile) if ep.security != SECURITY_NONE else None
             if ep.security == SECURITY_SSL:
                 smtp = smtplib.SMTP_SSL(ep.host, ep.port, timeout=cfg.timeout, context=ctx)
             else:

@@ -21,11 +21,8 @@
         "data/ir_config_parameter.xml",
         "data/ir_cron.xml",
     ],
-    "assets": {
-        "web.assets_backend": [
-            "crm_mail_sync/static/src/**/*",
-        ],
-    },
+    # "assets": {"web.assets_backend": ["crm_mail_sync/static/src/**/*"]} comes with the first
+    # file under static/src (the top-bar component): an empty glob logs a warning at every load.
     "installable": True,
     "application": False,
 }

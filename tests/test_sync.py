@@ -1,5 +1,6 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 import datetime
+import logging
 import unittest
 from collections import defaultdict
 
@@ -7,6 +8,8 @@ from odoo.tests import tagged
 
 from ..mailsync.types import DIRECTION_SENT
 from .common import MailSyncCase
+
+_logger = logging.getLogger(__name__)
 
 
 @tagged("post_install", "-at_install")
@@ -164,6 +167,8 @@ class TestSyncCorpus(MailSyncCase):
         queries = self.env.cr.sql_log_count - start
         recorded = len(self._synced(self.mailbox))
         self.assertTrue(report.recorded)
+        _logger.info("Mail Sync: %s queries for %s chatter entries (%s messages)", queries,
+                     recorded, report.recorded)
         self.assertLessEqual(queries / recorded, 5, f"{queries} queries for {recorded} messages")
 
 

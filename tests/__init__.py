@@ -3,3 +3,4 @@ from . import test_connection
 from . import test_sync
 from . import test_cron
 from . import test_access
+from . import test_matcher

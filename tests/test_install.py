@@ -138,3 +138,18 @@ class TestInstall(MailSyncCase):
             [(self.env.ref("base.view_users_form_simple_modif").id, "form")])
         self.assertEqual(self.user_jr.with_user(self.user_jr).read(
             ["mail_sync_state"])[0]["mail_sync_state"], "draft")
+
+    def test_views_render_for_each_role(self):
+        for user in (self.user_jr, self.user_sales, self.user_manager):
+            self.env["crm.lead"].with_user(user).get_views([(False, "form")])
+            self.env["res.partner"].with_user(user).get_views([(False, "form")])
+            self.env["mail.sync.mailbox"].with_user(user).get_views(
+                [(False, "form"), (False, "list"), (False, "search")])
+        admin = self.env.ref("base.user_admin")
+        self.env["res.users"].with_user(admin).get_views([(False, "form"), (False, "list")])
+        self.env["mail.sync.log"].with_user(self.user_manager).get_views(
+            [(False, "list"), (False, "form")])
+        form = self.env["crm.lead"].with_user(self.user_jr).get_views([(False, "form")])
+        self.assertIn("action_view_mail_sync_messages", form["views"]["form"]["arch"])
+        action = self.lead_bob.with_user(self.user_jr).action_view_mail_sync_messages()
+        self.assertEqual(action["res_model"], "mail.message")

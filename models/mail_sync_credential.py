@@ -7,13 +7,11 @@ Only the mailbox's own code reads or writes it, with ``sudo()``, through
 ``mail.sync.mailbox._set_secret`` / ``_get_secret``. The ``token`` column holds ciphertext
 only (Fernet, see ``mailsync.secrets``): a database dump alone reveals no secret.
 """
-import logging
 import os
 
-from odoo import _, api, fields, models, tools
+from odoo import api, fields, models, tools
 from odoo.exceptions import UserError
 
-_logger = logging.getLogger(__name__)
 
 KEY_FILE_NAME = "crm_mail_sync.key"
 

@@ -95,7 +95,7 @@ class MailSyncMailbox(models.Model):
     smtp_login = fields.Char("SMTP login", help="Leave empty to use the IMAP login.")
     sync_days = fields.Integer(
         "Sync history (days)", default=30,
-        help="How far back to sync on first connection.")
+        help="How far back to sync on first connection (0: the whole mailbox).")
 
     # Write-only: never read back (always empty), encrypted into mail.sync.credential.
     password = fields.Char(
@@ -387,7 +387,8 @@ class MailSyncMailbox(models.Model):
             "params": {
                 "type": "success",
                 "title": _("Mail Sync"),
-                "message": _("%(count)s email(s) recorded.", count=report.recorded if report else 0),
+                "message": _("%(count)s email(s) recorded.",
+                             count=report.recorded if report else 0),
                 "sticky": False,
                 "next": {"type": "ir.actions.client", "tag": "soft_reload"},
             },

@@ -56,8 +56,9 @@ class MailSyncMatcher(models.AbstractModel):
 
     @api.model
     def _find_records(self, mailbox, addrs):
-        """``(leads, partners)``: ``{address: {lead_id}}``, ``{address: [(partner_id, is_contact)]}``
-        and the names of the records, for the normalised ``addrs`` (keys are engine forms)."""
+        """``(leads, partners, names)`` for the normalised ``addrs`` (keys in the engine's form):
+        ``{address: {lead_id}}``, ``{address: [(partner_id, is_contact)]}`` and
+        ``{(model, id): name}``."""
         variant_of = {}
         for addr in addrs:
             for variant in address_variants(addr):

@@ -7,7 +7,6 @@ nothing twice. Rows are written in the same transaction as the chatter messages 
 cursor.
 """
 import datetime
-import logging
 import re
 
 from markupsafe import Markup
@@ -15,7 +14,6 @@ from markupsafe import Markup
 from odoo import api, fields, models
 from odoo.tools import plaintext2html
 
-_logger = logging.getLogger(__name__)
 
 MIN_DATE = datetime.datetime(1970, 1, 1)
 _CID_RE = re.compile(r"""(["'])cid:([^"']+)\1""", re.I)
@@ -85,7 +83,8 @@ class MailSyncMessage(models.Model):
         items = list(unique.values())
         if not items:
             return 0
-        items.sort(key=lambda item: (self._naive(item[0].date or item[1].date) or MIN_DATE, item[0].uid))
+        items.sort(key=lambda item: (self._naive(item[0].date or item[1].date) or MIN_DATE,
+                                     item[0].uid))
 
         Message = self.env["mail.message"].sudo().with_context(
             mail_create_nosubscribe=True, mail_notrack=True, tracking_disable=True)

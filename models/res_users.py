@@ -7,7 +7,8 @@ class ResUsers(models.Model):
 
     mail_sync_mailbox_id = fields.Many2one(
         "mail.sync.mailbox", string="Mail Sync mailbox", compute="_compute_mail_sync_mailbox",
-        search="_search_mail_sync_mailbox", help="This user's Mail Sync mailbox in the current company.")
+        search="_search_mail_sync_mailbox",
+        help="This user's Mail Sync mailbox in the current company.")
     mail_sync_state = fields.Selection(
         related="mail_sync_mailbox_id.state", string="Mail Sync status")
     mail_sync_state_description = fields.Char(

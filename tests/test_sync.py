@@ -199,7 +199,8 @@ class TestSyncChanges(MailSyncCase):
             "Did you get the contract?\r\n").encode()
         self.dovecot.append(login, "INBOX", raw)
         self._sync(mailbox)
-        new = self._synced(mailbox).filtered(lambda m: m.message_id == "<one.more.thing@acme.example>")
+        new = self._synced(mailbox).filtered(
+            lambda m: m.message_id == "<one.more.thing@acme.example>")
         # On the Acme opportunity and both contacts with Ann's address.
         self.assertEqual({(m.model, m.res_id) for m in new}, {
             ("crm.lead", self.lead_ann.id), ("res.partner", self.partner_ann.id),

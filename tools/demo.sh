@@ -108,4 +108,12 @@ cat <<EOF
   Stop with Ctrl-C (stops the mail servers too). Start over: bash tools/demo.sh --reset
 
 EOF
-"$ODOO_PY" "$ODOO_BIN" "${ODOO_ARGS[@]}" --http-port="$HTTP_PORT"
+"$ODOO_PY" "$ODOO_BIN" "${ODOO_ARGS[@]}" --http-port="$HTTP_PORT" &
+ODOO_PID=$!
+trap 'kill -TERM "$ODOO_PID" 2>/dev/null' INT TERM
+rc=0
+wait "$ODOO_PID" || rc=$?
+while kill -0 "$ODOO_PID" 2>/dev/null; do  # interrupted: let Odoo finish its shutdown
+    wait "$ODOO_PID" || rc=$?
+done
+exit "$rc"

@@ -36,6 +36,7 @@ else:
     env.cr.commit()  # noqa: F821
     print(f"demo_seed: mailbox {mailbox.email} (id {mailbox.id}) connected for {admin.login}")
     try:  # TODO(models owner): the real "enable + first sync" entry point
+        mailbox.action_test_connection()  # enables the mailbox when the servers answer
         mailbox.action_sync_now()
         env.cr.commit()  # noqa: F821
         print(f"demo_seed: first sync done: {mailbox.synced_count} emails recorded")

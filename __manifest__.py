@@ -18,6 +18,8 @@
         "views/res_partner_views.xml",
         "views/res_users_views.xml",
         "views/mail_sync_menus.xml",
+        "views/mail_sync_mailbox_smart_mail_views.xml",
+        "views/res_config_settings_smart_mail_views.xml",
         "data/ir_config_parameter.xml",
         "data/ir_cron.xml",
     ],

@@ -348,7 +348,8 @@ class MailSyncMailbox(models.Model):
             exc = errors.classify(exc, provider=self.provider)
             _logger.info("Mail Sync: connection test of mailbox %s failed: %s (%s)",
                          self.id, exc.kind, errors.redact(exc.detail, self._secrets()))
-            raise UserError(self._user_error(exc)) from None
+            # mail.sync.oauth.mixin: a Gmail app-password refusal offers Connect with Google.
+            raise self._connection_user_error(exc) from None
         self._enable()
         return {
             "type": "ir.actions.client",

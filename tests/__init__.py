@@ -4,3 +4,4 @@ from . import test_sync
 from . import test_cron
 from . import test_access
 from . import test_matcher
+from . import test_smart_mail

@@ -1,0 +1,273 @@
+# Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Smart Mail on the mailbox: sending through the user's own SMTP.
+
+What the mailbox knows about sending: whether mail of its owner is routed through it, the SMTP
+connection (Odoo's ``ir.mail_server.connect``, password or XOAUTH2), the daily sending limit and
+today's count, the copy into the Sent folder over IMAP, the registry entry that keeps the later
+sync from recording the sent mail twice, and what a failure does to the mailbox (error state and
+an error-log entry, as for sync errors).
+"""
+import copy
+import datetime
+import logging
+from email.utils import formataddr, getaddresses
+
+from odoo import _, api, fields, models
+from odoo.tools import email_normalize
+
+from ..mailsync import errors
+from ..mailsync.parse import normalize_message_id
+from .mail_sync_mailbox import SYNCING_STATES
+
+_logger = logging.getLogger(__name__)
+
+# Recipients per day (Gmail: "Gmail sending limits in Google Workspace", Microsoft 365:
+# "Exchange Online limits", recipient rate limit). 0 = no limit.
+DAILY_LIMIT_GMAIL = 500
+DAILY_LIMIT_WORKSPACE = 2000
+DAILY_LIMIT_OUTLOOK = 10000
+GMAIL_PERSONAL_DOMAINS = {"gmail.com", "googlemail.com"}
+
+# Providers that file SMTP-sent mail into the Sent folder by themselves.
+PROVIDERS_KEEPING_SENT = ("gmail", "outlook")
+
+FALLBACK_PARAM = "crm_mail_sync.smart_mail_fallback"
+
+
+class MailSyncMailbox(models.Model):
+    _inherit = "mail.sync.mailbox"
+
+    smtp_daily_limit = fields.Integer(
+        "Daily sending limit", compute="_compute_smtp_daily_limit", store=True, readonly=False,
+        help="Most recipients this mailbox sends to per day (UTC) through Smart Mail; mail "
+             "beyond it stays queued for the next day. 0: no limit. Defaults: Gmail 500, "
+             "Google Workspace 2,000, Microsoft 365 10,000.")
+    smtp_sent_date = fields.Date("Sending day", readonly=True, copy=False)
+    smtp_sent_count = fields.Integer(
+        "Recipients sent today", readonly=True, copy=False,
+        help="Recipients of the mail sent through this mailbox on the sending day.")
+
+    @api.depends("provider", "email")
+    def _compute_smtp_daily_limit(self):
+        for mailbox in self:
+            domain = (mailbox.email or "").rpartition("@")[2].strip().lower()
+            if mailbox.provider == "gmail":
+                mailbox.smtp_daily_limit = (DAILY_LIMIT_GMAIL if domain in GMAIL_PERSONAL_DOMAINS
+                                            else DAILY_LIMIT_WORKSPACE)
+            elif mailbox.provider == "outlook":
+                mailbox.smtp_daily_limit = DAILY_LIMIT_OUTLOOK
+            else:
+                mailbox.smtp_daily_limit = 0
+
+    # ------------------------------------------------------------------ routing
+    @api.model
+    def _smart_mail_for(self, author, email_from, company=None):
+        """The mailbox that sends mail written by ``author`` (res.partner) from ``email_from``,
+        or an empty recordset (Odoo's usual outgoing server).
+
+        Routed: the author is an internal user whose mailbox is enabled (or in error: it still
+        syncs and a failure must show) and has an SMTP server, and the From address is one of
+        that user's own addresses — mail from another address (a shared one, a colleague's
+        in a template) is never sent through someone's personal mailbox.
+        """
+        users = author.sudo().user_ids.filtered(lambda u: not u.share)
+        sender = email_normalize(email_from or "")
+        if not users or not sender:
+            return self.browse()
+        mailboxes = self.sudo().search([
+            ("user_id", "in", users.ids), ("state", "in", SYNCING_STATES),
+            ("smtp_host", "!=", False), ("active", "=", True),
+        ], order="id")
+        if company:
+            mailboxes = mailboxes.sorted(lambda m: m.company_id != company)
+        for mailbox in mailboxes:
+            if sender in mailbox._own_addresses():
+                return mailbox
+        return self.browse()
+
+    def _smart_mail_sender(self):
+        """The From of mail sent through this mailbox: the owner's name and the mailbox."""
+        self.ensure_one()
+        return formataddr((self.user_id.name or "", (self.email or "").strip()))
+
+    # ------------------------------------------------------------------ connection
+    def _smart_mail_connect(self):
+        """A logged-in SMTP session on this mailbox's server, through Odoo's
+        ``ir.mail_server.connect`` (None in Odoo's test mode, like every ``connect``).
+
+        XOAUTH2 when the mailbox is an OAuth one (``_mail_config`` gives a fresh access token),
+        else the password. The session sends From and envelope sender as the mailbox address.
+        Raises SyncError.
+        """
+        self.ensure_one()
+        config = self._mail_config()
+        if config.smtp is None:
+            raise errors.SyncError("config", "No SMTP server is set for this mailbox.",
+                                   provider=self.provider)
+        token = config.access_token
+        IrMailServer = self.env["ir.mail_server"].sudo().with_context(
+            mail_sync_xoauth2=bool(token))
+        try:
+            connection = IrMailServer.connect(
+                host=config.smtp.host, port=config.smtp.port,
+                user=config.smtp_login or config.login,
+                password=token or config.password,
+                encryption=config.smtp.security,
+                smtp_from=self._smart_mail_sender())
+        except Exception as exc:  # noqa: BLE001 - classified for the user and the log
+            raise errors.classify(exc, host=config.smtp.host, port=config.smtp.port,
+                                  provider=self.provider, secrets=self._secrets()) from exc
+        if connection is None:
+            return None
+        # What Odoo's _prepare_email_message reads: From header and envelope sender become the
+        # mailbox address (never the company bounce or notification address).
+        connection.from_filter = config.email
+        connection.smtp_from = self._smart_mail_sender()
+        connection.mail_sync_mailbox_id = self.id
+        connection.mail_sync_sent = []
+        connection.mail_sync_error = None
+        return connection
+
+    # ------------------------------------------------------------------ failures
+    def _smart_mail_failed(self, sync_error):
+        """An SMTP failure: error-log entry with the fix, mailbox in Error (as sync errors)."""
+        self.ensure_one()
+        _logger.warning("Mail Sync: sending through mailbox %s failed: %s (%s)", self.id,
+                        sync_error, errors.redact(sync_error.detail, self._secrets()))
+        self.env["mail.sync.log"].sudo()._log(self, sync_error)
+        now = fields.Datetime.now()
+        self.sudo().with_context(mail_sync_keep_state=True).write({
+            "state": "error",
+            "last_error": str(sync_error),
+            "error_since": self.error_since or now,
+        })
+
+    def _smart_mail_reason(self, sync_error):
+        """The failure reason shown on the mail and on the lead's failed notification."""
+        self.ensure_one()
+        detail = errors.redact(sync_error.detail or "", self._secrets())
+        lines = [
+            _("Could not send through your mailbox %(email)s (SMTP %(host)s:%(port)s).",
+              email=self.email, host=self.smtp_host, port=self.smtp_port),
+            self._user_error(sync_error),
+        ]
+        if detail:
+            lines.append(_("Server answer: %s", detail))
+        return "\n".join(lines)
+
+    @api.model
+    def _smart_mail_fallback(self):
+        return self.env["ir.config_parameter"].sudo().get_param(FALLBACK_PARAM) in (
+            "True", "true", "1")
+
+    # ------------------------------------------------------------------ daily limit
+    def _smart_mail_reserve(self, count):
+        """Count ``count`` recipients against today's limit; False when they do not fit (the
+        mail waits for the next day). The row is locked until the end of the transaction so
+        that two workers never overshoot together."""
+        self.ensure_one()
+        today = fields.Datetime.now().date()
+        self.flush_recordset(["smtp_sent_date", "smtp_sent_count", "smtp_daily_limit"])
+        self.env.cr.execute("""
+            SELECT smtp_daily_limit,
+                   CASE WHEN smtp_sent_date = %s THEN COALESCE(smtp_sent_count, 0) ELSE 0 END
+              FROM mail_sync_mailbox WHERE id = %s FOR UPDATE
+        """, (today, self.id))
+        limit, sent = self.env.cr.fetchone()
+        if limit and sent + count > limit:
+            return False
+        self.env.cr.execute(
+            "UPDATE mail_sync_mailbox SET smtp_sent_date = %s, smtp_sent_count = %s WHERE id = %s",
+            (today, sent + count, self.id))
+        self.invalidate_recordset(["smtp_sent_date", "smtp_sent_count"])
+        return True
+
+    def _smart_mail_release(self, count):
+        """Give back recipients reserved for a mail that was not sent."""
+        self.ensure_one()
+        today = fields.Datetime.now().date()
+        self.env.cr.execute("""
+            UPDATE mail_sync_mailbox SET smtp_sent_count = GREATEST(smtp_sent_count - %s, 0)
+             WHERE id = %s AND smtp_sent_date = %s
+        """, (count, self.id, today))
+        self.invalidate_recordset(["smtp_sent_count"])
+
+    def _smart_mail_exhaust(self):
+        """The provider said the daily quota is used up: nothing more is sent today."""
+        self.ensure_one()
+        if not self.smtp_daily_limit:
+            return
+        today = fields.Datetime.now().date()
+        self.env.cr.execute(
+            "UPDATE mail_sync_mailbox SET smtp_sent_date = %s, smtp_sent_count = %s WHERE id = %s",
+            (today, self.smtp_daily_limit, self.id))
+        self.invalidate_recordset(["smtp_sent_date", "smtp_sent_count"])
+
+    @api.model
+    def _smart_mail_next_day(self):
+        """Start of the next sending day (UTC, naive like Odoo's datetimes)."""
+        now = fields.Datetime.now()
+        return datetime.datetime.combine(now.date() + datetime.timedelta(days=1),
+                                         datetime.time.min)
+
+    # ------------------------------------------------------------------ after a send
+    def _smart_mail_record_sent(self, messages, mail_message, subject):
+        """The mail went out: register its Message-ID (the sync then skips it in the Sent
+        folder) and, for providers that do not file SMTP-sent mail themselves, APPEND a copy
+        to the Sent folder marked \\Seen. A failing copy is logged, never fails the mail."""
+        self.ensure_one()
+        first = messages[0]
+        message_id = normalize_message_id(first["Message-Id"])
+        if not message_id:
+            return
+        Registry = self.env["mail.sync.message"].sudo()
+        if Registry.search_count([("mailbox_id", "=", self.id),
+                                  ("message_id", "=", message_id)], limit=1):
+            return  # another mail.mail of the same message (other recipients): one copy
+        Registry.create({
+            "mailbox_id": self.id,
+            "message_id": message_id,
+            "direction": "sent",
+            "date": fields.Datetime.now(),
+            "subject": (subject or "")[:500],
+            "mail_message_ids": [(6, 0, mail_message.ids)],
+        })
+        if self.provider in PROVIDERS_KEEPING_SENT:
+            return
+        raw = self._smart_mail_copy(messages)
+        try:
+            self._smart_mail_append_sent(raw)
+        except Exception as exc:  # noqa: BLE001 - the mail is sent; the copy is a courtesy
+            sync_error = errors.classify(exc, host=self.imap_host, port=self.imap_port,
+                                         provider=self.provider, secrets=self._secrets())
+            _logger.warning("Mail Sync: Sent copy in mailbox %s failed: %s", self.id, sync_error)
+            self.env["mail.sync.log"].sudo()._log(self, sync_error)
+
+    @api.model
+    def _smart_mail_copy(self, messages):
+        """One message for the Sent folder: Odoo sends one message per recipient; the copy is
+        the first with every recipient in To, like a mail client's."""
+        message = copy.deepcopy(messages[0])
+        recipients = []
+        for sent in messages:
+            for name, addr in getaddresses([str(value) for value in sent.get_all("To", [])]):
+                if addr and addr.lower() not in {a.lower() for _n, a in recipients}:
+                    recipients.append((name, addr))
+        if len(messages) > 1 and recipients:
+            del message["To"]
+            message["To"] = ", ".join(formataddr(pair) for pair in recipients)
+        del message["Return-Path"]
+        return message.as_bytes()
+
+    def _smart_mail_append_sent(self, raw):
+        from ..mailsync.session import ImapSession
+
+        self.ensure_one()
+        folder = self.folder_ids.filtered(lambda f: f.role == "sent")[:1].name
+        with ImapSession(self._mail_config()) as session:
+            if not folder:
+                found = [f for f in session.discover_folders() if f.role == "sent"]
+                folder = found[0].name if found else "Sent"
+                if not found:
+                    session.client.create_folder(folder)
+            session.append(folder, raw, flags=(b"\\Seen",))

@@ -13,6 +13,9 @@
         "security/mail_sync_security.xml",
         "security/ir.model.access.csv",
         "views/mail_sync_mailbox_views.xml",
+        "views/mail_sync_mailbox_oauth_views.xml",
+        "views/oauth_templates.xml",
+        "views/res_config_settings_views.xml",
         "views/mail_sync_log_views.xml",
         "views/crm_lead_views.xml",
         "views/res_partner_views.xml",
@@ -27,6 +30,9 @@
     ],
     # "assets": {"web.assets_backend": ["crm_mail_sync/static/src/**/*"]} comes with the first
     # file under static/src (the top-bar component): an empty glob logs a warning at every load.
+    "assets": {
+        "web.assets_tests": ["crm_mail_sync/static/tests/tours/**/*"],
+    },
     "installable": True,
     "application": False,
 }

@@ -1,5 +1,6 @@
 from . import mail_sync_credential
 from . import mail_sync_mailbox
+from . import mail_sync_oauth_mixin
 from . import mail_sync_folder
 from . import mail_sync_message
 from . import mail_sync_log
@@ -16,3 +17,4 @@ from . import mail_sync_mailbox_smart_mail
 from . import ir_mail_server
 from . import mail_mail
 from . import res_config_settings_smart_mail
+from . import res_config_settings

@@ -23,8 +23,6 @@
         "views/mail_sync_menus.xml",
         "views/mail_sync_mailbox_smart_mail_views.xml",
         "views/res_config_settings_smart_mail_views.xml",
-        "views/mail_sync_mailbox_smart_mail_views.xml",
-        "views/res_config_settings_smart_mail_views.xml",
         "data/ir_config_parameter.xml",
         "data/ir_cron.xml",
     ],

@@ -9,12 +9,8 @@ from . import mail_message
 from . import crm_lead
 from . import res_partner
 from . import res_users
-from . import mail_sync_mailbox_smart_mail
-from . import ir_mail_server
-from . import mail_mail
-from . import res_config_settings_smart_mail
-from . import mail_sync_mailbox_smart_mail
-from . import ir_mail_server
-from . import mail_mail
-from . import res_config_settings_smart_mail
 from . import res_config_settings
+from . import mail_sync_mailbox_smart_mail
+from . import ir_mail_server
+from . import mail_mail
+from . import res_config_settings_smart_mail

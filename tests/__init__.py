@@ -5,3 +5,4 @@ from . import test_cron
 from . import test_access
 from . import test_matcher
 from . import test_smart_mail
+from . import test_oauth

@@ -10,6 +10,7 @@ from . import crm_lead
 from . import res_partner
 from . import res_users
 from . import res_config_settings
+from . import res_users_oauth
 from . import mail_sync_mailbox_smart_mail
 from . import ir_mail_server
 from . import mail_mail

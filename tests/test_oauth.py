@@ -246,6 +246,20 @@ class TestOAuth(MailSyncCase, HttpCase):
         with self.assertRaisesRegex(UserError, "Settings"):
             mailbox.with_user(self.user_sales).action_connect_google()
 
+    def test_connect_from_my_profile(self):
+        """My Profile ▸ Mail Sync ▸ Connect with Google: the mailbox is created and connected."""
+        Mailbox = self.env["mail.sync.mailbox"]
+        self.assertFalse(Mailbox.search([("user_id", "=", self.user_jr.id)]))
+        with self.assertRaises(AccessError):
+            self.user_jr.with_user(self.user_sales).action_mail_sync_connect_google()
+        action = self.user_jr.with_user(self.user_jr).action_mail_sync_connect_google()
+        mailbox = Mailbox.search([("user_id", "=", self.user_jr.id)])
+        self.assertEqual(len(mailbox), 1)
+        answer = requests.get(action["url"], allow_redirects=False, timeout=10)
+        self._connect_with(answer.headers["Location"], mailbox)
+        self.assertEqual((mailbox.email, mailbox.provider), (self.login, "gmail"))
+        self.assertEqual(self.user_jr.mail_sync_state, "enabled")
+
     # ------------------------------------------------------------------ tokens over time
     def test_expired_access_token_refreshed_by_next_sync(self):
         mailbox = self._draft_mailbox()

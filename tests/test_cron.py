@@ -14,7 +14,8 @@ class TestCron(MailSyncCase):
 
     def _good_mailbox(self, user, n=15):
         login, password = self._dovecot_user()
-        self._load(login, self._corpus(login, n, malformed_ratio=0))
+        self._load(login, self._corpus(login, n, seed=f"cron-{user.login}-{n}",
+                                       malformed_ratio=0))
         return self._enabled_mailbox(user, login, password)
 
     def test_broken_mailbox_does_not_stop_others(self):

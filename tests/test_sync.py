@@ -22,7 +22,7 @@ class TestSyncCorpus(MailSyncCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.login, cls.password = cls._dovecot_user()
-        cls.messages = cls._corpus(cls.login, 230, malformed_ratio=0.04)
+        cls.messages = cls._corpus(cls.login, 230, seed="corpus-230", malformed_ratio=0.04)
         # Two messages older than the 30-day history: never synced.
         old_start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=60)
         cls.old_messages = cls._corpus(cls.login, 2, seed=cls.login + "-old", start=old_start,
@@ -178,7 +178,8 @@ class TestSyncChanges(MailSyncCase):
 
     def _fresh(self, n=30, **kwargs):
         login, password = self._dovecot_user()
-        messages = self._corpus(login, n, malformed_ratio=0, **kwargs)
+        messages = self._corpus(login, n, seed=f"changes-{self._testMethodName}",
+                                malformed_ratio=0, **kwargs)
         self._load(login, messages)
         mailbox = self._enabled_mailbox(self.user_sales, login, password)
         return login, messages, mailbox
@@ -256,7 +257,7 @@ class TestSyncChanges(MailSyncCase):
                    "should move the cursor to UIDNEXT-1 after a SINCE search)")
     def test_old_mail_appended_later_is_not_synced(self):
         login, password = self._dovecot_user()
-        recent = self._corpus(login, 10, malformed_ratio=0)
+        recent = self._corpus(login, 10, seed="recent-10", malformed_ratio=0)
         old_start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=90)
         old = self._corpus(login, 10, seed=login + "-old", start=old_start, malformed_ratio=0)
         self._load(login, recent + old)  # old mail gets the highest UIDs

@@ -13,7 +13,7 @@ from datetime import timedelta
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 
-from ..mailsync import errors, sync
+from ..mailsync import crashpoint, errors, sync
 from ..mailsync.types import Endpoint, FolderState, MailboxConfig
 
 _logger = logging.getLogger(__name__)
@@ -425,6 +425,7 @@ class MailSyncMailbox(models.Model):
         ``raise_on_error`` (manual run). Returns the engine's SyncReport, or None on failure.
         """
         self.ensure_one()
+        crashpoint.reached("sync_start", self.id)
         auto_commit = self.env.context.get("mail_sync_auto_commit", False)
         folder_cache = {}
         report = None
@@ -433,18 +434,23 @@ class MailSyncMailbox(models.Model):
         registry = self.env["mail.sync.message"].sudo()
 
         def match(headers):
+            crashpoint.reached("headers", self.id)
             return matcher._match(self, headers, own)
 
         def record(folder_state, items, new_last_uid):
+            crashpoint.reached("parsed", self.id)
             with self.env.cr.savepoint():
                 folder = self._folder_record(folder_state, folder_cache)
                 recorded = registry._record(self, folder, items, own)
+                crashpoint.reached("recorded", self.id)
                 folder.write({"uidvalidity": folder_state.uidvalidity or 0,
                               "last_uid": max(new_last_uid or 0, 0)})
                 if recorded:
                     self.synced_count += recorded
+            crashpoint.reached("before_commit", self.id)
             if auto_commit:
                 self.env.cr.commit()
+                crashpoint.reached("committed", self.id)
 
         try:
             config = self._mail_config()
@@ -490,6 +496,7 @@ class MailSyncMailbox(models.Model):
             "Mail Sync: mailbox %s synced: %s folder(s), %s header(s), %s matched, "
             "%s recorded%s", self.id, report.folders, report.headers_seen, report.matched,
             report.recorded, " (stopped at the time limit)" if report.stopped_early else "")
+        crashpoint.reached("sync_end", self.id)
         return report
 
     def _sync_failed(self, sync_error):
@@ -562,6 +569,7 @@ class MailSyncMailbox(models.Model):
         deadline = start + time_budget
         self.flush_model()
         claimed = self._claim(batch_size, [])
+        crashpoint.reached("claimed")
         done = 0
         try:
             Mailbox = self.sudo().with_context(mail_sync_auto_commit=auto_commit)

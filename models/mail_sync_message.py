@@ -14,6 +14,8 @@ from markupsafe import Markup
 from odoo import api, fields, models
 from odoo.tools import plaintext2html
 
+from ..mailsync import crashpoint
+
 
 MIN_DATE = datetime.datetime(1970, 1, 1)
 _CID_RE = re.compile(r"""(["'])cid:([^"']+)\1""", re.I)
@@ -150,6 +152,7 @@ class MailSyncMessage(models.Model):
             for index, (header, parsed, match, model, res_id) in enumerate(plan)
         ]
         messages = Message.create(message_vals) if message_vals else Message
+        crashpoint.reached("recorded_some", mailbox.id)
 
         # Threading inside the batch: a reply to a message recorded in this same batch.
         created = {}

@@ -12,7 +12,7 @@ import datetime
 import logging
 from email.utils import formataddr, getaddresses
 
-from odoo import _, api, fields, models
+from odoo import _, api, fields, models, modules
 from odoo.tools import email_normalize
 
 from ..mailsync import errors
@@ -100,6 +100,8 @@ class MailSyncMailbox(models.Model):
         Raises SyncError.
         """
         self.ensure_one()
+        if modules.module.current_test:
+            return None  # Odoo sends nothing while a test runs: no token refresh either
         config = self._mail_config()
         if config.smtp is None:
             raise errors.SyncError("config", "No SMTP server is set for this mailbox.",

@@ -16,7 +16,7 @@ from unittest.mock import patch
 
 from freezegun import freeze_time
 
-from odoo import modules
+from odoo import fields, modules
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
@@ -343,6 +343,33 @@ class TestSmartMail(MailSyncCase):
             mailbox.invalidate_recordset()
             self.assertEqual(mailbox.smtp_sent_count, 1)
             self.assertEqual(mailbox.smtp_sent_date, datetime.date(2030, 3, 5))
+
+    def test_provider_quota_exceeded(self):
+        """The provider refuses the mail (Gmail's 550 5.4.5): failed with the reason, logged,
+        mailbox in Error; nothing more is tried today, the rest waits for the next day."""
+        with SmtpServer() as quota_smtp:
+            async def refuse(server, session, envelope):
+                return "550 5.4.5 Daily user sending quota exceeded."
+
+            for controller in quota_smtp._controllers:
+                controller.handler.handle_DATA = refuse
+            mailbox, login, _password = self._smart_mailbox(smtp=quota_smtp, provider="gmail")
+            with mute_logger(*MUTE, "odoo.addons.mail.models.mail_mail",
+                             "odoo.addons.base.models.ir_mail_server"):
+                first = self._post(self.lead_ann, subject="Over quota")
+                second = self._post(self.lead_dmitri, subject="Waits")
+        mail = self.env["mail.mail"].sudo().search([("mail_message_id", "=", first.id)])
+        self.assertEqual(mail.state, "exception")
+        self.assertIn("daily limit", mail.failure_reason)
+        self.assertIn("5.4.5 Daily user sending quota exceeded", mail.failure_reason)
+        self.assertEqual(first.notification_ids.notification_status, "exception")
+        self.assertEqual(mailbox.log_ids.kind, "over_quota")
+        self.assertEqual(mailbox.log_ids.fix, errors.fix_for("over_quota", "gmail"))
+        self.assertEqual(mailbox.state, "error")
+        waiting = self.env["mail.mail"].sudo().search([("mail_message_id", "=", second.id)])
+        self.assertEqual(waiting.state, "outgoing")
+        self.assertEqual(waiting.scheduled_date.date(),
+                         fields.Datetime.now().date() + datetime.timedelta(days=1))
 
     def test_default_limits_by_provider(self):
         Mailbox = self.env["mail.sync.mailbox"]

@@ -67,14 +67,19 @@ class MemoryRegistry:
                 seen.add(h.message_id)
         return out
 
-    def recorder_with(self, crash=None):
+    def recorder_with(self, crash=None, *, count_empty=False):
         """A recorder; ``crash=(call_no, k)`` raises :class:`Crash` in the ``call_no``-th call
-        (0-based, counted from now) after recording ``k`` of its items, before the commit."""
-        start = self.calls
+        (0-based, counted from now; only calls with items unless ``count_empty``) after
+        recording ``k`` of its items (all of them if it has fewer), before the commit."""
+        counter = {"n": 0}
 
         def record(fs, items, new_last_uid):
-            call_no = self.calls - start
             self.calls += 1
+            if not items and not count_empty:
+                call_no = -1
+            else:
+                call_no = counter["n"]
+                counter["n"] += 1
             counts = dict(self.counts)
             links = dict(self.links)
             for i, (h, _parsed, match) in enumerate(items):

@@ -23,12 +23,12 @@
         "views/mail_sync_menus.xml",
         "views/mail_sync_mailbox_smart_mail_views.xml",
         "views/res_config_settings_smart_mail_views.xml",
+        "views/mail_sync_settings_views.xml",
         "data/ir_config_parameter.xml",
         "data/ir_cron.xml",
     ],
-    # "assets": {"web.assets_backend": ["crm_mail_sync/static/src/**/*"]} comes with the first
-    # file under static/src (the top-bar component): an empty glob logs a warning at every load.
     "assets": {
+        "web.assets_backend": ["crm_mail_sync/static/src/**/*"],
         "web.assets_tests": ["crm_mail_sync/static/tests/tours/**/*"],
     },
     "installable": True,

@@ -15,3 +15,5 @@ from . import mail_sync_mailbox_smart_mail
 from . import ir_mail_server
 from . import mail_mail
 from . import res_config_settings_smart_mail
+from . import res_users_systray
+from . import mail_sync_mailbox_ui

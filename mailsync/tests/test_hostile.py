@@ -184,8 +184,11 @@ def test_no_thread_or_socket_left_behind(hostile):
 
     with HostileServer("blackhole") as server:
         socks = [socket.create_connection((server.host, server.port)) for _ in range(3)]
+        deadline = time.monotonic() + 3
+        while server.connections < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.connections == 3
         t0 = time.monotonic()
     assert time.monotonic() - t0 < 4
     for s in socks:
         s.close()
-    assert server.connections == 3

@@ -108,6 +108,12 @@ class _Client(IMAPClient):
         return self._imap.bytes_in
 
 
+def _search_date(date) -> dt.date:
+    if isinstance(date, dt.datetime):
+        return date.astimezone(dt.timezone.utc).date() if date.tzinfo else date.date()
+    return date
+
+
 def _str(value) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
@@ -264,16 +270,18 @@ class ImapSession:
                             port=self.port, provider=self.config.provider, folder=name)
         return int(uidvalidity), (int(uidnext) if uidnext is not None else None)
 
-    def uids_after(self, last_uid: int) -> list[int]:
-        """UIDs above ``last_uid`` in the examined folder, ascending."""
-        uids = self._call(self._c.search, ["UID", f"{int(last_uid) + 1}:*"])
+    def uids_after(self, last_uid: int, since=None) -> list[int]:
+        """UIDs above ``last_uid`` in the examined folder, ascending; with ``since`` (a
+        date/datetime) only those whose internal date is on or after it."""
+        criteria = ["UID", f"{int(last_uid) + 1}:*"]
+        if since is not None:
+            criteria += ["SINCE", _search_date(since)]
+        uids = self._call(self._c.search, criteria)
         return sorted(u for u in (int(x) for x in uids) if u > last_uid)
 
     def uids_since(self, date) -> list[int]:
         """UIDs of messages whose internal date is on or after ``date`` (a date/datetime)."""
-        if isinstance(date, dt.datetime):
-            date = date.astimezone(dt.timezone.utc).date() if date.tzinfo else date.date()
-        uids = self._call(self._c.search, ["SINCE", date])
+        uids = self._call(self._c.search, ["SINCE", _search_date(date)])
         return sorted(int(x) for x in uids)
 
     # -- fetches --

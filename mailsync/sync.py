@@ -87,15 +87,18 @@ def _sync_folder(session, fs: FolderState, matcher, recorder, since, batch_size,
         reset = fs.uidvalidity is not None
         fs.uidvalidity = uidvalidity
         fs.last_uid = 0
-    if uidnext is not None and fs.last_uid and fs.last_uid >= uidnext - 1:
+    top = uidnext - 1 if uidnext else None  # every UID up to here existed at EXAMINE time
+    if top is not None and fs.last_uid and fs.last_uid >= top:
         uids = []  # nothing new: no SEARCH needed
-    elif fs.last_uid == 0 and since is not None:
-        uids = session.uids_since(since)
     else:
-        uids = session.uids_after(fs.last_uid)
-    uids = sorted(u for u in uids if u > fs.last_uid)
+        # `since` applies on every run, not only the first: older mail that reaches the folder
+        # later (a migration, a moved message) stays outside the history window.
+        uids = session.uids_after(fs.last_uid, since=since)
     if not uids:
-        if reset:
+        if top is not None and fs.last_uid < top:
+            recorder(fs, [], top)  # skip what the window left out, or what was expunged
+            fs.last_uid = top
+        elif reset:
             recorder(fs, [], 0)
         return False
     batch_size = max(1, int(batch_size))
@@ -126,6 +129,11 @@ def _sync_folder(session, fs: FolderState, matcher, recorder, since, batch_size,
             remaining -= len(items)
         if cut:
             return True
+    if top is not None and fs.last_uid < top:
+        # The whole folder below UIDNEXT was read: move the cursor over what the window left
+        # out, so the next idle poll needs no SEARCH.
+        recorder(fs, [], top)
+        fs.last_uid = top
     return False
 
 

@@ -4,7 +4,8 @@ A hypothesis ``RuleBasedStateMachine`` plays a user's mailbox (a fresh Dovecot u
 and the CRM: append (corpus messages, some matching a lead, some not, in INBOX and Sent), expunge
 and flag changes by the mailbox owner, UIDVALIDITY resets, new leads, a message matching two
 leads, syncs, and crashes (the recorder raises after recording k items of its n-th batch, before
-the commit: the in-memory registry rolls that batch back, as the database would).
+the commit: the in-memory registry rolls that batch back, as the database would). Every example
+ends with such a crash, then a complete sync.
 
 The invariant, precisely. Each appended copy of a message is *must* if it matched an existing lead
 when the first sync after its append started (crashed or not: a crashed sync may have committed
@@ -200,7 +201,10 @@ class MailboxMachine(RuleBasedStateMachine):
             self._check_complete()  # (a crash point that was never reached: a complete sync)
 
     def teardown(self):
-        # Every history ends with a complete sync: everything that must be there is.
+        # Every history ends with a crash in the first batch that has items (if any: after k
+        # items, k varying), then a complete sync: everything that must be there is.
+        self._sync(2, crash=(0, sum(map(len, self.mailbox.values())) % 4))
+        self.nothing_twice_nothing_foreign()
         assert self._sync(200)
         self._check_complete()
         self.nothing_twice_nothing_foreign()

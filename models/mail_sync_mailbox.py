@@ -455,6 +455,16 @@ class MailSyncMailbox(models.Model):
         try:
             config = self._mail_config()
             folders = self._folder_states() or None
+            if folders is None:
+                # First sync: discover the folders and create all their cursor rows now, so that
+                # they are committed with the first batch. Else a crash after that batch would
+                # leave the other folders unknown, and never synced (found by the crash test).
+                from ..mailsync.session import ImapSession
+
+                with ImapSession(config) as discovery:
+                    folders = discovery.discover_folders()
+                for state in folders:
+                    self._folder_record(state, folder_cache)
             since = fields.Datetime.now() - timedelta(days=self.sync_days or 0) \
                 if self.sync_days else None
             states, report = sync.sync_mailbox(

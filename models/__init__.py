@@ -12,6 +12,7 @@ from . import res_users
 from . import res_config_settings
 from . import res_users_oauth
 from . import mail_sync_mailbox_smart_mail
+from . import mail_sync_mailbox_workers
 from . import ir_mail_server
 from . import mail_mail
 from . import res_config_settings_smart_mail

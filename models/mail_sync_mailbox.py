@@ -534,16 +534,25 @@ class MailSyncMailbox(models.Model):
         """Ids of up to ``limit`` due mailboxes, oldest sync first, that no other worker holds.
 
         ``FOR UPDATE SKIP LOCKED`` protects the claim itself; a session-level advisory lock then
-        keeps the mailbox ours across the per-batch commits, until ``_release``.
+        keeps the mailbox ours across the per-batch commits, until ``_release`` (or until the
+        worker's database session ends: a killed worker leaves nothing locked). Mailboxes whose
+        advisory lock another worker holds are left out of the query, so that they do not use
+        up ``limit`` (their row lock ends at that worker's first commit).
         """
         self.env.cr.execute(f"""
             SELECT id FROM mail_sync_mailbox
              WHERE {self._due_domain_sql()} AND NOT (id = ANY(%(exclude)s))
+               AND NOT (id = ANY(ARRAY(
+                   SELECT objid::bigint FROM pg_locks
+                    WHERE locktype = 'advisory' AND classid = %(key)s::oid AND objsubid = 2
+                      AND granted
+                      AND database = (SELECT oid FROM pg_database
+                                       WHERE datname = current_database()))))
           ORDER BY last_sync ASC NULLS FIRST, id
              LIMIT %(limit)s
                FOR UPDATE SKIP LOCKED
         """, {"states": SYNCING_STATES, "now": fields.Datetime.now(),
-              "exclude": list(exclude_ids), "limit": limit})
+              "exclude": list(exclude_ids), "limit": limit, "key": ADVISORY_LOCK_KEY})
         claimed = []
         for (mailbox_id,) in self.env.cr.fetchall():
             self.env.cr.execute("SELECT pg_try_advisory_lock(%s, %s)",

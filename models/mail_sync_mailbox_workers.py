@@ -1,0 +1,72 @@
+# Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Parallel sync on several cron workers, on one or several servers.
+
+Odoo runs one scheduled action in one cron worker at a time (it locks the ``ir_cron`` row with
+``FOR NO KEY UPDATE SKIP LOCKED``), so N workers syncing at once need N scheduled actions. The
+parameter ``crm_mail_sync.cron_workers`` (default 1) says how many: the shipped action
+(``ir_cron_mail_sync``) plus copies made (or archived) here at the start of each run. Every copy
+runs the same ``_cron_sync``: the workers share the mailboxes through ``_claim`` (row lock
+``SKIP LOCKED`` + a session-level advisory lock per mailbox), so a mailbox is synced by one worker
+at a time and a killed worker leaves no lock behind.
+"""
+import logging
+
+from odoo import api, fields, models
+
+_logger = logging.getLogger(__name__)
+
+CRON_XMLID = "crm_mail_sync.ir_cron_mail_sync"
+MAX_CRON_WORKERS = 64
+
+
+class MailSyncMailbox(models.Model):
+    _inherit = "mail.sync.mailbox"
+
+    @api.model
+    def _cron_workers(self):
+        """The active scheduled actions that sync mailboxes, made to number
+        ``crm_mail_sync.cron_workers``: copies of the shipped one are created or archived."""
+        main = self.env.ref(CRON_XMLID, raise_if_not_found=False)
+        if not main:
+            return self.env["ir.cron"]
+        main = main.sudo()
+        wanted = max(1, min(self._get_param("cron_workers", 1), MAX_CRON_WORKERS))
+        Cron = self.env["ir.cron"].sudo().with_context(active_test=False)
+        copies = Cron.search([("model_id", "=", main.model_id.id), ("code", "=", main.code),
+                              ("id", "!=", main.id)], order="id")
+        active = copies.filtered("active")
+        if len(active) + 1 < wanted:
+            missing = wanted - 1 - len(active)
+            revived = (copies - active)[:missing]
+            revived.write({"active": True, "nextcall": main.nextcall})
+            for index in range(missing - len(revived)):
+                main.copy({
+                    "name": "%s (worker %s)" % (main.name, len(copies) + index + 2),
+                    "nextcall": main.nextcall,
+                    "active": True,
+                })
+            _logger.info("Mail Sync: %s scheduled actions sync in parallel", wanted)
+        elif len(active) + 1 > wanted:
+            extra = active[wanted - 1:]
+            try:
+                with self.env.cr.savepoint():
+                    extra._try_lock()  # one running in another worker: archive it next time
+                    extra.write({"active": False})
+            except Exception:  # noqa: BLE001 - lock not available
+                _logger.info("Mail Sync: a scheduled action to archive is running; later")
+        return Cron.search([("model_id", "=", main.model_id.id), ("code", "=", main.code),
+                            ("active", "=", True)])
+
+    @api.model
+    def _cron_sync(self, batch_size=None, time_budget=None):
+        """Keep the number of sync actions; when more mailboxes are due than this run takes,
+        wake the other sync actions so that idle workers join in at once."""
+        workers = self._cron_workers()
+        done = super()._cron_sync(batch_size=batch_size, time_budget=time_budget)
+        others = workers.filtered(lambda c: c.id != self.env.context.get("cron_id"))
+        if done and others and self._count_due() > 0:
+            now = fields.Datetime.now()
+            for cron in others:
+                if not cron.nextcall or cron.nextcall > now:
+                    cron._trigger()
+        return done

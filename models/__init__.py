@@ -18,3 +18,6 @@ from . import mail_mail
 from . import res_config_settings_smart_mail
 from . import res_users_systray
 from . import mail_sync_mailbox_ui
+from . import res_company
+from . import res_config_settings_health
+from . import mail_sync_mailbox_health

@@ -469,7 +469,8 @@ class MailSyncMailbox(models.Model):
                 if self.sync_days else None
             states, report = sync.sync_mailbox(
                 config, folders, matcher=match, recorder=record, since=since,
-                batch_size=self._get_param("fetch_batch_size", 200), deadline=deadline)
+                batch_size=self._get_param("fetch_batch_size", 200), deadline=deadline,
+                quota=self._sync_quota())
             # Folders seen without any batch (empty) still get their cursor row.
             for state in states:
                 folder = self._folder_record(state, folder_cache)
@@ -508,6 +509,11 @@ class MailSyncMailbox(models.Model):
             report.recorded, " (stopped at the time limit)" if report.stopped_early else "")
         crashpoint.reached("sync_end", self.id)
         return report
+
+    def _sync_quota(self):
+        """How many more messages this run may record (None: no limit). Extension point of
+        the daily cap (mail_sync_mailbox_health)."""
+        return None
 
     def _sync_failed(self, sync_error):
         """Error state + error-log entry for a failed sync of this mailbox."""

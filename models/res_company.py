@@ -1,0 +1,72 @@
+# Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Company-level Mail Sync settings: the mailbox limit (seats), the daily cap (plan) and the
+number of billable mailboxes."""
+from odoo import api, fields, models
+
+# PRODUCT.md: "Free plan: at most 100 synced emails per user per day".
+FREE_PLAN_CAP = 100
+
+# Mailboxes that hold a seat of the company limit. Connection keeps its seat until the mailbox
+# is disconnected; Pending waits for one; Not connected (draft) holds none.
+SEAT_STATES = ("enabled", "error", "connection")
+# Mailboxes the company pays for: not Pending, not Connection.
+BILLABLE_STATES = ("enabled", "error")
+
+
+class ResCompany(models.Model):
+    _inherit = "res.company"
+
+    mail_sync_mailbox_limit = fields.Integer(
+        "Mail Sync mailbox limit", default=0,
+        help="How many mailboxes of this company may sync (0: no limit). Mailboxes connected "
+             "beyond it are Pending and start syncing, first come first served, as soon as a "
+             "seat frees.")
+    mail_sync_daily_cap = fields.Integer(
+        "Mail Sync daily cap", default=0,
+        help="Most emails synced per user per day, in the user's timezone (0: unlimited). "
+             "Emails beyond it wait for the next day.")
+    mail_sync_plan = fields.Selection(
+        [("unlimited", "Unlimited"), ("free", "Free (100 emails per user per day)"),
+         ("custom", "Custom daily cap")],
+        string="Mail Sync plan", compute="_compute_mail_sync_plan",
+        inverse="_inverse_mail_sync_plan")
+    mail_sync_billable_count = fields.Integer(
+        "Billable mailboxes", compute="_compute_mail_sync_billable_count",
+        help="Mailboxes of this company that are Enabled or in Error (not Pending, not "
+             "Connection).")
+
+    _sql_constraints = [
+        ("mail_sync_mailbox_limit_positive", "CHECK(mail_sync_mailbox_limit >= 0)",
+         "The Mail Sync mailbox limit cannot be negative."),
+        ("mail_sync_daily_cap_positive", "CHECK(mail_sync_daily_cap >= 0)",
+         "The Mail Sync daily cap cannot be negative."),
+    ]
+
+    @api.depends("mail_sync_daily_cap")
+    def _compute_mail_sync_plan(self):
+        for company in self:
+            cap = company.mail_sync_daily_cap
+            company.mail_sync_plan = ("unlimited" if not cap else
+                                      "free" if cap == FREE_PLAN_CAP else "custom")
+
+    def _inverse_mail_sync_plan(self):
+        for company in self:
+            if company.mail_sync_plan == "unlimited":
+                company.mail_sync_daily_cap = 0
+            elif company.mail_sync_plan == "free":
+                company.mail_sync_daily_cap = FREE_PLAN_CAP
+            # custom: the number set in mail_sync_daily_cap
+
+    def _compute_mail_sync_billable_count(self):
+        counts = dict(self.env["mail.sync.mailbox"].sudo()._read_group(
+            [("company_id", "in", self.ids), ("state", "in", BILLABLE_STATES)],
+            ["company_id"], ["__count"]))
+        for company in self:
+            company.mail_sync_billable_count = counts.get(company._origin, 0)
+
+    def write(self, vals):
+        res = super().write(vals)
+        if "mail_sync_mailbox_limit" in vals:
+            # A raised limit (or none) frees seats: the cron promotes the Pending mailboxes.
+            self.env["mail.sync.mailbox"]._trigger_promotion()
+        return res

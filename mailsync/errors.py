@@ -20,7 +20,8 @@ AUTH_FAILED_TEXT = "Authentication failed. Please try again."
 KINDS = (
     "auth", "imap_disabled", "app_password", "oauth_revoked", "certificate", "tls", "dns",
     "refused", "timeout", "dropped", "protocol", "over_quota", "throttled",
-    "too_many_connections", "folder_missing", "message_too_large", "parse", "config", "unknown",
+    "too_many_connections", "folder_missing", "message_too_large", "parse", "config", "key",
+    "unknown",
 )
 
 RETRYABLE = frozenset({
@@ -50,6 +51,8 @@ _MESSAGES = {
     "message_too_large": "A message is too large to be synced{where}.",
     "parse": "A message could not be read.",
     "config": "The mailbox settings are incomplete or not allowed{where}.",
+    "key": "The stored password or token cannot be decrypted with this server's Mail Sync "
+           "encryption keys.",
     "unknown": "An unexpected error occurred{where}.",
 }
 
@@ -83,6 +86,11 @@ _GENERIC_FIXES = {
     "parse": "Nothing to do: the message is skipped; the others are synced.",
     "config": "Complete the mailbox settings (server, port, security, login). Unencrypted "
               "connections are only allowed to the local machine.",
+    "key": "An administrator must set the key(s) that encrypted the stored secrets again "
+           "(comma-separated, newest first) in the crm_mail_sync_keys option of Odoo's "
+           "configuration file or the CRM_MAIL_SYNC_KEYS environment variable, or restore the "
+           "crm_mail_sync.key file in Odoo's data directory, then restart Odoo. If the key is "
+           "lost, enter the password again or connect the mailbox again.",
     "unknown": "Try again later. If it persists, contact your administrator with the time of "
                "the error.",
 }

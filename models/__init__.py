@@ -21,3 +21,5 @@ from . import mail_sync_mailbox_ui
 from . import res_company
 from . import res_config_settings_health
 from . import mail_sync_mailbox_health
+from . import mail_sync_keys
+from . import mail_sync_access

@@ -26,8 +26,9 @@ class TestSyncedMailAccess(MailSyncCase):
         on_bob = synced.filtered(lambda m: (m.model, m.res_id) == ("crm.lead", self.lead_bob.id))
         self.assertTrue(on_ann and on_bob)
 
-        # Mail the Jr. received on another salesperson's opportunity is hidden from them. (What
-        # they sent themselves stays readable: Odoo lets authors read their own messages.)
+        # Mail the Jr. received on another salesperson's opportunity is hidden from them, and so
+        # is what they sent there themselves: synced mail follows its record only, although
+        # they are its author (models/mail_sync_access.py).
         received_on_ann = on_ann.filtered(lambda m: m.mail_sync_direction == "received")
         self.assertTrue(received_on_ann)
         sent_on_ann = on_ann.filtered(lambda m: m.mail_sync_direction == "sent")
@@ -36,6 +37,7 @@ class TestSyncedMailAccess(MailSyncCase):
         Message = self.env["mail.message"].with_user(self.user_jr)
         visible = Message.search([("id", "in", synced.ids)])
         self.assertFalse(visible & received_on_ann)  # another salesperson's opportunity
+        self.assertFalse(visible & sent_on_ann)
         self.assertEqual(visible & on_bob, on_bob)   # their own lead
         with self.assertRaises(AccessError), mute_logger("odoo.addons.base.models.ir_rule",
                                                           "odoo.models"):
@@ -60,5 +62,6 @@ class TestSyncedMailAccess(MailSyncCase):
             [("mailbox_id", "=", mailbox.id)]))
         self.assertTrue(self.env["mail.sync.message"].with_user(self.user_jr).search(
             [("mailbox_id", "=", mailbox.id)]))
-        self.assertTrue(self.env["mail.sync.message"].with_user(self.user_manager).search(
+        # Nor a manager: the registry holds mail subjects, visible only with their record.
+        self.assertFalse(self.env["mail.sync.message"].with_user(self.user_manager).search(
             [("mailbox_id", "=", mailbox.id)]))

@@ -1,0 +1,113 @@
+# Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Access rules that Odoo's groups and record rules cannot say alone.
+
+Synced mail (``mail.message`` with ``mail_sync_mailbox_id``) is visible exactly where the lead or
+contact it is recorded on is visible. Odoo also lets a user read a message they are the author
+of, created, or were notified of — whatever the document. Sync records the mail a user sent with
+their partner as author (the chatter shows who wrote it) and, when the user clicks "Sync now",
+with them as creator: without this override a Jr. Salesperson would read, through a message
+search or an RPC read, mail synced onto another salesperson's lead, and learn that lead's name.
+For synced messages, the document decides alone (read: read the document; write: write it).
+
+Company limits and plans (``res.company`` ``mail_sync_*`` fields) are edited by administrators
+(Settings) only — Odoo lets "Access Rights" users write companies too.
+"""
+from collections import defaultdict
+
+from odoo import _, api, models
+from odoo.exceptions import AccessError
+from odoo.tools import SQL
+
+
+class MailMessage(models.Model):
+    _inherit = "mail.message"
+
+    @api.model
+    def _mail_sync_forbidden(self, ids, operation):
+        """Of message ``ids``, the synced ones whose document the current user may not
+        ``operation`` (read | write) — checked as the real user, even from a sudo env."""
+        env = self.env(su=False)
+        if not ids or env.is_superuser():
+            return set()
+        self.flush_model(["model", "res_id", "mail_sync_mailbox_id"])
+        rows = env.execute_query(SQL(
+            "SELECT id, model, res_id FROM mail_message "
+            "WHERE id = ANY(%s) AND mail_sync_mailbox_id IS NOT NULL", list(ids)))
+        if not rows:
+            return set()
+        forbidden = set()
+        by_doc = defaultdict(lambda: defaultdict(list))
+        for id_, model, res_id in rows:
+            if model and res_id and model in env:
+                by_doc[model][res_id].append(id_)
+            else:
+                forbidden.add(id_)  # synced mail always has a document; none: superuser only
+        for model, doc_msgs in by_doc.items():
+            documents = env[model].browse(doc_msgs)
+            if hasattr(documents, "_get_mail_message_access"):
+                doc_operation = documents._get_mail_message_access(list(doc_msgs), operation)
+            else:
+                doc_operation = env["mail.thread"]._get_mail_message_access(
+                    list(doc_msgs), operation, model_name=model)
+            result = documents._check_access(doc_operation)
+            if result:
+                for doc_id in result[0]._ids:
+                    forbidden.update(doc_msgs[doc_id])
+        return forbidden
+
+    @api.model
+    def _search(self, domain, offset=0, limit=None, order=None):
+        query = super()._search(domain, offset, limit, order)
+        if self.env.is_superuser():
+            return query
+        ids = query.get_result_ids()
+        hidden = self._mail_sync_forbidden(ids, "read")
+        if not hidden:
+            return query
+        return self.browse([id_ for id_ in ids if id_ not in hidden])._as_query(order)
+
+    def _get_forbidden_access(self, operation):
+        forbidden = super()._get_forbidden_access(operation)
+        if operation in ("read", "write"):  # create and unlink: Odoo checks the document only
+            hidden = self._mail_sync_forbidden((self - forbidden).ids, operation)
+            if hidden:
+                forbidden += self.browse([id_ for id_ in self._ids if id_ in hidden])
+        return forbidden
+
+    def _compute_is_current_user_or_guest_author(self):
+        # Authors may edit their message and delete its attachments (mail controllers): not on
+        # synced mail recorded on a document they may not write.
+        super()._compute_is_current_user_or_guest_author()
+        authored = self.filtered(lambda m: m.is_current_user_or_guest_author and m.id)
+        hidden = self._mail_sync_forbidden(authored.ids, "write") if authored else set()
+        for message in authored:
+            if message.id in hidden:
+                message.is_current_user_or_guest_author = False
+
+
+class ResCompany(models.Model):
+    _inherit = "res.company"
+
+    def write(self, vals):
+        if any(name.startswith("mail_sync_") for name in vals) and not (
+                self.env.is_superuser() or self.env.user.has_group("base.group_system")):
+            raise AccessError(_("Only administrators can change the Mail Sync mailbox limit "
+                                "and plan of a company."))
+        return super().write(vals)
+
+
+class MailSyncMailbox(models.Model):
+    _inherit = "mail.sync.mailbox"
+
+    def _check_disconnect_access(self):
+        """Whoever disconnects these mailboxes must be their owner or a Mail Sync manager of
+        their company (the record rules say who reads which mailbox; only owners write theirs).
+        Raises AccessError; the caller then works with ``sudo()``. Never reveals a secret."""
+        self.check_access("read")
+        if self.env.is_superuser():
+            return
+        manager = self.env.user.has_group("crm_mail_sync.group_mail_sync_manager")
+        for mailbox in self:
+            if mailbox.user_id != self.env.user and not manager:
+                raise AccessError(_("Only %s or a Mail Sync manager can disconnect this mailbox.",
+                                    mailbox.user_id.name))

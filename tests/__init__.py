@@ -6,3 +6,5 @@ from . import test_access
 from . import test_matcher
 from . import test_smart_mail
 from . import test_oauth
+from . import test_roles
+from . import test_secrets

@@ -18,7 +18,7 @@ _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 
 
-def _unsurrogate(text: str) -> str:
+def unsurrogate(text: str) -> str:
     """Header text read from bytes may carry surrogate-escaped raw 8-bit bytes."""
     if not any("\udc80" <= c <= "\udcff" for c in text):
         return text
@@ -66,7 +66,7 @@ def _normalize(addr) -> str | None:
         return None
     if isinstance(addr, bytes):
         addr = addr.decode("utf-8", "surrogateescape")
-    addr = _unsurrogate(str(addr)).strip()
+    addr = unsurrogate(str(addr)).strip()
     if not addr:
         return None
     if "<" in addr or " " in addr or '"' in addr or "(" in addr:
@@ -131,7 +131,7 @@ def extract(header_values: Iterable[str]) -> tuple[str, ...]:
             continue
         if isinstance(v, bytes):
             v = v.decode("utf-8", "surrogateescape")
-        v = _unsurrogate(str(v))
+        v = unsurrogate(str(v))
         values.append(v.replace("\r", " ").replace("\n", " "))
     try:
         pairs = email.utils.getaddresses(values)

@@ -21,6 +21,7 @@ from email import policy as email_policy
 from email.parser import BytesParser
 
 from . import addresses
+from .addresses import unsurrogate as _unsurrogate
 from .types import Attachment, HeaderInfo, ParsedMessage
 
 __all__ = ["parse_message", "parse_headers", "decode_bytes", "decode_header_text",
@@ -94,16 +95,6 @@ def decode_bytes(data: bytes, charset: str | None, defects: list | None = None,
     if defects is not None:
         defects.append(f"{what}: undecodable 8-bit data; decoded as latin-1")
     return data.decode("latin-1", "replace")
-
-
-def _unsurrogate(text: str) -> str:
-    if not any("\udc80" <= c <= "\udcff" for c in text):
-        return text
-    raw = text.encode("utf-8", "surrogateescape")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("cp1252", "replace")
 
 
 def _unfold(text: str) -> str:

@@ -27,6 +27,7 @@ import threading
 from datetime import datetime, time as dtime, timedelta
 
 import pytz
+from psycopg2.errors import LockNotAvailable, SerializationFailure
 
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
@@ -191,6 +192,22 @@ class MailSyncMailbox(models.Model):
             "UPDATE res_company SET write_date = write_date WHERE id = %s", (company.id,))
 
     @api.model
+    def _try_lock_company_seats(self, company):
+        """``_lock_company_seats`` without waiting (cron): False when another transaction
+        holds the company row or changed it since this one's snapshot."""
+        try:
+            with self.env.cr.savepoint():
+                self.env.cr.execute(
+                    "SELECT id FROM res_company WHERE id = %s FOR NO KEY UPDATE NOWAIT",
+                    (company.id,), log_exceptions=False)
+                self.env.cr.execute(
+                    "UPDATE res_company SET write_date = write_date WHERE id = %s",
+                    (company.id,), log_exceptions=False)
+        except (LockNotAvailable, SerializationFailure):
+            return False
+        return True
+
+    @api.model
     def _seats_used(self, company, exclude_ids=()):
         self.flush_model(["state", "holds_seat", "company_id", "active"])
         self.env.cr.execute("""
@@ -262,7 +279,8 @@ class MailSyncMailbox(models.Model):
             limit = company.mail_sync_mailbox_limit
             if limit and self._seats_used(company) >= limit:
                 continue
-            self._lock_company_seats(company)
+            if not self._try_lock_company_seats(company):
+                continue  # another worker or a connection test decides now: next run
             free = len(queue) if not limit else limit - self._seats_used(company)
             if free > 0:
                 queue = queue[:free]

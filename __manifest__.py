@@ -24,6 +24,7 @@
         "views/mail_sync_mailbox_smart_mail_views.xml",
         "views/res_config_settings_smart_mail_views.xml",
         "views/mail_sync_settings_views.xml",
+        "wizard/mail_sync_disconnect_wizard_views.xml",
         "data/ir_config_parameter.xml",
         "data/ir_cron.xml",
     ],

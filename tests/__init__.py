@@ -8,3 +8,4 @@ from . import test_smart_mail
 from . import test_oauth
 from . import test_roles
 from . import test_secrets
+from . import test_health

@@ -1,5 +1,5 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-from odoo import _, api, fields, models
+from odoo import SUPERUSER_ID, _, api, fields, models
 
 
 class ResUsers(models.Model):
@@ -19,14 +19,20 @@ class ResUsers(models.Model):
         return super().SELF_READABLE_FIELDS + [
             "mail_sync_mailbox_id", "mail_sync_state", "mail_sync_state_description"]
 
-    @api.depends_context("company")
+    @api.depends_context("company", "uid")
     def _compute_mail_sync_mailbox(self):
         mailboxes = self.env["mail.sync.mailbox"].sudo().search_fetch(
             [("user_id", "in", self.ids), ("company_id", "=", self.env.company.id)],
             ["user_id", "state", "state_description"])
         by_user = {mailbox.user_id.id: mailbox for mailbox in mailboxes}
+        # Another user's mailbox and status: Mail Sync managers only (security, README "Roles
+        # and access"); the related status fields are read as superuser, so check the user.
+        sees_all = self.env.uid == SUPERUSER_ID or self.env.user.has_group(
+            "crm_mail_sync.group_mail_sync_manager")
         for user in self:
-            user.mail_sync_mailbox_id = by_user.get(user._origin.id or user.id, False)
+            uid = user._origin.id or user.id
+            user.mail_sync_mailbox_id = by_user.get(uid, False) if (
+                sees_all or uid == self.env.uid) else False
 
     def _search_mail_sync_mailbox(self, operator, value):
         Mailbox = self.env["mail.sync.mailbox"].sudo()

@@ -172,6 +172,11 @@ class TestRoles(MailSyncCase, HttpCase):
         self._forbidden(colleague.write, {"password": "overwritten"})
         self._forbidden(colleague.unlink)
         self._forbidden(self.mailbox_b.with_user(user).read, ["state"])
+        # Nor through the users: another user's Mail Sync status for managers only.
+        shown = self.colleague.with_user(user).read(["mail_sync_state", "mail_sync_mailbox_id"])
+        self.assertEqual(shown[0]["mail_sync_state"],
+                         "draft" if expected["read_colleague_mailbox"] else False)
+        self.assertEqual(user.with_user(user).mail_sync_state, "draft")
         self._forbidden(Mailbox.create, {"user_id": self.user_employee.id, "email": "x@y.example",
                                          "imap_host": "127.0.0.1", "imap_security": "none"})
         # Error log: own and (managers) the company's; read only.

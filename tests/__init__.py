@@ -9,3 +9,4 @@ from . import test_oauth
 from . import test_roles
 from . import test_secrets
 from . import test_health
+from . import test_ui

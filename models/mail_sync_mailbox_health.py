@@ -318,6 +318,17 @@ class MailSyncMailbox(models.Model):
         return res
 
     # ------------------------------------------------------------------ buttons
+    def action_test_connection(self):
+        """A successful test beyond the company's mailbox limit says that the mailbox waits."""
+        action = super().action_test_connection()
+        if self.state == "pending" and isinstance(action, dict) and action.get("params"):
+            action["params"].update(
+                type="warning",
+                message=_("The connection works, but %s is Pending: the company's mailbox "
+                          "limit is reached. It starts syncing by itself as soon as a seat "
+                          "frees.", self.email))
+        return action
+
     def _check_owner_or_manager(self):
         """Retry and disconnect: the owner or a Mail Sync manager of the mailbox's company
         (managers read every mailbox but write none: the caller then works with sudo)."""

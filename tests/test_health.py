@@ -211,6 +211,12 @@ class TestHealth(MailSyncCase):
         self.assertEqual((first.state, second.state, third.state),
                          ("enabled", "enabled", "pending"))
         self.assertTrue(third.pending_since)
+        # Its connection test works and says that it waits for a seat.
+        since = third.pending_since
+        action = third.with_user(self.user_manager.id).action_test_connection()
+        self.assertEqual(action["params"]["type"], "warning")
+        self.assertIn("Pending", action["params"]["message"])
+        self.assertEqual((third.state, third.pending_since), ("pending", since))
         self.assertEqual(self._billable(), 2)
         # The Pending one is never synced.
         self._cron()

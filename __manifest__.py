@@ -12,6 +12,8 @@
     "data": [
         "security/mail_sync_security.xml",
         "security/ir.model.access.csv",
+        "security/ir.model.access-privacy.csv",
+        "security/mail_sync_privacy_security.xml",
         "views/mail_sync_mailbox_views.xml",
         "views/oauth_templates.xml",
         "views/res_config_settings_views.xml",
@@ -27,6 +29,8 @@
         "wizard/mail_sync_disconnect_wizard_views.xml",
         "data/ir_config_parameter.xml",
         "data/ir_cron.xml",
+        "views/mail_sync_privacy_views.xml",
+        "data/mail_sync_beyond_data.xml",
     ],
     "assets": {
         "web.assets_backend": ["crm_mail_sync/static/src/**/*"],

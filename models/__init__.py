@@ -23,3 +23,9 @@ from . import res_config_settings_health
 from . import mail_sync_mailbox_health
 from . import mail_sync_keys
 from . import mail_sync_access
+from . import mail_sync_privacy
+from . import mail_sync_header_index
+from . import crm_lead_late_link
+from . import res_partner_late_link
+from . import mail_sync_message_privacy
+from . import mail_sync_fast_arrival

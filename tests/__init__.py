@@ -10,3 +10,8 @@ from . import test_roles
 from . import test_secrets
 from . import test_health
 from . import test_ui
+from . import test_privacy
+from . import test_filters
+from . import test_late_link
+from . import test_dry_run
+from . import test_fast_arrival

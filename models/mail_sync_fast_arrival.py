@@ -1,0 +1,109 @@
+# Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Fast arrival: new mail on the lead within a minute, without a connection per user.
+
+Design (why not IMAP IDLE): IDLE needs one open connection per mailbox for as long as Odoo runs,
+held by a thread of some long-lived process. Odoo has none that fits: HTTP workers are recycled,
+cron workers must return, and with several servers every one would hold (or fight for) the same
+connections. Instead a scheduled action runs every minute (``ir_cron_mail_sync_fast``): for each
+enabled mailbox it logs in and asks ``STATUS (UIDNEXT UIDVALIDITY)`` of its synced folders —
+no SELECT, no SEARCH, no database write — and runs the regular sync (``_sync``: same matcher,
+recorder, registry and cursor; nothing else records mail) only for mailboxes whose UIDNEXT moved
+or whose UIDVALIDITY changed. The regular 5-minute cron keeps doing everything else (errors and
+their back-off, discovery, daily caps). Mailboxes are taken with the same advisory lock as the
+regular sync, so the two never sync one mailbox at once; several servers share the work.
+
+Latency: Odoo's cron thread wakes up every 60 s (plus jitter), so a message waits on average half
+a minute before the check and at most about one period; the benchmark's "arrival" phase
+measures it end to end against a real Odoo server.
+"""
+import logging
+import threading
+import time
+from datetime import timedelta
+
+from odoo import api, fields, models
+
+from ..mailsync import errors
+from ..mailsync.arrival import changed_folders
+from ..mailsync.session import ImapSession
+from .mail_sync_mailbox import ADVISORY_LOCK_KEY
+
+_logger = logging.getLogger(__name__)
+
+
+class MailSyncMailbox(models.Model):
+    _inherit = "mail.sync.mailbox"
+
+    fast_checked_at = fields.Datetime("Last new-mail check", readonly=True, copy=False)
+
+    @api.model
+    def _fast_candidates(self):
+        """Enabled mailboxes the fast check may look at: the regular throttle (``next_sync``
+        within ``min_interval``) is ignored, longer waits (daily cap, back-off) are not."""
+        now = fields.Datetime.now()
+        self.flush_model()
+        self.env.cr.execute("""
+            SELECT id FROM mail_sync_mailbox
+             WHERE state = 'enabled' AND active
+               AND (next_sync IS NULL OR next_sync <= %s)
+          ORDER BY fast_checked_at ASC NULLS FIRST, id
+        """, (now + timedelta(seconds=self._get_param("min_interval", 60)),))
+        return [row[0] for row in self.env.cr.fetchall()]
+
+    def _has_new_mail(self):
+        """True when a synced folder's UIDNEXT moved or UIDVALIDITY changed (or the mailbox was
+        never synced). A connection failure answers False: the regular cron reports it."""
+        self.ensure_one()
+        folders = self._folder_states()
+        if not folders:
+            return True
+        try:
+            with ImapSession(self._mail_config()) as session:
+                return bool(changed_folders(session, folders))
+        except errors.SyncError as exc:
+            _logger.info("Mail Sync: new-mail check of mailbox %s failed: %s", self.id, exc.kind)
+            return False
+
+    @api.model
+    def _cron_fast_arrival(self, time_budget=None):
+        """Scheduled action, every minute: sync the mailboxes with new mail. Returns the number
+        of mailboxes synced."""
+        time_budget = time_budget or self._get_param("fast_time_budget", 50)
+        auto_commit = not getattr(threading.current_thread(), "testing", False)
+        deadline = time.monotonic() + time_budget
+        Mailbox = self.sudo().with_context(mail_sync_auto_commit=auto_commit)
+        checked, synced = [], 0
+        for mailbox_id in self._fast_candidates():
+            if time.monotonic() >= deadline:
+                break
+            self.env.cr.execute("SELECT pg_try_advisory_lock(%s, %s)",
+                                (ADVISORY_LOCK_KEY, mailbox_id))
+            if not self.env.cr.fetchone()[0]:
+                continue  # the regular sync (or another server) has it
+            try:
+                mailbox = Mailbox.browse(mailbox_id)
+                checked.append(mailbox_id)
+                if mailbox._has_new_mail():
+                    if auto_commit:
+                        mailbox._sync(deadline=deadline)
+                    else:
+                        with self.env.cr.savepoint():
+                            mailbox._sync(deadline=deadline)
+                    synced += 1
+            except Exception:  # noqa: BLE001 - one mailbox never stops the others
+                _logger.exception("Mail Sync: fast sync of mailbox %s failed", mailbox_id)
+                if auto_commit:
+                    self.env.cr.rollback()
+            finally:
+                self.env.cr.execute("SELECT pg_advisory_unlock(%s, %s)",
+                                    (ADVISORY_LOCK_KEY, mailbox_id))
+            if auto_commit:
+                self.env.cr.commit()
+        if checked:
+            self.env.cr.execute(
+                "UPDATE mail_sync_mailbox SET fast_checked_at = %s WHERE id = ANY(%s)",
+                (fields.Datetime.now(), checked))
+            self.invalidate_model(["fast_checked_at"])
+        if auto_commit:
+            self.env.cr.commit()
+        return synced

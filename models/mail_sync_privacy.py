@@ -1,0 +1,342 @@
+# Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Never-log lists, the auto-reply / bulk filter, and new leads from new contacts (opt-in).
+
+- ``mail.sync.exclusion``: addresses and domains whose mail is never synced, for a whole company
+  (no user) or one user. The company's own domains (its email and website, its users' and
+  mailboxes' addresses; public providers such as gmail.com never count) are excluded too unless
+  the company turns that off. A message is private — never synced — when every party other than
+  the mailbox owner is excluded.
+- Auto-replies and bulk mail (``Auto-Submitted``, ``Precedence: bulk/list/junk``, ``List-Id``,
+  out-of-office subjects, junk flags) are not synced unless the company turns the filter off.
+- A mailbox may opt in to ``mail_sync_create_leads``: received mail from an address that is no
+  lead, contact or colleague creates a lead — after the filters above.
+
+All of it is applied in the matcher, before any body is downloaded. The policy is built lazily
+(first batch with new headers), so the idle poll of a mailbox with nothing new costs no query.
+"""
+import logging
+import re
+from urllib.parse import urlparse
+
+from odoo import _, api, fields, models, tools
+from odoo.exceptions import ValidationError
+
+from ..mailsync import addresses
+from ..mailsync.privacy import PUBLIC_DOMAINS, Policy, domain_of
+from .mail_sync_matcher import Match
+
+_logger = logging.getLogger(__name__)
+
+
+def normalize_domain(value):
+    value = (value or "").strip().lower().lstrip("@").rstrip(".")
+    if not value or " " in value or "." not in value:
+        return None
+    try:
+        return value.encode("idna").decode("ascii")
+    except UnicodeError:
+        return value
+
+
+class SyncPolicy:
+    """What one sync run (or dry run, or late link) of one mailbox applies. Lives in the context
+    under ``mail_sync_policy``; ``policy()`` queries on first use only.
+
+    ``index``: unmatched headers are kept (``pending``) for the late-linking header index;
+    ``create_leads``: the mailbox's opt-in applies (not in a dry run)."""
+
+    def __init__(self, mailbox, *, index=True, create_leads=None):
+        self.mailbox = mailbox
+        self.index = index
+        self.create_leads = mailbox.mail_sync_create_leads if create_leads is None \
+            else create_leads
+        self._policy = None
+        self.pending = {}  # folder name -> [HeaderInfo] matching nothing (header index)
+        self.known = set()  # Message-IDs the registry already holds (never indexed)
+
+    def __repr__(self):
+        return f"SyncPolicy(mailbox={self.mailbox.id})"
+
+    def policy(self) -> Policy:
+        if self._policy is None:
+            self._policy = self.mailbox.env["mail.sync.exclusion"].sudo()._policy_for(
+                self.mailbox)
+        return self._policy
+
+
+class MailSyncExclusion(models.Model):
+    _name = "mail.sync.exclusion"
+    _description = "Mail Sync: never-log address or domain"
+    _order = "company_id, user_id, value"
+    _rec_name = "value"
+
+    company_id = fields.Many2one("res.company", required=True, index=True,
+                                 default=lambda self: self.env.company, ondelete="cascade")
+    user_id = fields.Many2one(
+        "res.users", string="Only for", index=True, ondelete="cascade",
+        domain="[('share', '=', False)]",
+        help="Empty: for everyone in the company. Otherwise only this user's mailbox.")
+    value = fields.Char("Address or domain", required=True,
+                        help="e.g. jane@partner.example, or partner.example (its subdomains too)")
+    kind = fields.Selection([("address", "Address"), ("domain", "Domain")],
+                            compute="_compute_kind", store=True)
+    note = fields.Char()
+
+    _sql_constraints = [
+        ("value_unique", "unique(company_id, user_id, value)",
+         "This address or domain is already excluded."),
+    ]
+
+    @api.depends("value")
+    def _compute_kind(self):
+        for rec in self:
+            rec.kind = "address" if rec.value and "@" in rec.value else "domain"
+
+    @api.model
+    def _normalize_value(self, value):
+        if value and "@" in value.strip().lstrip("@"):
+            normalized = addresses.normalize(value)
+        else:
+            normalized = normalize_domain(value)
+        if not normalized:
+            raise ValidationError(_("“%s” is neither an email address nor a domain.", value))
+        return normalized
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            if "value" in vals:
+                vals["value"] = self._normalize_value(vals["value"])
+        records = super().create(vals_list)
+        self.env.registry.clear_cache()
+        return records
+
+    def write(self, vals):
+        if "value" in vals:
+            vals["value"] = self._normalize_value(vals["value"])
+        res = super().write(vals)
+        self.env.registry.clear_cache()
+        return res
+
+    def unlink(self):
+        res = super().unlink()
+        self.env.registry.clear_cache()
+        return res
+
+    # ------------------------------------------------------------------ policy
+    @api.model
+    def _policy_for(self, mailbox):
+        """The :class:`Policy` of ``mailbox``: company-wide and its user's exclusions, plus the
+        company's own domains when enabled. Two queries at most."""
+        company = mailbox.company_id
+        self.flush_model(["company_id", "user_id", "value"])
+        self.env.cr.execute(
+            "SELECT value FROM mail_sync_exclusion WHERE company_id = %s "
+            "AND (user_id IS NULL OR user_id = %s)", (company.id, mailbox.user_id.id))
+        values = [row[0] for row in self.env.cr.fetchall()]
+        addrs = frozenset(v for v in values if "@" in v)
+        domains = {v for v in values if "@" not in v}
+        if company.mail_sync_exclude_own_domain:
+            domains |= set(company._mail_sync_own_domains())
+        return Policy(addresses=addrs, domains=frozenset(domains),
+                      skip_auto=company.mail_sync_skip_auto)
+
+
+class ResCompany(models.Model):
+    _inherit = "res.company"
+
+    mail_sync_exclude_own_domain = fields.Boolean(
+        "Mail Sync: never log internal mail", default=True,
+        help="Mail exchanged only with addresses of the company's own domains (its email and "
+             "website, its users' addresses) is never synced.")
+    mail_sync_skip_auto = fields.Boolean(
+        "Mail Sync: skip auto-replies and bulk mail", default=True,
+        help="Out-of-office and other automatic replies, mailing lists and bulk mail "
+             "(Auto-Submitted, Precedence, List-Id) are not synced.")
+    mail_sync_own_domains = fields.Char(
+        "Mail Sync: own domains", compute="_compute_mail_sync_own_domains",
+        help="The domains treated as internal (public providers such as gmail.com never are).")
+
+    def _compute_mail_sync_own_domains(self):
+        for company in self:
+            company.mail_sync_own_domains = ", ".join(company._mail_sync_own_domains())
+
+    def _mail_sync_own_domains(self):
+        """Sorted own domains of this company: its email's and website's, and those of its
+        internal users and mailboxes, without public mail providers."""
+        self.ensure_one()
+        return list(self._mail_sync_own_domains_cached(self.id))
+
+    @tools.ormcache("company_id")
+    def _mail_sync_own_domains_cached(self, company_id):
+        company = self.browse(company_id).sudo()
+        found = set()
+        for value in (company.email, company.partner_id.email):
+            domain = normalize_domain(domain_of(addresses.normalize(value or "") or ""))
+            if domain:
+                found.add(domain)
+        if company.website:
+            host = urlparse(company.website if "//" in company.website
+                            else "//" + company.website).hostname or ""
+            host = re.sub(r"^www\.", "", host)
+            domain = normalize_domain(host)
+            if domain:
+                found.add(domain)
+        self.env["res.users"].flush_model(["partner_id", "share", "active", "company_ids"])
+        self.env["res.partner"].flush_model(["email_normalized"])
+        self.env.cr.execute("""
+            SELECT DISTINCT lower(split_part(p.email_normalized, '@', 2))
+              FROM res_users u
+              JOIN res_partner p ON p.id = u.partner_id
+              JOIN res_company_users_rel r ON r.user_id = u.id AND r.cid = %(company)s
+             WHERE NOT u.share AND u.active AND p.email_normalized LIKE '%%@%%'
+             UNION
+            SELECT DISTINCT lower(split_part(m.email, '@', 2))
+              FROM mail_sync_mailbox m
+             WHERE m.company_id = %(company)s AND m.email LIKE '%%@%%'
+        """, {"company": company_id})
+        for (domain,) in self.env.cr.fetchall():
+            domain = normalize_domain(domain)
+            if domain:
+                found.add(domain)
+        return tuple(sorted(d for d in found if d not in PUBLIC_DOMAINS))
+
+    def write(self, vals):
+        res = super().write(vals)
+        if {"email", "website", "mail_sync_exclude_own_domain", "mail_sync_skip_auto"} & set(vals):
+            self.env.registry.clear_cache()
+        return res
+
+
+class ResConfigSettings(models.TransientModel):
+    _inherit = "res.config.settings"
+
+    mail_sync_exclude_own_domain = fields.Boolean(
+        related="company_id.mail_sync_exclude_own_domain", readonly=False)
+    mail_sync_skip_auto = fields.Boolean(related="company_id.mail_sync_skip_auto",
+                                         readonly=False)
+    mail_sync_own_domains = fields.Char(related="company_id.mail_sync_own_domains")
+
+
+class MailSyncMailbox(models.Model):
+    _inherit = "mail.sync.mailbox"
+
+    mail_sync_create_leads = fields.Boolean(
+        "Create leads from new contacts",
+        help="Received mail from an address that is no lead, contact or colleague creates a "
+             "lead (after the never-log list and the auto-reply filter).")
+    exclusion_count = fields.Integer(compute="_compute_exclusion_count")
+
+    def _compute_exclusion_count(self):
+        Exclusion = self.env["mail.sync.exclusion"]
+        for mailbox in self:
+            mailbox.exclusion_count = Exclusion.search_count([
+                ("company_id", "=", mailbox.company_id.id),
+                "|", ("user_id", "=", False), ("user_id", "=", mailbox.user_id.id)])
+
+    def action_open_exclusions(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Never log"),
+            "res_model": "mail.sync.exclusion",
+            "view_mode": "list",
+            "domain": [("company_id", "=", self.company_id.id),
+                       "|", ("user_id", "=", False), ("user_id", "=", self.user_id.id)],
+            "context": {"default_user_id": self.user_id.id,
+                        "default_company_id": self.company_id.id},
+        }
+
+    def _sync(self, raise_on_error=False, deadline=None):
+        if self.env.context.get("mail_sync_policy") is not None:
+            return super()._sync(raise_on_error=raise_on_error, deadline=deadline)
+        holder = SyncPolicy(self)
+        return super(MailSyncMailbox, self.with_context(mail_sync_policy=holder))._sync(
+            raise_on_error=raise_on_error, deadline=deadline)
+
+
+class MailSyncMatcher(models.AbstractModel):
+    _inherit = "mail.sync.matcher"
+
+    @api.model
+    def _known_message_ids(self, mailbox, message_ids):
+        known = super()._known_message_ids(mailbox, message_ids)
+        holder = self.env.context.get("mail_sync_policy")
+        if holder is not None:
+            holder.known |= known
+        return known
+
+    @api.model
+    def _match(self, mailbox, headers, own_addrs):
+        """The policy first (never-log, auto-replies: dropped before any lookup), then the
+        records; what matched nothing is kept for late linking or creates a lead (opt-in)."""
+        holder = self.env.context.get("mail_sync_policy")
+        if holder is None or not headers:
+            return super()._match(mailbox, headers, own_addrs)
+        policy = holder.policy()
+        kept = [h for h in headers if not policy.skip(h, own_addrs)]
+        result = super()._match(mailbox, kept, own_addrs) if kept else {}
+        unmatched = [h for h in kept if h.uid not in result and h.message_id not in holder.known]
+        if unmatched and holder.create_leads:
+            result.update(self._new_leads(mailbox, unmatched, own_addrs, policy))
+            unmatched = [h for h in unmatched if h.uid not in result]
+        if unmatched and holder.index:
+            for header in unmatched:
+                holder.pending.setdefault(header.folder, []).append(header)
+        return result
+
+    @api.model
+    def _new_leads(self, mailbox, headers, own_addrs, policy):
+        """``{uid: Match}`` on leads created for received mail whose sender is unknown: no lead
+        (even archived), no contact and no colleague has that address."""
+        candidates = {}
+        for header in headers:
+            sender = next((a for a in header.from_addrs if a), None)
+            if not sender or sender in own_addrs or policy.excluded(sender):
+                continue
+            candidates.setdefault(sender, []).append(header)
+        if not candidates:
+            return {}
+        variants = {}
+        for sender in candidates:
+            variants[sender] = sender
+            local, _sep, domain = sender.rpartition("@")
+            if "xn--" in domain:
+                try:
+                    variants[f"{local}@{domain.encode('ascii').decode('idna')}"] = sender
+                except UnicodeError:
+                    pass
+        self.env["crm.lead"].flush_model(["email_normalized"])
+        self.env["res.partner"].flush_model(["email_normalized"])
+        self.env.cr.execute("""
+            SELECT email_normalized FROM crm_lead WHERE email_normalized = ANY(%(a)s)
+             UNION
+            SELECT email_normalized FROM res_partner WHERE email_normalized = ANY(%(a)s)
+        """, {"a": list(variants)})
+        taken = {variants[row[0]] for row in self.env.cr.fetchall()}
+        result = {}
+        Lead = self.env["crm.lead"].sudo().with_context(
+            tracking_disable=True, mail_create_nolog=True, mail_create_nosubscribe=True,
+            mail_notrack=True)
+        for sender, sender_headers in candidates.items():
+            if sender in taken:
+                continue
+            sender_headers.sort(key=lambda h: h.uid)
+            first = sender_headers[0]
+            lead = Lead.create({
+                "name": first.subject or _("Email from %s", sender),
+                "email_from": sender,
+                "user_id": mailbox.user_id.id,
+                "company_id": mailbox.company_id.id,
+                "type": "lead" if self.env.user.has_group("crm.group_use_lead")
+                else "opportunity",
+                "description": _("Created by Mail Sync from mail received by %s.",
+                                 mailbox.email),
+            })
+            _logger.info("Mail Sync: mailbox %s created lead %s for a new sender",
+                         mailbox.id, lead.id)
+            for header in sender_headers:
+                match = Match(lead_ids=(lead.id,), partner_ids=(), authors={},
+                              record_names={("crm.lead", lead.id): lead.name})
+                result[header.uid] = match
+        return result

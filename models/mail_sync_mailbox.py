@@ -499,7 +499,9 @@ class MailSyncMailbox(models.Model):
             "last_success": now,
             "last_error": False,
             "error_since": False,
-            "next_sync": now + timedelta(seconds=self._get_param("min_interval", 60)),
+            # Cut by the time budget: due again at once, so that the next run continues.
+            "next_sync": False if report.stopped_early else now + timedelta(
+                seconds=self._get_param("min_interval", 60)),
         })
         for error in (report.errors or []):
             self.env["mail.sync.log"].sudo()._log(self, error)

@@ -115,3 +115,49 @@ class TestCron(MailSyncCase):
         log.date = "2000-01-01 00:00:00"
         self.env["mail.sync.log"]._gc_old_entries()
         self.assertFalse(log.exists())
+
+    def test_time_budget_cuts_the_run_and_the_next_run_continues(self):
+        """Issue 7, point 7: a run stops inside its budget (give or take the batch under way),
+        the mailbox it cut is due again at once, and the next runs finish the job: nothing lost,
+        nothing recorded twice."""
+        import time
+
+        self.env["ir.config_parameter"].sudo().set_param("crm_mail_sync.fetch_batch_size", "4")
+        mailboxes, expected = [], set()
+        for user in (self.user_jr, self.user_sales, self.user_manager):
+            login, password = self._dovecot_user()
+            messages = self._corpus(login, 16, seed=f"budget-{user.login}", malformed_ratio=0)
+            self._load(login, messages)
+            mailbox = self._enabled_mailbox(user, login, password)
+            mailboxes.append(mailbox)
+            own = {login, user.email}
+            expected |= {(mid, model, res_id)
+                         for mid, targets in self._expected_targets(messages, own).items()
+                         for model, res_id in targets}
+        Matcher = type(self.env["mail.sync.matcher"])
+        original = Matcher._match
+        batch = 0.15  # each batch of headers takes at least this long
+
+        def slow(self_, *args, **kwargs):
+            time.sleep(batch)
+            return original(self_, *args, **kwargs)
+
+        budget, slack = 0.6, 1.0  # slack: the batch under way when the budget runs out
+        Mailbox = self.env["mail.sync.mailbox"]
+        runs, cut = [], False
+        with patch.object(Matcher, "_match", slow):
+            while len(runs) < 20 and any(not m.last_success or not m.next_sync
+                                         for m in mailboxes):
+                start = time.monotonic()
+                Mailbox._cron_sync(time_budget=budget)
+                runs.append(time.monotonic() - start)
+                cut = cut or any(m.last_success and not m.next_sync for m in mailboxes)
+        self.assertTrue(cut, "no run was cut by the budget: the test proves nothing")
+        self.assertGreater(len(runs), 2)
+        self.assertLess(max(runs), budget + slack, runs)
+        synced = self.env["mail.message"].sudo().search(
+            [("mail_sync_mailbox_id", "in", [m.id for m in mailboxes])])
+        pairs = [(m.message_id, m.model, m.res_id) for m in synced]
+        self.assertEqual(len(pairs), len(set(pairs)), "a message was recorded twice")
+        self.assertEqual(set(pairs), expected)
+        self.assertTrue(all(m.state == "enabled" for m in mailboxes))

@@ -2,7 +2,7 @@
 """The mailbox side of the web client: the Mail Sync overview page (static/src/settings/) and
 the owner's top-bar link (static/src/systray/), told when their mailbox becomes configured or
 stops being so, so the link appears or disappears without a reload."""
-from odoo import api, models
+from odoo import _, api, models
 
 from .res_users_systray import CONFIGURED_STATES
 
@@ -55,13 +55,10 @@ class MailSyncMailbox(models.Model):
     @api.model
     def mail_sync_overview_info(self):
         """What the Mail Sync overview page shows besides its two lists: the current company's
-        billable mailboxes, mailbox limit and daily cap (``None`` for a setting this database
-        does not have), and the views of the two lists."""
+        billable mailboxes, mailbox limit (0: none) and daily cap (0: unlimited), and the views
+        of the two lists."""
         self.check_access("read")
         company = self.env.company
-
-        def company_value(fname):
-            return company[fname] if fname in company._fields else None
 
         def view_id(xmlid):
             view = self.env.ref(xmlid, raise_if_not_found=False)
@@ -69,9 +66,9 @@ class MailSyncMailbox(models.Model):
 
         return {
             "company": {
-                "billable": company_value("mail_sync_billable_count"),
-                "limit": company_value("mail_sync_mailbox_limit"),
-                "daily_cap": company_value("mail_sync_daily_cap"),
+                "billable": company.mail_sync_billable_count,
+                "limit": company.mail_sync_mailbox_limit,
+                "daily_cap": company.mail_sync_daily_cap,
             },
             "views": {
                 "mailboxes": {
@@ -80,8 +77,8 @@ class MailSyncMailbox(models.Model):
                     "search_id": view_id("crm_mail_sync.mail_sync_mailbox_view_search"),
                     "form_id": view_id("crm_mail_sync.mail_sync_mailbox_view_form"),
                     "context": {},
-                    "help": "<p>No mailbox is connected yet: each user connects their own "
-                            "from My Profile ▸ Mail Sync.</p>",
+                    "help": "<p>%s</p>" % _("No mailbox is connected yet: each user "
+                                             "connects their own from My Profile ▸ Mail Sync."),
                 },
                 "logs": {
                     "model": "mail.sync.log",
@@ -89,7 +86,7 @@ class MailSyncMailbox(models.Model):
                     "search_id": view_id("crm_mail_sync.mail_sync_log_view_search"),
                     "form_id": view_id("crm_mail_sync.mail_sync_log_view_form"),
                     "context": {},
-                    "help": "<p>No Mail Sync error.</p>",
+                    "help": "<p>%s</p>" % _("No Mail Sync error."),
                 },
             },
         }

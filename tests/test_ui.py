@@ -4,6 +4,7 @@ tours against the test Dovecot and SMTP server), the status badges, the overview
 import json
 
 from odoo.tests import HttpCase, tagged
+from odoo.tools import mute_logger
 
 from odoo.addons.mail.tests.common import mail_new_test_user
 
@@ -12,6 +13,7 @@ from ..models.mail_sync_mailbox_ui import SYSTRAY_NOTIFICATION
 from .common import MailSyncCase, new_login
 
 TOUR_VALUES_KEY = "crm_mail_sync_tour_values"
+MAILBOX_LOGGER = "odoo.addons.crm_mail_sync.models.mail_sync_mailbox"
 
 
 @tagged("post_install", "-at_install")
@@ -45,11 +47,11 @@ class TestUi(MailSyncCase, HttpCase):
             and json.loads(values["message"])["type"] == SYSTRAY_NOTIFICATION
         ]
 
-    def _tour(self, tour, user, **values):
+    def _tour(self, tour, user, start="/odoo", **values):
         values = dict(login=self.login, **values)
         code = (f"sessionStorage.setItem({TOUR_VALUES_KEY!r}, {json.dumps(json.dumps(values))});"
-                f" odoo.startTour({tour!r}, {{stepDelay: 0, startUrl: '/odoo'}})")
-        self.start_tour("/odoo", tour, login=user.login, code=code)
+                f" odoo.startTour({tour!r}, {{stepDelay: 0, startUrl: {start!r}}})")
+        self.start_tour(start, tour, login=user.login, code=code)
 
     def _disconnect(self, mailbox, user, keep=True):
         """Disconnect through the backend's wizard, as ``user`` would."""
@@ -155,6 +157,20 @@ class TestUi(MailSyncCase, HttpCase):
         self._disconnect(mailbox, self.rep)
         self.assertTrue(self._info(self.rep)["show"])
         self._tour("crm_mail_sync_systray_shown_tour", self.rep)
+
+    def test_tour_overview_retry_and_disconnect(self):
+        mailbox = self._enabled_mailbox(self.rep, self.login, "not-the-password")
+        with mute_logger(MAILBOX_LOGGER):
+            self._sync(mailbox)
+        self.assertEqual(mailbox.state, "error")
+        self.assertEqual(len(mailbox.log_ids), 1)
+        with mute_logger(MAILBOX_LOGGER):
+            self._tour("crm_mail_sync_overview_tour", self.user_manager,
+                       start="/odoo/action-crm_mail_sync.mail_sync_settings_action")
+        self.env.invalidate_all()
+        self.assertEqual(mailbox.state, "draft")
+        self.assertEqual(mailbox.log_ids.count, 2, "the retry failed again: counted once more")
+        self.assertTrue(self._info(self.rep)["show"])
 
     def test_tour_link_opens_the_prefilled_setup(self):
         self._tour("crm_mail_sync_systray_shown_tour", self.rep)

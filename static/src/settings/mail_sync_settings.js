@@ -2,7 +2,7 @@
 // CRM ▸ Configuration ▸ Mail Sync ▸ Overview: every mailbox with its status badge, last
 // successful sync, emails synced today and last error (retry / disconnect buttons), then the
 // recent error log; above them the company's billable mailboxes, mailbox limit and daily cap.
-import { Component, onWillStart, useState } from "@odoo/owl";
+import { Component, markup, onWillStart, useState } from "@odoo/owl";
 
 import { _t } from "@web/core/l10n/translation";
 import { registry } from "@web/core/registry";
@@ -41,7 +41,7 @@ export class MailSyncSettings extends Component {
             display: { controlPanel: false },
             allowSelectors: false,
             context: view.context || {},
-            noContentHelp: view.help,
+            noContentHelp: markup(view.help), // server-made, no user input
             selectRecord: (resId) => this.openRecord(view, resId),
         };
     }

@@ -93,3 +93,37 @@ registry.category("web_tour.tours").add("crm_mail_sync_systray_shown_tour", {
         },
     ],
 });
+
+// CRM ▸ Configuration ▸ Mail Sync ▸ Overview, as a Mail Sync manager: a salesperson's mailbox
+// in Error with its error-log line; Retry now syncs it again (and fails again); Disconnect goes
+// through the keep/remove wizard and leaves it Not connected.
+registry.category("web_tour.tours").add("crm_mail_sync_overview_tour", {
+    steps: () => {
+        const row = `.o_mail_sync_mailboxes .o_data_row:contains(${tourValues().login})`;
+        return [
+            {
+                content: "The mailbox shows its Error badge with its meaning as tooltip",
+                trigger: `${row} .o_mail_sync_state_badge[data-state=error][data-tooltip*="An error occurred"]`,
+            },
+            {
+                content: "The error log says what went wrong and how to fix it",
+                trigger: `.o_mail_sync_error_log .o_data_row:contains(${tourValues().login}):contains(Authentication failed)`,
+            },
+            { content: "Retry now", trigger: `${row} button[name=action_retry_now]`, run: "click" },
+            {
+                content: "The retry fails again, and says so",
+                trigger: ".o_notification:contains(Mail Sync failed)",
+            },
+            { content: "Disconnect", trigger: `${row} button[name=action_disconnect]`, run: "click" },
+            {
+                content: "Keep what was synced",
+                trigger: ".modal button[name=action_confirm]",
+                run: "click",
+            },
+            {
+                content: "The mailbox is no longer connected",
+                trigger: `${row} .o_mail_sync_state_badge[data-state=draft]`,
+            },
+        ];
+    },
+});

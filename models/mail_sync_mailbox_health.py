@@ -119,10 +119,10 @@ class MailSyncMailbox(models.Model):
 
     def _sync_quota(self):
         self.ensure_one()
+        self._cap_roll()  # also without a cap: "emails synced today" is shown to everyone
         cap = self.company_id.mail_sync_daily_cap
         if not cap:
             return super()._sync_quota()
-        self._cap_roll()
         return max(cap - (self.synced_count - self.cap_base), 0)
 
     # ------------------------------------------------------------------ sync outcome

@@ -293,6 +293,16 @@ class TestHealth(MailSyncCase):
         self.assertEqual(self._billable(), 1)
 
     # ------------------------------------------------------------------ daily cap
+    def test_synced_today_counts_without_a_cap(self):
+        self.assertFalse(self.company.mail_sync_daily_cap)
+        login, password = self._dovecot_user()
+        self._put(login, [raw for _mid, raw in (raw_mail(login, i) for i in range(5))])
+        mailbox = self._enabled_mailbox(self.user_sales, login, password, sync_days=0)
+        self.assertEqual(mailbox._sync().recorded, 5)
+        mailbox.invalidate_recordset()
+        self.assertEqual(mailbox.synced_today, 5)
+        self.assertEqual(mailbox.daily_cap, 0)
+
     def test_daily_cap_across_midnight_in_user_timezone(self):
         self.user_sales.tz = "Asia/Tokyo"  # UTC+9: local midnight is 15:00 UTC
         self.company.mail_sync_plan = "free"

@@ -10,8 +10,11 @@ import threading
 import time
 from datetime import timedelta
 
+import psycopg2
+
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.tools import mute_logger
 
 from ..mailsync import crashpoint, errors, sync
 from ..mailsync.types import Endpoint, FolderState, MailboxConfig
@@ -546,8 +549,12 @@ class MailSyncMailbox(models.Model):
         worker's database session ends: a killed worker leaves nothing locked). Mailboxes whose
         advisory lock another worker holds are left out of the query, so that they do not use
         up ``limit`` (their row lock ends at that worker's first commit).
+
+        Odoo's transactions are REPEATABLE READ: a row that another worker updated after this
+        transaction's snapshot makes ``FOR UPDATE`` fail with a serialization error; the cron
+        (auto-commit) then starts a new transaction and claims again.
         """
-        self.env.cr.execute(f"""
+        query = f"""
             SELECT id FROM mail_sync_mailbox
              WHERE {self._due_domain_sql()} AND NOT (id = ANY(%(exclude)s))
                AND NOT (id = ANY(ARRAY(
@@ -559,10 +566,23 @@ class MailSyncMailbox(models.Model):
           ORDER BY last_sync ASC NULLS FIRST, id
              LIMIT %(limit)s
                FOR UPDATE SKIP LOCKED
-        """, {"states": SYNCING_STATES, "now": fields.Datetime.now(),
-              "exclude": list(exclude_ids), "limit": limit, "key": ADVISORY_LOCK_KEY})
+        """
+        testing = getattr(threading.current_thread(), "testing", False)
+        for attempt in range(5):
+            try:
+                with mute_logger("odoo.sql_db"), self.env.cr.savepoint(flush=False):
+                    self.env.cr.execute(query, {
+                        "states": SYNCING_STATES, "now": fields.Datetime.now(),
+                        "exclude": list(exclude_ids), "limit": limit, "key": ADVISORY_LOCK_KEY})
+                    rows = self.env.cr.fetchall()
+                break
+            except psycopg2.errors.SerializationFailure:
+                if testing or attempt == 4:
+                    raise
+                self.env.cr.rollback()  # a new snapshot (nothing of this run is lost)
+                time.sleep(0.05 * (attempt + 1))
         claimed = []
-        for (mailbox_id,) in self.env.cr.fetchall():
+        for (mailbox_id,) in rows:
             self.env.cr.execute("SELECT pg_try_advisory_lock(%s, %s)",
                                 (ADVISORY_LOCK_KEY, mailbox_id))
             if self.env.cr.fetchone()[0]:

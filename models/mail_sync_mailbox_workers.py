@@ -10,6 +10,7 @@ runs the same ``_cron_sync``: the workers share the mailboxes through ``_claim``
 at a time and a killed worker leaves no lock behind.
 """
 import logging
+import threading
 
 from odoo import api, fields, models
 
@@ -62,6 +63,8 @@ class MailSyncMailbox(models.Model):
         """Keep the number of sync actions; when more mailboxes are due than this run takes,
         wake the other sync actions so that idle workers join in at once."""
         workers = self._cron_workers()
+        if not getattr(threading.current_thread(), "testing", False):
+            self.env.cr.commit()  # the claim may start a new transaction (_claim)
         done = super()._cron_sync(batch_size=batch_size, time_budget=time_budget)
         others = workers.filtered(lambda c: c.id != self.env.context.get("cron_id"))
         if done and others and self._count_due() > 0:

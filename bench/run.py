@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""crm_mail_sync benchmark (issue 6): backfill, baseline, ceiling, idle poll, bandwidth, memory.
+"""crm_mail_sync benchmark (issue 6): backfill, baseline, ceiling, idle poll, bandwidth, memory,
+arrival-to-chatter latency (issue 8: a real Odoo server's cron path, median and p95).
 
     /opt/odoo/venv/bin/python bench/run.py            # 10 mailboxes x 2,000 messages, 1,000 idle
     /opt/odoo/venv/bin/python bench/run.py --quick    # 2 x 150, 20 idle: smoke / correctness run
@@ -46,6 +47,8 @@ DOMAIN = "bench.test"
 
 sys.path.insert(0, HERE)
 
+from imapserver import free_port  # noqa: E402
+
 TARGETS = {
     "backfill_vs_baseline": 10.0,  # x
     "backfill_vs_ceiling": 0.40,
@@ -54,6 +57,7 @@ TARGETS = {
     "idle_pass_s_per_1000": 30.0,
     "unmatched_bytes": 4096,
     "rss_growth_x_largest": 3.0,
+    "arrival_median_s": 60.0,
 }
 
 
@@ -597,8 +601,108 @@ def phase_idle(state):
             "recorded": recorded}
 
 
+def phase_arrival(state):
+    """Arrival-to-chatter latency through what production runs: a real Odoo server with one cron
+    thread (the every-minute "new mail" action and the regular sync), mail APPENDed over IMAP at
+    random moments, and the time until its chatter entry is committed (polled every 0.2 s)."""
+    import psycopg2
+    from imapclient import IMAPClient
+
+    odoo, registry = odoo_env(state)
+    mailboxes = [mb["login"] for mb in state["mailboxes"]]
+    leads = state["leads"]
+    with registry.cursor() as cr:
+        env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
+        env["fetchmail.server"].search([]).write({"active": False})  # the baseline is done
+        Mailbox = mailbox_model(env)
+        if not hasattr(Mailbox, "_cron_fast_arrival"):
+            return {"skipped": "no fast-arrival cron in this addon"}
+        for _ in range(3):  # settle: every mailbox up to date before timing
+            Mailbox._cron_fast_arrival(time_budget=600)
+            cr.commit()
+        cron = env.ref("crm_mail_sync.ir_cron_mail_sync_fast")
+        cron.write({"nextcall": odoo.fields.Datetime.now()})
+        cron_id = cron.id
+        cr.commit()
+        _db, params = odoo.sql_db.connection_info_for(state["db"])
+    conn = psycopg2.connect(**params)
+    conn.autocommit = True
+    pg = conn.cursor()
+    pg.execute("SELECT lastcall FROM ir_cron WHERE id = %s", [cron_id])
+    lastcall0 = pg.fetchone()[0]
+    port = free_port()
+    logpath = os.path.join(os.path.dirname(state["addons_path"].split(",")[-1]), "arrival-odoo.log")
+    server = subprocess.Popen(
+        [PYTHON, ODOO_BIN, "-d", state["db"], "--addons-path", state["addons_path"], "--db-filter",
+         f"^{state['db']}$", "--max-cron-threads", "1", "--http-port", str(port), "--http-interface",
+         "127.0.0.1", "--log-level", "warn", "--logfile", logpath],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    latencies, missing = [], []
+    try:
+        t_start = time.monotonic()
+        while time.monotonic() - t_start < 300:  # the server's first cron pass (all due jobs)
+            pg.execute("SELECT lastcall FROM ir_cron WHERE id = %s", [cron_id])
+            if pg.fetchone()[0] != lastcall0:
+                break
+            if server.poll() is not None:
+                raise SystemExit(f"FAILED: the Odoo server stopped (see {logpath})")
+            time.sleep(0.5)
+        rnd = random.Random(state.get("seed", 6) + 99)
+        n, window = state["arrivals"], state["arrival_window"]
+        offsets = sorted(rnd.uniform(0, window) for _ in range(n))
+        pending = {}  # Message-ID -> monotonic arrival time
+        found = {}
+        done_at = None
+        t0 = time.monotonic()
+        i = 0
+        while True:
+            now = time.monotonic()
+            while i < n and now - t0 >= offsets[i]:
+                login = mailboxes[i % len(mailboxes)]
+                sender = leads[(i * 7) % len(leads)]
+                mid = f"<arrival-{i}-{os.getpid()}@bench.test>"
+                raw = (f"From: {sender}\r\nTo: {login}\r\nSubject: Arrival {i}\r\n"
+                       f"Date: {email.utils.formatdate()}\r\nMessage-ID: {mid}\r\n"
+                       "Content-Type: text/plain; charset=utf-8\r\n\r\nJust arrived.\r\n").encode()
+                c = IMAPClient(state["dovecot_host"], state["dovecot_port"], ssl=False, timeout=30)
+                c.login(login, PASSWORD)
+                c.append("INBOX", raw)
+                pending[mid] = time.monotonic()
+                c.logout()
+                i += 1
+            if pending:
+                pg.execute("SELECT DISTINCT message_id FROM mail_message WHERE message_id = ANY(%s) "
+                           "AND mail_sync_mailbox_id IS NOT NULL", [list(pending)])
+                seen = time.monotonic()
+                for (mid,) in pg.fetchall():
+                    found[mid] = seen - pending.pop(mid)
+            if i >= n and not pending:
+                break
+            if i >= n and done_at is None:
+                done_at = time.monotonic()
+            if done_at is not None and time.monotonic() - done_at > 240:
+                missing = sorted(pending)
+                break
+            if server.poll() is not None:
+                raise SystemExit(f"FAILED: the Odoo server stopped (see {logpath})")
+            time.sleep(0.2)
+        latencies = sorted(found.values())
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        conn.close()
+    if not latencies:
+        raise SystemExit("FAILED: no arrival reached the chatter")
+    return {"arrivals": state["arrivals"], "window_s": state["arrival_window"], "recorded": len(latencies),
+            "missing": missing, "median_s": statistics.median(latencies), "p95_s": p95(latencies),
+            "max_s": latencies[-1], "min_s": latencies[0], "latencies_s": latencies}
+
+
 PHASES = {"setup": phase_setup, "ceiling": phase_ceiling, "backfill": phase_backfill, "baseline": phase_baseline,
-          "bandwidth": phase_bandwidth, "big": phase_big, "idle": phase_idle}
+          "bandwidth": phase_bandwidth, "big": phase_big, "idle": phase_idle, "arrival": phase_arrival}
 
 
 # ============================================================================================
@@ -649,6 +753,13 @@ def build_table(r, args):
     if bw:
         rows.append(("bytes down / unmatched msg", bw["bytes_per_message"], None, bw["raw_bytes_per_message"], "",
                      f"< {TARGETS['unmatched_bytes']}", bw["bytes_per_message"] < TARGETS["unmatched_bytes"]))
+    arr = r.get("arrival")
+    if arr and "median_s" in arr:
+        rows.append((f"arrival-to-chatter median s ({arr['recorded']}/{arr['arrivals']})", arr["median_s"], None,
+                     None, "", f"< {TARGETS['arrival_median_s']:.0f}",
+                     arr["median_s"] < TARGETS["arrival_median_s"] and not arr["missing"]))
+        rows.append(("arrival-to-chatter p95 s", arr["p95_s"], None, None, "", "", None))
+        rows.append(("arrival-to-chatter max s", arr["max_s"], None, None, "", "", None))
     lim = TARGETS["rss_growth_x_largest"] * r["largest_message"]
     rows.append(("backfill RSS growth MB", mb(bf, "rss_growth"), mb(bl, "rss_growth"), mb(ce, "rss_growth"), "",
                  f"< {lim / 2**20:.1f}", bf and bf["rss_growth"] < lim))
@@ -689,7 +800,11 @@ def parse_args(argv=None):
     p.add_argument("--lead-share", type=float, default=0.30)
     p.add_argument("--big-mb", type=float, default=25.0)
     p.add_argument("--batch", type=int, default=200, help="ceiling fetch batch")
-    p.add_argument("--skip", default="", help="comma list of phases to skip: baseline,ceiling,idle,bandwidth,big")
+    p.add_argument("--skip", default="",
+                   help="comma list of phases to skip: baseline,ceiling,idle,bandwidth,big,arrival")
+    p.add_argument("--arrivals", type=int, default=20, help="arrival-latency messages (phase arrival)")
+    p.add_argument("--arrival-window", type=float, default=150.0,
+                   help="seconds over which the arrivals are spread at random (phase arrival)")
     p.add_argument("--json", default=os.path.join(HERE, "out", "latest.json"))
     p.add_argument("--db", help="database name (default bench_<seed>_<pid>); it is dropped and re-created")
     p.add_argument("--keep", action="store_true", help="keep the database and the Dovecot work dir")
@@ -796,6 +911,7 @@ def main(argv=None):
             "sync_days": sync_days, "inject": args.inject, "batch": args.batch, "backfill_messages": backfill_n,
             "baseline_messages": len(base_msgs), "unmatched_messages": len(unm),
             "unmatched_raw_bytes": sum(len(m.raw) for m in unm), "big_bytes": len(big_raw),
+            "arrivals": args.arrivals, "arrival_window": args.arrival_window, "seed": args.seed,
         }
         state_path = os.path.join(tmp, "state.json")
 
@@ -811,7 +927,8 @@ def main(argv=None):
         results = {"largest_message": largest}
         # baseline last: Odoo's gateway creates a lead per new sender, which would change what
         # the other phases match.
-        for name in ("ceiling", "backfill", "bandwidth", "big", "idle", "baseline"):
+        # arrival after everything: it runs a real Odoo server with its cron thread.
+        for name in ("ceiling", "backfill", "bandwidth", "big", "idle", "baseline", "arrival"):
             if name in args.skip:
                 continue
             log(f"phase {name} ...")

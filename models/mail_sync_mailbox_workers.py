@@ -11,13 +11,17 @@ at a time and a killed worker leaves no lock behind.
 """
 import logging
 import threading
+import time
 
 from odoo import api, fields, models
+from odoo.tools import config
 
 _logger = logging.getLogger(__name__)
 
 CRON_XMLID = "crm_mail_sync.ir_cron_mail_sync"
 MAX_CRON_WORKERS = 64
+# Odoo runs a job that reports remaining work up to this many times in a row (ir_cron.py).
+MAX_RUNS_PER_ROUND = 10
 
 
 class MailSyncMailbox(models.Model):
@@ -59,11 +63,41 @@ class MailSyncMailbox(models.Model):
                             ("active", "=", True)])
 
     @api.model
+    def _cron_budget(self, time_budget=None):
+        """The run's time budget, shortened so that Odoo's real-time limit of cron workers
+        (``--limit-time-real-cron``, else ``--limit-time-real``: 120 s by default) never
+        interrupts a run: the limit covers the whole round of a worker, in which Odoo repeats a
+        job that reports remaining work up to 10 times. Threaded servers tell when the round
+        started; prefork workers do not, so each run gets a tenth of the limit there."""
+        budget = float(time_budget or self._get_param("cron_time_budget", 240))
+        cron_limit = config.get("limit_time_real_cron") or 0
+        if cron_limit > 0:
+            limit = cron_limit
+        elif cron_limit < 0 or not config.get("workers"):
+            limit = config.get("limit_time_real") or 0  # what odoo/service/server.py applies
+        else:
+            limit = 0  # prefork with --limit-time-real-cron=0: no limit
+        if limit <= 0:
+            return budget
+        started = getattr(threading.current_thread(), "start_time", None)
+        if started:
+            return min(budget, started + 0.8 * limit - time.time())
+        return min(budget, 0.8 * limit / MAX_RUNS_PER_ROUND)
+
+    @api.model
     def _cron_sync(self, batch_size=None, time_budget=None):
-        """Keep the number of sync actions; when more mailboxes are due than this run takes,
-        wake the other sync actions so that idle workers join in at once."""
+        """Keep the number of sync actions; run within the budget that Odoo's limits leave; when
+        more mailboxes are due than this run takes, wake the other sync actions so that idle
+        workers join in at once."""
         workers = self._cron_workers()
         if not getattr(threading.current_thread(), "testing", False):
+            time_budget = self._cron_budget(time_budget)
+            if time_budget < 1:
+                # This worker's round is nearly over: the next round continues.
+                current = workers.filtered(lambda c: c.id == self.env.context.get("cron_id"))
+                if current:
+                    current._trigger()
+                return 0
             self.env.cr.commit()  # the claim may start a new transaction (_claim)
         done = super()._cron_sync(batch_size=batch_size, time_budget=time_budget)
         others = workers.filtered(lambda c: c.id != self.env.context.get("cron_id"))

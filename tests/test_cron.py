@@ -161,3 +161,26 @@ class TestCron(MailSyncCase):
         self.assertEqual(len(pairs), len(set(pairs)), "a message was recorded twice")
         self.assertEqual(set(pairs), expected)
         self.assertTrue(all(m.state == "enabled" for m in mailboxes))
+
+    def test_cron_budget_fits_odoo_real_time_limit(self):
+        """Odoo stops a cron worker whose round (up to 10 runs of a job reporting remaining
+        work) exceeds its real-time limit: the budget of a run keeps inside it."""
+        import threading
+        import time
+
+        from odoo.tools import config
+
+        Mailbox = self.env["mail.sync.mailbox"]
+        prefork = {"workers": 2, "limit_time_real": 120}
+        with patch.dict(config.options, dict(prefork, limit_time_real_cron=-1)):
+            self.assertAlmostEqual(Mailbox._cron_budget(240), 9.6)  # 80 % of 120 s / 10 runs
+        with patch.dict(config.options, dict(prefork, limit_time_real_cron=600)):
+            self.assertAlmostEqual(Mailbox._cron_budget(240), 48)
+            self.assertAlmostEqual(Mailbox._cron_budget(30), 30)
+        with patch.dict(config.options, dict(prefork, limit_time_real_cron=0)):
+            self.assertEqual(Mailbox._cron_budget(240), 240)  # no limit
+        # A threaded server's cron thread says when its round started: what is left of it.
+        threaded = {"workers": 0, "limit_time_real": 120, "limit_time_real_cron": -1}
+        with patch.dict(config.options, threaded), patch.object(
+                threading.current_thread(), "start_time", time.time() - 90, create=True):
+            self.assertTrue(5 < Mailbox._cron_budget(240) <= 6)  # 96 - 90

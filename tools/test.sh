@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The test command of crm_mail_sync:   bash tools/test.sh [--engine-only | --odoo-only]
+# The test command of crm_mail_sync:
+#     bash tools/test.sh [--engine-only | --odoo-only | --scale-only] [--no-scale] [--long]
 #
 #   layer 1 "engine": python -m pytest mailsync/tests   (no Odoo; real Dovecot + SMTP on loopback)
 #   layer 2 "odoo":   odoo-bin -i crm_mail_sync --test-tags ${ODOO_TEST_TAGS:-/crm_mail_sync,/crm}
 #                     on a fresh database (dropped afterwards), same Dovecot + SMTP
+#   layer 3 "scale":  tests/scale/run.py — SIGKILL at every sync step and at random moments, then
+#                     200 mailboxes backfilled by 1 vs 2 odoo-bin servers (own databases and
+#                     Dovecot; about 3 minutes; --long: more kills, bigger mailboxes)
 #
 # Uses an Odoo that is already installed (ODOO_HOME, default /opt/odoo; see ../shared/odoo.md):
 # it never installs Odoo. Installs the addon's requirements.txt into that Odoo's Python without
@@ -14,12 +18,17 @@ set -uo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RUN_ENGINE=1
 RUN_ODOO=1
+RUN_SCALE=1
+SCALE_ARGS=()
 for arg in "$@"; do
     case "$arg" in
-        --engine-only) RUN_ODOO=0 ;;
-        --odoo-only) RUN_ENGINE=0 ;;
-        -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "tools/test.sh: unknown option: $arg (use --engine-only or --odoo-only)" >&2; exit 2 ;;
+        --engine-only) RUN_ODOO=0; RUN_SCALE=0 ;;
+        --odoo-only) RUN_ENGINE=0; RUN_SCALE=0 ;;
+        --scale-only) RUN_ENGINE=0; RUN_ODOO=0 ;;
+        --no-scale) RUN_SCALE=0 ;;
+        --long) SCALE_ARGS+=(--long) ;;
+        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "tools/test.sh: unknown option: $arg (use --engine-only, --odoo-only, --scale-only, --no-scale, --long)" >&2; exit 2 ;;
     esac
 done
 
@@ -149,6 +158,39 @@ if [ "$RUN_ODOO" = 1 ]; then
             FAILED_ANY=1
             mkdir -p "$REPO/.run" && cp "$ODOO_LOG" "$REPO/.run/odoo-test.log" \
                 && say "full Odoo log: .run/odoo-test.log"
+        fi
+    fi
+fi
+
+# ---- layer 3: crash and scale-out against real Odoo servers ------------------------------------
+if [ "$RUN_SCALE" = 1 ]; then
+    if [ "$HAVE_ODOO" != 1 ]; then
+        SUMMARY+=("SCALE TESTS NOT RUN: no Odoo at $ODOO_HOME (see ../shared/odoo.md)")
+    else
+        t0=$(date +%s)
+        say "scale tests: tests/scale/run.py ${SCALE_ARGS[*]:-} (log: $RUN_DIR/scale.log)"
+        (cd "$REPO" && "$ODOO_HOME/venv/bin/python" tests/scale/run.py ${SCALE_ARGS[@]+"${SCALE_ARGS[@]}"} \
+            --json "$RUN_DIR/scale.json") > "$RUN_DIR/scale.log" 2>&1
+        scale_rc=$?
+        grep -E "^(ok|FAIL) |^crash:|^scale-out:|  FAIL " "$RUN_DIR/scale.log" || true
+        read -r s_passed s_failed < <("$PY" - "$RUN_DIR/scale.log" <<'EOF'
+import re, sys
+text = open(sys.argv[1], errors="replace").read()
+m = re.findall(r"^scale: (\d+) passed, (\d+) failed$", text, re.M)
+print(*(m[-1] if m else (0, 0)))
+EOF
+)
+        if [ "$scale_rc" != 0 ] && [ "$s_failed" = 0 ]; then
+            s_failed=1  # the script itself failed before its summary
+            tail -30 "$RUN_DIR/scale.log"
+        fi
+        SUMMARY+=("scale: $s_passed passed, $s_failed failed ($(( $(date +%s) - t0 ))s)")
+        TOTAL_PASSED=$((TOTAL_PASSED + s_passed))
+        TOTAL_FAILED=$((TOTAL_FAILED + s_failed))
+        if [ "$s_failed" != 0 ]; then
+            FAILED_ANY=1
+            mkdir -p "$REPO/.run" && cp "$RUN_DIR/scale.log" "$REPO/.run/scale-test.log" \
+                && say "full scale log: .run/scale-test.log"
         fi
     fi
 fi

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import ipaddress
+import logging
 import os
 import re
 import smtplib
@@ -85,11 +86,27 @@ class _Counting:
         return line
 
 
-class _PlainIMAP4(_Counting, _ic_imap4.IMAP4WithTimeout):
+class _GreetingCapabilities:
+    """Mixin for imaplib.IMAP4 classes: take the capabilities from the greeting's
+    ``[CAPABILITY ...]`` response code (RFC 3501 7.1) when the server sends one, instead of a
+    CAPABILITY command: one round trip less per connection (an idle poll has only a few)."""
+
+    def _get_capabilities(self):
+        greeting = self.welcome if isinstance(self.welcome, bytes) else b""
+        m = re.search(rb"\[CAPABILITY ([^\]]+)\]", greeting, re.I)
+        if not m:
+            return super()._get_capabilities()
+        self.capabilities = tuple(str(m.group(1), "ascii", "replace").upper().split())
+        # As the CAPABILITY command would: imapclient must not take these pre-login ones for
+        # the post-login capabilities that LOGIN's answer brings (Gmail's X-GM-EXT-1).
+        self.untagged_responses.pop("CAPABILITY", None)
+
+
+class _PlainIMAP4(_GreetingCapabilities, _Counting, _ic_imap4.IMAP4WithTimeout):
     pass
 
 
-class _TlsIMAP4(_Counting, _ic_tls.IMAP4_TLS):
+class _TlsIMAP4(_GreetingCapabilities, _Counting, _ic_tls.IMAP4_TLS):
     # imapclient 3.1's IMAP4_TLS drops the connect timeout (imaplib passes None down):
     # a server that accepts but never completes the TLS handshake would hang forever.
     def _create_socket(self, timeout=None):
@@ -97,6 +114,15 @@ class _TlsIMAP4(_Counting, _ic_tls.IMAP4_TLS):
 
 
 class _Client(IMAPClient):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # imapclient sets imaplib's debug level to 5 so that imaplib logs through its logger;
+        # imaplib then builds the repr() of every response *before* the logger drops it: a
+        # 25 MB message body became a 57 MB string during the FETCH (peak RSS 4x the message)
+        # and every body of a backfill was repr()'d for nothing.
+        if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
+            self._imap.debug = 0
+
     def _create_IMAP4(self):
         connect_timeout = getattr(self._timeout, "connect", None)
         if self.ssl:
@@ -269,6 +295,51 @@ class ImapSession:
             raise SyncError("protocol", f"no UIDVALIDITY for {name!r}", host=self.host,
                             port=self.port, provider=self.config.provider, folder=name)
         return int(uidvalidity), (int(uidnext) if uidnext is not None else None)
+
+    def status_many(self, names) -> dict[str, tuple[int, int]]:
+        """``{name: (UIDVALIDITY, UIDNEXT)}`` of ``names`` through STATUS, every command sent
+        at once (pipelined: one round trip for all folders) and without opening any of them.
+        A folder whose STATUS fails or lacks either value is left out: the caller EXAMINEs it,
+        which reports the error properly. A dead connection raises SyncError."""
+        names = list(names)
+        if not names:
+            return {}
+        from imapclient.imap_utf7 import decode as decode_utf7
+        from imapclient.response_parser import parse_response
+
+        client = self._c
+        imap = client._imap
+
+        def run():
+            tags = [imap._command("STATUS", client._normalise_folder(name),
+                                  "(UIDNEXT UIDVALIDITY)") for name in names]
+            for tag in tags:
+                try:
+                    imap._command_complete("STATUS", tag)  # NO: no untagged STATUS for it
+                except imap.abort:
+                    raise
+                except imap.error:
+                    pass  # BAD (a server without STATUS): that folder is EXAMINEd
+            return imap._untagged_response("OK", [None], "STATUS")[1]
+
+        wanted = {name.upper() if name.upper() == "INBOX" else name: name for name in names}
+        out = {}
+        for entry in self._call(run):
+            if entry is None:
+                continue
+            try:
+                parsed = parse_response([entry])
+                returned, items = parsed[0], dict(
+                    (_str(k).upper(), v) for k, v in zip(parsed[1][::2], parsed[1][1::2]))
+                returned = decode_utf7(returned) if client.folder_encode else _str(returned)
+                returned = _str(returned)
+            except Exception:  # noqa: BLE001 - an odd answer: EXAMINE that folder instead
+                continue
+            name = wanted.get(returned.upper() if returned.upper() == "INBOX" else returned)
+            if name is not None and items.get("UIDVALIDITY") is not None \
+                    and items.get("UIDNEXT") is not None:
+                out[name] = (int(items["UIDVALIDITY"]), int(items["UIDNEXT"]))
+        return out
 
     def uids_after(self, last_uid: int, since=None) -> list[int]:
         """UIDs above ``last_uid`` in the examined folder, ascending; with ``since`` (a

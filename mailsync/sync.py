@@ -50,12 +50,16 @@ def sync_mailbox(config, folders=None, *, matcher, recorder, since=None, batch_s
     try:
         if folders is None:
             folders = session.discover_folders()
+        unchanged = _unchanged(session, folders)
         for fs in folders:
             if _past(deadline):
                 report.stopped_early = True
                 break
             if remaining is not None and remaining <= 0 and report.deferred:
                 break
+            if fs.name in unchanged:
+                report.folders += 1
+                continue
             try:
                 cut = _sync_folder(session, fs, matcher, recorder, since, batch_size, deadline,
                                    report, remaining, max_attachment_bytes)
@@ -75,6 +79,19 @@ def sync_mailbox(config, folders=None, *, matcher, recorder, since=None, batch_s
         report.bodies_bytes += session.bodies_bytes - b0
         if own:
             session.close()
+
+
+def _unchanged(session, folders) -> set:
+    """Names of the folders where nothing can be new: STATUS (one pipelined round trip, no
+    folder opened) gives the cursor's UIDVALIDITY and UIDNEXT-1 at most the cursor. The others
+    (and every folder of a server whose STATUS says less) are EXAMINEd as before."""
+    known = [fs for fs in folders if fs.uidvalidity is not None]
+    status_many = getattr(session, "status_many", None)
+    if not known or status_many is None:
+        return set()
+    status = status_many([fs.name for fs in known])
+    return {fs.name for fs in known if fs.name in status
+            and status[fs.name][0] == fs.uidvalidity and status[fs.name][1] - 1 <= fs.last_uid}
 
 
 def _sync_folder(session, fs: FolderState, matcher, recorder, since, batch_size, deadline,
@@ -137,7 +154,25 @@ def _sync_folder(session, fs: FolderState, matcher, recorder, since, batch_size,
     return False
 
 
+# Bodies are fetched in FETCH commands of at most this many bytes (by RFC822.SIZE from the
+# header fetch; a bigger message alone): a batch never holds all its raw bodies at once.
+BODY_CHUNK_BYTES = 4 << 20
+
+
 def _bodies(session, fs, wanted, matches, report, max_attachment_bytes):
+    items, chunk, size = [], [], 0
+    for h in wanted:
+        if chunk and size + (h.size or 0) > BODY_CHUNK_BYTES:
+            items += _bodies_chunk(session, fs, chunk, matches, report, max_attachment_bytes)
+            chunk, size = [], 0
+        chunk.append(h)
+        size += h.size or 0
+    if chunk:
+        items += _bodies_chunk(session, fs, chunk, matches, report, max_attachment_bytes)
+    return items
+
+
+def _bodies_chunk(session, fs, wanted, matches, report, max_attachment_bytes):
     if not wanted:
         return []
     uids = [h.uid for h in wanted]
@@ -159,7 +194,7 @@ def _bodies(session, fs, wanted, matches, report, max_attachment_bytes):
                 report.errors.append(one)
     items = []
     for h in wanted:
-        raw = raws.get(h.uid)
+        raw = raws.pop(h.uid, None)  # parsed: the raw bytes go at once
         if raw is None:
             if not any(getattr(e, "uid", None) == h.uid for e in report.errors):
                 report.errors.append(SyncError(

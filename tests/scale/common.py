@@ -224,9 +224,10 @@ def recorded_state(env, mailbox_ids):
     entries = {mid: Counter() for mid in mailbox_ids}
     for mailbox_id, message_id, res_id, count in env.cr.fetchall():
         entries[mailbox_id][((message_id or "").strip(), res_id)] += count
-    env.cr.execute("SELECT mailbox_id, message_id FROM mail_sync_message WHERE mailbox_id = ANY(%s)",
+    env.cr.execute("SELECT mailbox_id, message_id FROM mail_sync_message "
+                   "WHERE mailbox_id = ANY(%s)",
                    [list(mailbox_ids)])
-    registry = {mid: Counter() for mailbox_id in mailbox_ids for mid in [mailbox_id]}
+    registry = {mid: Counter() for mid in mailbox_ids}
     for mailbox_id, message_id in env.cr.fetchall():
         registry[mailbox_id][message_id] += 1
     env.cr.execute("""SELECT mailbox_id, name, uidvalidity, last_uid FROM mail_sync_folder

@@ -82,7 +82,7 @@ def mailbox_state(env, mailbox_id):
     return env.cr.fetchone()
 
 
-# -- the test ----------------------------------------------------------------------------------------
+# -- the test -----------------------------------------------------------------------------------
 class CrashTest:
     def __init__(self, odoo, dove, login, mailbox_id, expected, tmp):
         self.odoo, self.dove, self.login = odoo, dove, login
@@ -132,7 +132,8 @@ class CrashTest:
         for folder, (uidvalidity, top) in tops.items():
             cursor = folders[self.mailbox_id].get(folder)
             if cursor != (uidvalidity, top):
-                problems.append(f"cursor of {folder} is {cursor}, Dovecot says {(uidvalidity, top)}")
+                problems.append(f"cursor of {folder} is {cursor}, "
+                                f"Dovecot says {(uidvalidity, top)}")
         if problems:
             self.failures.append((label, problems))
             log(f"  FAIL {label}: {'; '.join(problems)}")
@@ -147,7 +148,8 @@ class CrashTest:
         if not killed:
             self.failures.append((f"{step}:{n}", [f"the child was not killed (exit {code})"]))
         log(f"  crash at {step}:{n}: {'killed' if killed else f'NOT killed ({code})'} after "
-            f"{secs:.2f}s, lock free after {waited if waited is None else f'{waited * 1000:.0f} ms'}"
+            f"{secs:.2f}s, lock free after "
+            f"{waited if waited is None else f'{waited * 1000:.0f} ms'}"
             f", then {verdict['recorded']}/{verdict['expected']} recorded, lost {verdict['lost']},"
             f" duplicated {verdict['duplicated']}")
         return killed

@@ -94,10 +94,10 @@ def main(argv=None):
             res = scaleout.run(odoo_factory, template, addons_path, long=args.long,
                                mailboxes=args.mailboxes, rtt_ms=args.rtt_ms)
             figures["scaleout"] = res
-            one, two = res["runs"]
+            one, two = res["runs"][:2]
             for run in res["runs"]:
-                checks.append((f"scale-out {run['servers']} server(s): every mailbox synced, "
-                               f"nothing lost or duplicated, no mailbox in two workers at once",
+                checks.append((f"scale-out, {run['label']}: every mailbox synced, nothing lost "
+                               f"or duplicated, no mailbox in two workers at once",
                                not run["problems"], "; ".join(run["problems"])))
             checks.append(("scale-out: two servers finish the backfill faster than one",
                            res["faster"], f"{one.get('wall_s', 0):.1f}s vs "
@@ -110,6 +110,12 @@ def main(argv=None):
                   f"overlaps {one.get('overlaps')}/{two.get('overlaps')}, duplicated "
                   f"{one.get('duplicated')}/{two.get('duplicated')}, lost "
                   f"{one.get('lost')}/{two.get('lost')} ({time.monotonic() - t:.0f}s)")
+            if len(res["runs"]) > 2:
+                k = res["runs"][2]
+                print(f"scale-out, {k['label']}: all synced in {k.get('wall_s', 0):.1f}s "
+                      f"(kill at {k.get('killed_after_s', 0):.1f}s), mailboxes per server "
+                      f"{k.get('per_server')}, overlaps {k.get('overlaps')}, duplicated "
+                      f"{k.get('duplicated')}, lost {k.get('lost')}")
     except SystemExit as exc:
         checks.append(("scale layer ran to the end", False, str(exc)))
     finally:

@@ -29,3 +29,4 @@ from . import crm_lead_late_link
 from . import res_partner_late_link
 from . import mail_sync_message_privacy
 from . import mail_sync_fast_arrival
+from . import mail_sync_mailbox_prefetch

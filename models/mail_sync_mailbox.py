@@ -298,7 +298,14 @@ class MailSyncMailbox(models.Model):
                             mailbox.smtp_security)
         login = (mailbox.imap_login or mailbox.email or "").strip()
         access_token = mailbox._access_token() if mailbox.auth_method == "oauth" else None
-        password = mailbox._get_secret("password") if not access_token else None
+        password = None
+        if not access_token:
+            facts = self._facts_in_use()
+            if facts is None:
+                password = mailbox._get_secret("password")
+            elif facts.password_token:
+                password = self.env["mail.sync.credential"].sudo()._decrypt(
+                    facts.password_token)
         if not access_token and not password:
             raise errors.SyncError("config", "No password is stored for this mailbox.",
                                    host=imap.host, port=imap.port, provider=mailbox.provider)
@@ -319,8 +326,10 @@ class MailSyncMailbox(models.Model):
         self.ensure_one()
         from ..mailsync import addresses
 
+        facts = self._facts_in_use()
+        owner_email = facts.owner_email if facts is not None else self.user_id.email
         own = set()
-        for value in (self.email, self.imap_login, self.smtp_login, self.user_id.email):
+        for value in (self.email, self.imap_login, self.smtp_login, owner_email):
             if value and "@" in value:
                 normalized = addresses.normalize(value)
                 if normalized:
@@ -398,8 +407,19 @@ class MailSyncMailbox(models.Model):
             },
         }
 
+    def _facts_in_use(self):
+        """The SyncFacts of this mailbox's running sync (read in one query with the others of
+        its batch, see mail_sync_mailbox_prefetch), or None outside a sync."""
+        facts = self.env.context.get("mail_sync_facts")
+        return facts if facts is not None and facts.mailbox_id == self.id else None
+
     def _folder_states(self):
         self.ensure_one()
+        facts = self._facts_in_use()
+        if facts is not None:
+            return [FolderState(name=name, role=role, uidvalidity=uidvalidity or None,
+                                last_uid=last_uid or 0)
+                    for _id, name, role, uidvalidity, last_uid in facts.folders]
         return [
             FolderState(name=folder.name, role=folder.role,
                         uidvalidity=folder.uidvalidity or None, last_uid=folder.last_uid or 0)
@@ -410,7 +430,12 @@ class MailSyncMailbox(models.Model):
         """The mail.sync.folder row of the engine's ``state`` (created on first sight)."""
         folder = cache.get(state.name)
         if folder is None:
-            folder = self.folder_ids.filtered(lambda f: f.name == state.name)[:1]
+            facts = self._facts_in_use()
+            known = [row[0] for row in facts.folders if row[1] == state.name] if facts else []
+            if known:
+                folder = self.env["mail.sync.folder"].sudo().browse(known[0])
+            else:
+                folder = self.folder_ids.filtered(lambda f: f.name == state.name)[:1]
             if not folder:
                 folder = self.env["mail.sync.folder"].sudo().create({
                     "mailbox_id": self.id, "name": state.name, "role": state.role,
@@ -431,6 +456,7 @@ class MailSyncMailbox(models.Model):
         crashpoint.reached("sync_start", self.id)
         auto_commit = self.env.context.get("mail_sync_auto_commit", False)
         folder_cache = {}
+        stored = {}  # folder name -> (uidvalidity, last_uid) as in the database
         report = None
         own = self._own_addresses()
         matcher = self.env["mail.sync.matcher"]
@@ -446,8 +472,9 @@ class MailSyncMailbox(models.Model):
                 folder = self._folder_record(folder_state, folder_cache)
                 recorded = registry._record(self, folder, items, own)
                 crashpoint.reached("recorded", self.id)
-                folder.write({"uidvalidity": folder_state.uidvalidity or 0,
-                              "last_uid": max(new_last_uid or 0, 0)})
+                cursor = (folder_state.uidvalidity or 0, max(new_last_uid or 0, 0))
+                folder.write({"uidvalidity": cursor[0], "last_uid": cursor[1]})
+                stored[folder_state.name] = cursor
                 if recorded:
                     self.synced_count += recorded
             crashpoint.reached("before_commit", self.id)
@@ -458,6 +485,7 @@ class MailSyncMailbox(models.Model):
         try:
             config = self._mail_config()
             folders = self._folder_states() or None
+            stored.update((fs.name, (fs.uidvalidity or 0, fs.last_uid)) for fs in folders or ())
             if folders is None:
                 # First sync: discover the folders and create all their cursor rows now, so that
                 # they are committed with the first batch. Else a crash after that batch would
@@ -468,6 +496,7 @@ class MailSyncMailbox(models.Model):
                     folders = discovery.discover_folders()
                 for state in folders:
                     self._folder_record(state, folder_cache)
+                    stored[state.name] = (state.uidvalidity or 0, 0)
             since = fields.Datetime.now() - timedelta(days=self.sync_days or 0) \
                 if self.sync_days else None
             states, report = sync.sync_mailbox(
@@ -475,15 +504,20 @@ class MailSyncMailbox(models.Model):
                 batch_size=self._get_param("fetch_batch_size", 200), deadline=deadline,
                 quota=self._sync_quota())
             # Folders seen without any batch (empty) still get their cursor row.
+            # (Compared with what this run read or wrote: an idle poll reads no folder row.)
             for state in states:
-                folder = self._folder_record(state, folder_cache)
+                if state.name in stored:
+                    uidvalidity, last_uid = stored[state.name]
+                else:
+                    folder = self._folder_record(state, folder_cache)
+                    uidvalidity, last_uid = folder.uidvalidity, folder.last_uid
                 vals = {}
-                if (state.uidvalidity or 0) != folder.uidvalidity:
+                if (state.uidvalidity or 0) != uidvalidity:
                     vals["uidvalidity"] = state.uidvalidity or 0
-                if state.last_uid > folder.last_uid or "uidvalidity" in vals:
+                if state.last_uid > last_uid or "uidvalidity" in vals:
                     vals["last_uid"] = state.last_uid
                 if vals:
-                    folder.write(vals)
+                    self._folder_record(state, folder_cache).write(vals)
         except Exception as exc:  # noqa: BLE001 - one mailbox never stops the others
             if auto_commit:
                 self.env.cr.rollback()
@@ -496,7 +530,7 @@ class MailSyncMailbox(models.Model):
                 raise UserError(self._user_error(sync_error)) from None
             return None
         now = fields.Datetime.now()
-        self.write({
+        self._write_outcome({
             "state": "enabled",
             "last_sync": now,
             "last_success": now,
@@ -514,6 +548,31 @@ class MailSyncMailbox(models.Model):
             report.recorded, " (stopped at the time limit)" if report.stopped_early else "")
         crashpoint.reached("sync_end", self.id)
         return report
+
+    # Written by every sync; nothing reacts to them but the cron's schedule.
+    TIMESTAMP_FIELDS = ("last_sync", "last_success", "next_sync")
+
+    def _write_outcome(self, vals):
+        """Write the sync outcome ``vals``, only the fields whose value changes. When those are
+        timestamps only (an enabled mailbox synced again: every idle poll) it is one UPDATE with
+        no ORM write (no write overrides to run, no ``SELECT now()`` for ``write_date``)."""
+        self.ensure_one()
+        fields_ = self._fields
+        vals = {name: value for name, value in vals.items() if fields_[name].convert_to_record(
+            fields_[name].convert_to_cache(value, self), self) != self[name]}
+        if not vals:
+            return
+        if set(vals) - set(self.TIMESTAMP_FIELDS):
+            self.write(vals)
+            return
+        self.flush_recordset(list(vals))
+        columns = sorted(vals)
+        self.env.cr.execute(
+            "UPDATE mail_sync_mailbox SET %s, write_uid = %%s, "
+            "write_date = (now() AT TIME ZONE 'UTC') WHERE id = %%s"
+            % ", ".join(f'"{name}" = %s' for name in columns),
+            [vals[name] or None for name in columns] + [self.env.uid, self.id])
+        self.invalidate_recordset(columns + ["write_uid", "write_date"])
 
     def _sync_quota(self):
         """How many more messages this run may record (None: no limit). Extension point of
@@ -620,10 +679,11 @@ class MailSyncMailbox(models.Model):
         done = 0
         try:
             Mailbox = self.sudo().with_context(mail_sync_auto_commit=auto_commit)
+            batch = tuple(claimed)  # one prefetch for the batch (mail_sync_mailbox_prefetch)
             for index, mailbox_id in enumerate(claimed):
                 if time.monotonic() >= deadline:
                     break
-                mailbox = Mailbox.browse(mailbox_id)
+                mailbox = Mailbox.browse(mailbox_id).with_prefetch(batch)
                 try:
                     if auto_commit:
                         mailbox._sync(deadline=deadline)

@@ -93,8 +93,10 @@ class MailSyncMailbox(models.Model):
     # ------------------------------------------------------------------ local day
     def _tz(self):
         self.ensure_one()
+        facts = self._facts_in_use()
         try:
-            return pytz.timezone(self.sudo().user_id.tz or "UTC")
+            return pytz.timezone((facts.tz if facts is not None else self.sudo().user_id.tz)
+                                 or "UTC")
         except pytz.UnknownTimeZoneError:
             return pytz.utc
 
@@ -120,15 +122,20 @@ class MailSyncMailbox(models.Model):
     def _sync_quota(self):
         self.ensure_one()
         self._cap_roll()  # also without a cap: "emails synced today" is shown to everyone
-        cap = self.company_id.mail_sync_daily_cap
+        cap = self._daily_cap_value()
         if not cap:
             return super()._sync_quota()
         return max(cap - (self.synced_count - self.cap_base), 0)
 
+    def _daily_cap_value(self):
+        """The company's daily cap (0: none); from the sync's prefetched facts when syncing."""
+        facts = self._facts_in_use()
+        return facts.daily_cap if facts is not None else self.company_id.mail_sync_daily_cap
+
     # ------------------------------------------------------------------ sync outcome
     def _sync(self, raise_on_error=False, deadline=None):
         self.ensure_one()
-        if self.company_id.mail_sync_daily_cap and self._sync_quota() == 0:
+        if self._daily_cap_value() and self._sync_quota() == 0:
             # Today's cap is used up: nothing to ask the server before the owner's midnight.
             self.write({"next_sync": self._next_local_midnight()})
             return SyncReport()

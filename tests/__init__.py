@@ -16,3 +16,4 @@ from . import test_late_link
 from . import test_dry_run
 from . import test_fast_arrival
 from . import test_hostile_servers
+from . import test_idle_poll

@@ -172,7 +172,7 @@ if [ "$RUN_SCALE" = 1 ]; then
         (cd "$REPO" && "$ODOO_HOME/venv/bin/python" tests/scale/run.py ${SCALE_ARGS[@]+"${SCALE_ARGS[@]}"} \
             --json "$RUN_DIR/scale.json") > "$RUN_DIR/scale.log" 2>&1
         scale_rc=$?
-        grep -E "^(ok|FAIL) |^crash:|^scale-out:|  FAIL " "$RUN_DIR/scale.log" || true
+        grep -E "^(ok|FAIL) |^crash:|^scale-out[:,]|  FAIL " "$RUN_DIR/scale.log" || true
         read -r s_passed s_failed < <("$PY" - "$RUN_DIR/scale.log" <<'EOF'
 import re, sys
 text = open(sys.argv[1], errors="replace").read()

@@ -14,6 +14,7 @@ from odoo.exceptions import UserError
 
 
 KEY_FILE_NAME = "crm_mail_sync.key"
+_BOX_CACHE = {}  # (config, env, key file, its inode/mtime/size) -> SecretBox
 
 
 class MailSyncCredential(models.Model):
@@ -45,13 +46,31 @@ class MailSyncCredential(models.Model):
         A missing or wrong key is a clear ``UserError`` naming the fix."""
         from ..mailsync import secrets
 
+        config_value = tools.config.get(secrets.CONFIG_PARAM)
+        env_value = os.environ.get(secrets.ENV_VAR)
+        key_file = os.path.join(tools.config["data_dir"], KEY_FILE_NAME)
+        stamp = None
+        if not (config_value or env_value):
+            try:
+                st = os.stat(key_file)
+                stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+            except OSError:
+                pass  # created on first use below; not cached until then
+        cache_key = (config_value, env_value, key_file, stamp)
+        box = _BOX_CACHE.get(cache_key)
+        if box is not None:
+            return box
         try:
-            return secrets.SecretBox(secrets.load_keys(
-                config_value=tools.config.get(secrets.CONFIG_PARAM),
-                key_file_path=os.path.join(tools.config["data_dir"], KEY_FILE_NAME),
-            ))
+            box = secrets.SecretBox(secrets.load_keys(
+                config_value=config_value, env_value=env_value, key_file_path=key_file))
         except secrets.SecretKeyError as exc:
             raise UserError(str(exc)) from None
+        if config_value or env_value or stamp:
+            # Keys are read once per source: each poll decrypts a password, and reading the
+            # key file every time cost more than the rest of the decryption.
+            _BOX_CACHE.clear()
+            _BOX_CACHE[cache_key] = box
+        return box
 
     @api.model
     def _encrypt(self, value):

@@ -1,7 +1,7 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""Secrets at rest and in flight: Fernet ciphertext in the database (a ``pg_dump`` of committed
-data shows none of them), a clear error for a wrong or missing key (no clear-text fallback, no
-crash loop), key rotation, and no secret in Odoo's log of a sync run with failures."""
+"""Secrets at rest and in flight: Fernet ciphertext in the database (a ``pg_dump`` shows none of
+them), a clear error for a wrong or missing key (no clear-text fallback, no crash loop), key
+rotation, and no secret in Odoo's log of a sync run with failures."""
 import io
 import logging
 import secrets as pysecrets
@@ -10,9 +10,11 @@ from contextlib import ExitStack
 from datetime import timedelta
 from unittest.mock import patch
 
+import psycopg2
 from cryptography.fernet import Fernet
+from psycopg2 import sql as psql_sql
 
-from odoo import SUPERUSER_ID, api, fields, sql_db
+from odoo import fields, sql_db
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import config, mute_logger
 from odoo.tools.misc import exec_pg_environ, find_pg_tool
@@ -55,21 +57,19 @@ class TestSecrets(MailSyncCase):
                                        groups="base.group_user,base.group_system")
 
     # ------------------------------------------------------------------ helpers
-    def _configure_google(self, env=None):
-        env = env or self.env
-        ICP = env["ir.config_parameter"].sudo()
+    def _configure_google(self):
+        ICP = self.env["ir.config_parameter"].sudo()
         ICP.set_param(param_key("google", "client_id"), CLIENT_ID)
         ICP.set_param(param_key("google", "client_secret"),
-                      env["mail.sync.credential"]._encrypt(self.oauth.client_secret))
+                      self.env["mail.sync.credential"]._encrypt(self.oauth.client_secret))
         for name, value in self.oauth.endpoints("google").items():
             if name in ("auth_uri", "token_uri", "userinfo_uri"):
                 ICP.set_param(param_key("google", name), value)
 
-    def _oauth_mailbox(self, user, env=None):
-        env = env or self.env
+    def _oauth_mailbox(self, user):
         login = new_login("oauth")
         tokens = self.oauth.issue_tokens(login)
-        mailbox = env["mail.sync.mailbox"].create({
+        mailbox = self.env["mail.sync.mailbox"].create({
             "user_id": user.id, "email": login, "provider": "gmail", "auth_method": "oauth",
             "imap_host": self.dovecot.host, "imap_port": self.dovecot.port,
             "imap_security": "none", "imap_login": login})
@@ -78,8 +78,8 @@ class TestSecrets(MailSyncCase):
                             expires_at=fields.Datetime.now() + timedelta(hours=1))
         return mailbox, tokens
 
-    def _tokens(self, env=None):
-        env = env or self.env
+    def _tokens(self):
+        env = self.env
         env.flush_all()
         env.cr.execute("SELECT kind, token FROM mail_sync_credential ORDER BY id")
         rows = env.cr.fetchall()
@@ -115,60 +115,91 @@ class TestSecrets(MailSyncCase):
         self.assertEqual(mailbox.read(["password"])[0]["password"], False)
 
     def test_pg_dump_shows_no_secret(self):
-        """Committed data, dumped with pg_dump: no secret, in clear or in base64, and no key.
+        """A database holding every kind of secret, dumped with pg_dump: no secret, in clear or
+        in base64, and no key.
 
-        The test transaction is never committed, so the data is written and committed through a
-        second cursor of the same database, and removed again afterwards."""
-        pg_dump = find_pg_tool("pg_dump")
-        dbname = self.env.cr.dbname
+        pg_dump sees committed data only, and this test's transaction is never committed.
+        Committing the secrets to the test database (even briefly) would show them to
+        concurrent tests and leave them behind when the run is killed before the clean-up, so
+        nothing is committed there: the test transaction's whole content (every table, as this
+        transaction sees it, with its schema) is copied into a throwaway database created from
+        ``template0`` (``<test db>_dump_<hex>``), and that database is dumped and dropped.
+        A killed run leaves at most that throwaway database; the next run of this test drops
+        it before it starts."""
         login, password = self._dovecot_user()
-        password = "Pw-" + pysecrets.token_urlsafe(18)
-        with sql_db.db_connect(dbname).cursor() as cr:
-            cr.execute("SET lock_timeout = '20s'")
-            env = api.Environment(cr, SUPERUSER_ID, {})
-            created = {}
-            try:
-                # Committed users only (creating one would wait on the test transaction's
-                # locks): the administrator's mailbox with a password, OdooBot's with OAuth.
-                user = env.ref("base.user_admin")
-                self._configure_google(env)
-                created["icp"] = True
-                mailbox = env["mail.sync.mailbox"].create({
-                    "user_id": user.id, "email": login, "imap_host": self.dovecot.host,
-                    "imap_port": self.dovecot.port, "imap_security": "none",
-                    "imap_login": login, "password": password})
-                created["mailboxes"] = mailbox
-                oauth_user = env.ref("base.user_root")
-                oauth_mailbox, tokens = self._oauth_mailbox(oauth_user, env)
-                created["mailboxes"] |= oauth_mailbox
-                oauth_mailbox.with_user(oauth_user).action_connect_google()
-                state = oauth_mailbox._get_secret("oauth_state")
-                cr.commit()
-                clear = {"password": password, "refresh": tokens["refresh_token"],
-                         "access": tokens["access_token"], "client": self.oauth.client_secret,
-                         "oauth_state": state, "key": self.key1}
-                self.assertEqual(len(self._tokens(env)), 5)
-                dump = subprocess.run(
-                    [pg_dump, "--no-owner", "--lock-wait-timeout=20000", dbname],
-                    env=exec_pg_environ(), capture_output=True, check=True, timeout=300,
-                ).stdout.decode("utf-8", "replace")
-                self.assertIn("gAAAAA", dump)  # the ciphertext is there
-                self.assertIn(login, dump)
-                for name, value in clear.items():
-                    with self.subTest(secret=name):
-                        self.assertNotIn(value, dump)
-                        for variant in errors._b64_variants(value):
-                            self.assertNotIn(variant, dump)
-                # The base64 runs of the dump do not decode to a secret either.
-                self.assertFalse(leaked(dump, list(clear.values())))
-            finally:
-                cr.rollback()
-                if created.get("mailboxes"):
-                    created["mailboxes"].exists().unlink()
-                if created.get("icp"):
-                    env["ir.config_parameter"].search(
-                        [("key", "like", "crm_mail_sync.google_%")]).unlink()
-                cr.commit()
+        self._configure_google()
+        mailbox = self._mailbox(self.user_sales, login, password)
+        oauth_mailbox, tokens = self._oauth_mailbox(self.user_jr)
+        oauth_mailbox.with_user(self.user_jr).action_connect_google()
+        state = oauth_mailbox.sudo()._get_secret("oauth_state")
+        self.assertEqual(mailbox.imap_login, login)
+        self.assertEqual(len(self._tokens()), 5)
+        clear = {"password": password, "refresh": tokens["refresh_token"],
+                 "access": tokens["access_token"], "client": self.oauth.client_secret,
+                 "oauth_state": state, "key": self.key1}
+        dump = self._pg_dump_of_this_transaction()
+        self.assertIn("gAAAAA", dump)  # the ciphertext is there
+        self.assertIn(login, dump)
+        for name, value in clear.items():
+            with self.subTest(secret=name):
+                self.assertNotIn(value, dump)
+                for variant in errors._b64_variants(value):
+                    self.assertNotIn(variant, dump)
+        # The base64 runs of the dump do not decode to a secret either.
+        self.assertFalse(leaked(dump, list(clear.values())))
+
+    def _pg_dump_of_this_transaction(self):
+        """``pg_dump`` (plain SQL) of a throwaway copy of the test transaction's database."""
+        pg_dump, psql = find_pg_tool("pg_dump"), find_pg_tool("psql")
+        dbname = self.env.cr.dbname
+        prefix = f"{dbname[:40]}_dump_"
+        scratch = prefix + pysecrets.token_hex(4)
+        admin = psycopg2.connect(**sql_db.connection_info_for("postgres")[1])
+        admin.autocommit = True
+        self.addCleanup(admin.close)
+
+        def drop(name):
+            with admin.cursor() as cur:
+                cur.execute(psql_sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    psql_sql.Identifier(name)))
+
+        with admin.cursor() as cur:  # left over by a killed run of this test
+            cur.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)",
+                        [prefix])
+            for (leftover,) in cur.fetchall():
+                drop(leftover)
+            cur.execute(psql_sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(
+                psql_sql.Identifier(scratch)))
+        self.addCleanup(drop, scratch)
+        pg_env = exec_pg_environ()
+        # The schema (committed; the test does not change it), without indexes and constraints.
+        schema = subprocess.run(
+            [pg_dump, "--section=pre-data", "--no-owner", "--no-privileges", dbname],
+            env=pg_env, capture_output=True, check=True, timeout=300).stdout
+        subprocess.run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", scratch],
+                       input=schema, env=pg_env, capture_output=True, check=True, timeout=300)
+        # The data: every table as this transaction sees it (its own uncommitted rows too).
+        self.env.flush_all()
+        cr = self.env.cr
+        cr.execute("""SELECT c.relname FROM pg_class c
+                      JOIN pg_namespace n ON n.oid = c.relnamespace
+                      WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')""")
+        tables = [name for (name,) in cr.fetchall()]
+        target = psycopg2.connect(**sql_db.connection_info_for(scratch)[1])
+        try:
+            with target.cursor() as out:
+                for table in tables:
+                    buffer = io.BytesIO()
+                    cr._obj.copy_expert(f'COPY "{table}" TO STDOUT', buffer)
+                    buffer.seek(0)
+                    out.copy_expert(f'COPY "{table}" FROM STDIN', buffer)
+            target.commit()
+        finally:
+            target.close()
+        return subprocess.run(
+            [pg_dump, "--no-owner", scratch],
+            env=pg_env, capture_output=True, check=True, timeout=300,
+        ).stdout.decode("utf-8", "replace")
 
     # ------------------------------------------------------------------ wrong or missing key
     def test_wrong_key_is_a_clear_error_not_a_crash_loop(self):

@@ -24,6 +24,11 @@ def free_port(host=LOOPBACK):
         return sock.getsockname()[1]
 
 
+def closed_port(host=LOOPBACK):
+    """A loopback port nobody listens on: a connection to it is refused (a stopped server)."""
+    return free_port(host)
+
+
 def wait_for_port(host, port, timeout=10.0, alive=None):
     """Wait until ``host:port`` accepts a connection; ``alive()`` False aborts early."""
     import time

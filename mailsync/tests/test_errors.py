@@ -11,6 +11,7 @@ from imapclient.exceptions import LoginError
 
 from mailsync import errors
 from mailsync.errors import AUTH_FAILED_TEXT, KINDS, SyncError, classify, fix_for, redact
+from mailsync.testing import closed_port
 
 
 def _raised(fn):
@@ -29,10 +30,7 @@ def test_dns_error_from_a_real_lookup():
 
 
 def test_refused_from_a_real_closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = closed_port()
     exc = _raised(lambda: socket.create_connection(("127.0.0.1", port), timeout=2))
     err = classify(exc, host="127.0.0.1", port=port)
     assert err.kind == "refused"
@@ -129,6 +127,31 @@ def test_smtp_errors():
                                                   "server.")).kind == "config"
     assert classify(smtplib.SMTPResponseException(421, b"4.7.0 Try again later")).kind == \
         "throttled"
+
+
+def test_smtp_refusals_of_one_mail():
+    """A refused recipient, a refused DATA and a 554 are about this mail, not a connection;
+    a 554 when connecting is a refused connection."""
+    refused = smtplib.SMTPRecipientsRefused(
+        {"nobody@acme.example": (550, b"5.1.1 <nobody@acme.example>: Recipient address "
+                                      b"rejected: User unknown")})
+    err = classify(refused, host="smtp.x", port=587)
+    assert err.kind == "rejected" and not err.retryable
+    assert "nobody@acme.example: 550 5.1.1" in err.detail
+    assert classify(smtplib.SMTPRecipientsRefused(
+        {"a@b.c": (550, b"5.2.2 The email account that you tried to reach is over quota")}
+    )).kind == "rejected"  # the recipient's mailbox is full, not the sender's quota
+    assert classify(smtplib.SMTPRecipientsRefused(
+        {"a@b.c": (550, b"5.4.5 Daily user sending limit exceeded")})).kind == "over_quota"
+    assert classify(smtplib.SMTPDataError(554, b"5.7.1 Message rejected as spam")).kind == \
+        "rejected"
+    assert classify(smtplib.SMTPDataError(451, b"4.3.0 Local error in processing")).kind == \
+        "rejected"
+    assert classify(smtplib.SMTPSenderRefused(552, b"5.3.4 Message size exceeds fixed limit",
+                                              "me@x")).kind == "message_too_large"
+    assert classify(smtplib.SMTPConnectError(554, b"No SMTP service here")).kind == "refused"
+    assert str(SyncError("rejected", host="smtp.x", port=587)) == \
+        "The mail server did not accept this email or its recipients (smtp.x:587)."
 
 
 def test_oauth_revoked_by_name_and_words():

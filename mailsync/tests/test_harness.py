@@ -140,13 +140,22 @@ def test_reset_uidvalidity_keeps_messages_with_new_uids(dovecot, mail_user):
             client.logout()
 
 
+def _logged_in_folders(dovecot, login, password=None):
+    client = dovecot.client(login, password)
+    try:
+        return [name for _flags, _sep, name in client.list_folders()]
+    finally:
+        client.logout()
+
+
 def test_add_user_at_runtime_and_wrong_password(dovecot):
     login = dovecot.add_user("late.joiner@example.test", "first-pw")
-    dovecot.client(login).logout()
+    assert login == "late.joiner@example.test"
+    assert "INBOX" in _logged_in_folders(dovecot, login)
     dovecot.add_user(login, "second-pw")  # re-password, effective at once
     with pytest.raises(LoginError, match="AUTHENTICATIONFAILED"):
         dovecot.client(login, "first-pw")
-    dovecot.client(login, "second-pw").logout()
+    assert "INBOX" in _logged_in_folders(dovecot, login, "second-pw")
     with pytest.raises(LoginError, match="AUTHENTICATIONFAILED"):
         dovecot.client("nobody.here@example.test", "x")
     with pytest.raises(ValueError):
@@ -235,10 +244,14 @@ def test_smtp_wrong_password_is_535(smtp, mail_user):
 def test_smtp_tls_port_and_starttls(smtp, mail_user):
     context = ssl.create_default_context(cafile=smtp.cafile)
     with smtplib.SMTP_SSL(smtp.host, smtp.ssl_port, context=context, timeout=10) as conn:
-        conn.login(mail_user.login, mail_user.password)
+        assert conn.login(mail_user.login, mail_user.password)[0] == 235
+        assert conn.sock.getpeercert()  # verified against the test CA
     with smtplib.SMTP(smtp.host, smtp.port, timeout=10) as conn:
-        conn.starttls(context=context)
-        conn.login(mail_user.login, mail_user.password)
+        conn.ehlo()
+        assert conn.has_extn("starttls") and not isinstance(conn.sock, ssl.SSLSocket)
+        assert conn.starttls(context=context)[0] == 220
+        assert isinstance(conn.sock, ssl.SSLSocket)
+        assert conn.login(mail_user.login, mail_user.password)[0] == 235
 
 
 def test_smtp_xoauth2_accept_and_reject():

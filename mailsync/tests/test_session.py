@@ -1,5 +1,6 @@
 """ImapSession / test_imap / test_smtp against the private Dovecot and SMTP servers."""
 import socket
+import ssl
 import threading
 import time
 
@@ -9,7 +10,7 @@ from mailsync import session as imap
 from mailsync.errors import AUTH_FAILED_TEXT, SyncError
 from mailsync.session import ImapSession, pick_folders
 from mailsync.types import Endpoint
-from mailsync.testing import corpus
+from mailsync.testing import closed_port, corpus
 
 
 def _kind(fn):
@@ -30,11 +31,7 @@ def silent_port():
 
 @pytest.fixture
 def dead_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return closed_port()
 
 
 @pytest.mark.parametrize("security", ["none", "starttls", "ssl"])
@@ -48,8 +45,13 @@ def test_connect_every_security(mail_user, dovecot, security):
 
 
 def test_cafile_from_environment(mail_user, dovecot, monkeypatch):
+    monkeypatch.delenv("MAILSYNC_CAFILE", raising=False)
+    assert _kind(lambda: imap.test_imap(mail_user.config("ssl"))).kind == "certificate"
     monkeypatch.setenv("MAILSYNC_CAFILE", dovecot.cafile)
-    imap.test_imap(mail_user.config("ssl"))
+    imap.test_imap(mail_user.config("ssl"))  # the environment's CA is trusted
+    with ImapSession(mail_user.config("ssl")) as s:
+        assert isinstance(s.client.socket(), ssl.SSLSocket)
+        assert "IMAP4REV1" in s.capabilities
 
 
 @pytest.mark.parametrize("security", ["starttls", "ssl"])
@@ -189,7 +191,11 @@ def test_session_errors_after_the_connection_dies(mail_user):
 
 @pytest.mark.parametrize("security", ["none", "starttls", "ssl"])
 def test_smtp_login(mail_user, smtp, security):
-    imap.test_smtp(mail_user.config(security), cafile=smtp.cafile)
+    cfg = mail_user.config(security)
+    imap.test_smtp(cfg, cafile=smtp.cafile)
+    with imap.smtp_connection(cfg, cafile=smtp.cafile) as conn:
+        assert isinstance(conn.sock, ssl.SSLSocket) == (security != "none")
+        assert conn.noop()[0] == 250  # logged in: the session is usable
 
 
 def test_smtp_wrong_password_and_dead_port(mail_user, smtp, dead_port):

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command of crm_mail_sync:
-#     bash tools/test.sh [--engine-only | --odoo-only | --scale-only] [--no-scale] [--long]
+#     bash tools/test.sh [--engine-only | --odoo-only | --scale-only | --bench-only]
+#                        [--no-scale] [--no-bench] [--long]
 #
 #   layer 1 "engine": python -m pytest mailsync/tests   (no Odoo; real Dovecot + SMTP on loopback)
 #   layer 2 "odoo":   odoo-bin -i crm_mail_sync --test-tags ${ODOO_TEST_TAGS:-/crm_mail_sync,/crm}
@@ -8,6 +9,8 @@
 #   layer 3 "scale":  tests/scale/run.py — SIGKILL at every sync step and at random moments, then
 #                     200 mailboxes backfilled by 1 vs 2 odoo-bin servers (own databases and
 #                     Dovecot; about 3 minutes; --long: more kills, bigger mailboxes)
+#   layer 4 "bench":  bench/run.py --quick as a smoke test: correctness only (exit 2 on a message
+#                     lost or duplicated), no timing asserted (about 2 minutes)
 #
 # Uses an Odoo that is already installed (ODOO_HOME, default /opt/odoo; see ../shared/odoo.md):
 # it never installs Odoo. Installs the addon's requirements.txt into that Odoo's Python without
@@ -19,16 +22,19 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RUN_ENGINE=1
 RUN_ODOO=1
 RUN_SCALE=1
+RUN_BENCH=1
 SCALE_ARGS=()
 for arg in "$@"; do
     case "$arg" in
-        --engine-only) RUN_ODOO=0; RUN_SCALE=0 ;;
-        --odoo-only) RUN_ENGINE=0; RUN_SCALE=0 ;;
-        --scale-only) RUN_ENGINE=0; RUN_ODOO=0 ;;
+        --engine-only) RUN_ODOO=0; RUN_SCALE=0; RUN_BENCH=0 ;;
+        --odoo-only) RUN_ENGINE=0; RUN_SCALE=0; RUN_BENCH=0 ;;
+        --scale-only) RUN_ENGINE=0; RUN_ODOO=0; RUN_BENCH=0 ;;
+        --bench-only) RUN_ENGINE=0; RUN_ODOO=0; RUN_SCALE=0 ;;
         --no-scale) RUN_SCALE=0 ;;
+        --no-bench) RUN_BENCH=0 ;;
         --long) SCALE_ARGS+=(--long) ;;
-        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "tools/test.sh: unknown option: $arg (use --engine-only, --odoo-only, --scale-only, --no-scale, --long)" >&2; exit 2 ;;
+        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "tools/test.sh: unknown option: $arg (use --engine-only, --odoo-only, --scale-only, --bench-only, --no-scale, --no-bench, --long)" >&2; exit 2 ;;
     esac
 done
 
@@ -191,6 +197,32 @@ EOF
             FAILED_ANY=1
             mkdir -p "$REPO/.run" && cp "$RUN_DIR/scale.log" "$REPO/.run/scale-test.log" \
                 && say "full scale log: .run/scale-test.log"
+        fi
+    fi
+fi
+
+# ---- layer 4: the benchmark's --quick mode as a smoke test (correctness only, no timing) --------
+# bench/run.py exits 2 when any mailbox ends with a message lost, duplicated or on the wrong lead.
+if [ "$RUN_BENCH" = 1 ]; then
+    if [ "$HAVE_ODOO" != 1 ]; then
+        SUMMARY+=("BENCH SMOKE NOT RUN: no Odoo at $ODOO_HOME (see ../shared/odoo.md)")
+    else
+        t0=$(date +%s)
+        say "bench smoke: bench/run.py --quick --skip arrival (log: $RUN_DIR/bench.log)"
+        (cd "$REPO" && "$ODOO_HOME/venv/bin/python" bench/run.py --quick --skip arrival \
+            --json "$RUN_DIR/bench.json") > "$RUN_DIR/bench.log" 2>&1
+        bench_rc=$?
+        grep -E "^gate " "$RUN_DIR/bench.log" || true
+        if [ "$bench_rc" = 0 ]; then
+            SUMMARY+=("bench: 1 passed, 0 failed ($(( $(date +%s) - t0 ))s)")
+            TOTAL_PASSED=$((TOTAL_PASSED + 1))
+        else
+            tail -30 "$RUN_DIR/bench.log"
+            SUMMARY+=("bench: 0 passed, 1 failed ($(( $(date +%s) - t0 ))s, exit $bench_rc)")
+            TOTAL_FAILED=$((TOTAL_FAILED + 1))
+            FAILED_ANY=1
+            mkdir -p "$REPO/.run" && cp "$RUN_DIR/bench.log" "$REPO/.run/bench-smoke.log" \
+                && say "full bench log: .run/bench-smoke.log"
         fi
     fi
 fi

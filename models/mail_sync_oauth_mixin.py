@@ -19,8 +19,12 @@ import binascii
 import json
 import logging
 import secrets
+import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
+
+import psycopg2.errors
 
 from odoo import _, api, fields, models, tools
 from odoo.exceptions import AccessError, RedirectWarning, UserError
@@ -39,6 +43,9 @@ STATE_KIND = "oauth_state"
 OAUTH_PROVIDER = {"gmail": "google", "outlook": "microsoft"}
 MAILBOX_PROVIDER = {"google": "gmail", "microsoft": "outlook"}
 SECURITIES = ("ssl", "starttls", "none")
+# cr.cache key: {mailbox id: (access token, expiry, refresh token)} refreshed through a cursor of
+# its own, which this (older) transaction cannot see: used as the token and redacted from errors.
+TOKEN_CACHE = "crm_mail_sync_oauth_tokens"
 
 
 class OAuthRefused(Exception):
@@ -277,8 +284,8 @@ class MailSyncOAuthMixin(models.AbstractModel):
     # ------------------------------------------------------------------ tokens
     def _oauth_store(self, tokens, previous_refresh):
         """Save a TokenSet: the access token with its expiry, and the refresh token when it is
-        new (first grant or rotated). Committed at once in the cron: a rotated refresh token
-        must survive whatever happens to the sync after it."""
+        new (first grant or rotated). A refresh stores them through a cursor of its own
+        (``_oauth_refresh``): a rotated refresh token survives whatever happens after it."""
         self.ensure_one()
         if tokens.refresh_token and tokens.refresh_token != previous_refresh:
             self._set_secret("refresh_token", tokens.refresh_token)
@@ -302,28 +309,104 @@ class MailSyncOAuthMixin(models.AbstractModel):
                                  limit=1)
         if cred.token and not oauth.needs_refresh(cred.expires_at):
             return Credential._decrypt(cred.token)
-        refresh_token = self._get_secret("refresh_token")
-        if not refresh_token:
+        known = self.env.cr.cache.get(TOKEN_CACHE, {}).get(self.id)
+        if known and not oauth.needs_refresh(known[1]):
+            return known[0]
+        return self._oauth_refresh(provider)
+
+    @contextmanager
+    def _oauth_token_env(self):
+        """The environment of a token refresh: a cursor of its own, committed at once, so that
+        a rotated refresh token survives whatever happens to the transaction that needed it (a
+        failed send, a button's error, the sync after it). In READ COMMITTED: the row lock
+        below waits for a concurrent refresh and then reads what it committed.
+
+        Tests: in Odoo's test mode (HttpCase) the registry's cursor is a savepoint on the test
+        cursor; a TransactionCase has no such mode and a second connection would not see its
+        uncommitted data, so the refresh runs in the test's own transaction."""
+        registry = self.env.registry
+        if not registry.in_test_mode() and getattr(threading.current_thread(), "testing", False):
+            yield self.env
+            return
+        with registry.cursor() as cr:
+            if not registry.in_test_mode():
+                cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                cr.execute("SET LOCAL lock_timeout = %s",
+                           [f"{int(self._get_param('connect_timeout', 30)) + 30}s"])
+            yield self.env(cr=cr)
+
+    def _oauth_refresh(self, provider):
+        """Refresh the access token, one worker at a time per mailbox (the cron and the mail
+        queue may both need it): the refresh-token row is locked; whoever gets the lock second
+        finds the token the first one stored and uses it without asking the provider again
+        (with rotation, the provider would answer ``invalid_grant`` to the old refresh token
+        and the grant would be deleted, new token included)."""
+        self.ensure_one()
+        timeout = float(self._get_param("connect_timeout", 30))
+        tokens = self.env.cr.cache.setdefault(TOKEN_CACHE, {})
+        tokens.pop(self.id, None)
+        self.env["mail.sync.credential"].flush_model()
+        try:
+            with self._oauth_token_env() as env:
+                access, expires_at, refresh_token = self.with_env(env)._oauth_refresh_locked(
+                    provider, timeout, own=env.cr is not self.env.cr)
+        except psycopg2.errors.LockNotAvailable:
+            raise errors.SyncError(
+                "timeout", "Another token refresh of this mailbox did not finish in time.",
+                provider=self.provider) from None
+        finally:
+            self.env["mail.sync.credential"].invalidate_model(["token", "expires_at"])
+        # This transaction may not see the stored tokens (older snapshot): keep them at hand.
+        tokens[self.id] = (access, expires_at, refresh_token)
+        return access
+
+    def _oauth_refresh_locked(self, provider, timeout, own):
+        """In the refresh's environment (``own``: a cursor of its own, committed here):
+        ``(access token, expiry, refresh token)``."""
+        cr = self.env.cr
+        cr.execute("""
+            SELECT id, token FROM mail_sync_credential
+             WHERE mailbox_id = %s AND kind = 'refresh_token' FOR UPDATE
+        """, [self.id])
+        row = cr.fetchone()
+        Credential = self.env["mail.sync.credential"].sudo()
+        Credential.invalidate_model(["token", "expires_at"])
+        if not row or not row[1]:
             # The grant was revoked (or never given): only the user can fix that. No request.
             raise errors.SyncError(
                 "oauth_revoked", "No valid grant is stored: connect the mailbox again.",
                 retryable=False, provider=self.provider)
+        refresh_token = Credential._decrypt(row[1])
+        cred = Credential.search([("mailbox_id", "=", self.id), ("kind", "=", "access_token")],
+                                 limit=1)
+        if cred.token and not oauth.needs_refresh(cred.expires_at):
+            # Another worker refreshed while this one waited for the lock.
+            return Credential._decrypt(cred.token), cred.expires_at, refresh_token
         client_id, client_secret, endpoints = self._oauth_app(provider)
         try:
             tokens = oauth.refresh(provider, client_id, client_secret, refresh_token, endpoints,
-                                   timeout=float(self._get_param("connect_timeout", 30)))
+                                   timeout=timeout)
         except errors.SyncError as exc:
             if exc.kind == "oauth_revoked":
                 _logger.warning("Mail Sync: the OAuth grant of mailbox %s is revoked or expired; "
                                 "waiting for the user to connect again", self.id)
-                self._set_secret("refresh_token", False)
-                self._set_secret("access_token", False)
-                self._oauth_commit()
+                # Only the grant that was refused (still the stored one: the row is locked).
+                cr.execute("DELETE FROM mail_sync_credential WHERE id = %s AND token = %s",
+                           [row[0], row[1]])
+                if cr.rowcount:
+                    self._set_secret("access_token", False)
+                Credential.invalidate_model(["token", "expires_at"])
+                if own:
+                    cr.commit()
             raise
         _logger.info("Mail Sync: access token of mailbox %s refreshed%s", self.id,
-                     " (refresh token rotated)" if tokens.refresh_token != refresh_token else "")
+                     " (refresh token rotated)" if tokens.refresh_token
+                     and tokens.refresh_token != refresh_token else "")
         self._oauth_store(tokens, previous_refresh=refresh_token)
-        return tokens.access_token
+        if own:
+            cr.commit()
+        return (tokens.access_token, _naive_utc(tokens.expires_at),
+                tokens.refresh_token or refresh_token)
 
 
 class MailSyncCredential(models.Model):
@@ -343,3 +426,9 @@ class MailSyncMailbox(models.Model):
         if self.auth_method == "oauth":
             return self._oauth_access_token()
         return super()._access_token()
+
+    def _secrets(self):
+        values = super()._secrets()
+        access, _expiry, refresh = self.env.cr.cache.get(TOKEN_CACHE, {}).get(
+            self.id, (None, None, None))
+        return values + [value for value in (access, refresh) if value and value not in values]

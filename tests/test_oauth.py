@@ -7,6 +7,7 @@ import datetime
 import json
 import urllib.parse
 from datetime import timedelta
+from unittest.mock import patch
 
 import requests
 from freezegun import freeze_time
@@ -303,6 +304,59 @@ class TestOAuth(MailSyncCase, HttpCase):
         self.env.invalidate_all()
         self.assertEqual(mailbox.state, "enabled", mailbox.last_error)
         self.assertNotIn(self._refresh_token(mailbox), (first, second))
+
+    def test_concurrent_refreshes_ask_the_provider_once(self):
+        """The cron and the mail queue find the access token expired together: the refreshes
+        are serialized per mailbox; the second finds the token the first one stored (the
+        rotated refresh token included) and neither asks the provider again nor, meeting
+        ``invalid_grant`` with the old refresh token, deletes the new one."""
+        mailbox = self._draft_mailbox()
+        self._connect(mailbox)
+        first = self._refresh_token(mailbox)
+        self.oauth.rotate_refresh_tokens = True
+        self.oauth.expire_all_access_tokens()
+        refreshes = self.oauth.calls["token.refresh_token"]
+        registry_cursor = type(self.registry).cursor
+        opened = []
+
+        def cursor(registry, *args, **kwargs):
+            opened.append(registry)
+            return registry_cursor(registry, *args, **kwargs)
+
+        with freeze_time(datetime.datetime.now() + timedelta(hours=2)), \
+                patch.object(type(self.registry), "cursor", cursor):
+            # Both workers saw the expired token before either refreshed: both reach the
+            # refresh, one after the other (the second waited for the first one's lock).
+            worker_a = mailbox.sudo()._oauth_refresh("google")
+            self.assertEqual(len(opened), 1, "the refresh is stored through its own cursor")
+            worker_b = mailbox.sudo()._oauth_refresh("google")
+            self.assertEqual(worker_b, worker_a)
+            self.assertEqual(self.oauth.calls["token.refresh_token"], refreshes + 1)
+            second = self._refresh_token(mailbox)
+            self.assertNotEqual(second, first)
+            self.assertTrue(self.oauth.refresh_token_active(second))
+            self.assertFalse(self.oauth.refresh_token_active(first))
+            # The public path uses the stored token as it is.
+            self.assertEqual(mailbox.sudo()._access_token(), worker_a)
+            self.assertEqual(self.oauth.calls["token.refresh_token"], refreshes + 1)
+            self.assertEqual(self.oauth.validate(worker_a), self.login)
+            self.assertIn(worker_a, mailbox.sudo()._secrets())
+            self.assertIn(second, mailbox.sudo()._secrets())
+        self.assertEqual(mailbox.state, "enabled", mailbox.last_error)
+
+        # The stored refresh token refused (invalid_grant): the dead grant is deleted.
+        self.oauth.expire_all_access_tokens()
+        self.oauth.revoke(second)
+        refused = None
+        # (not assertRaises: its savepoint would undo what the refresh's own cursor committed)
+        with freeze_time(datetime.datetime.now() + timedelta(hours=4)), mute_logger(MIXIN_LOGGER):
+            try:
+                mailbox.sudo()._oauth_refresh("google")
+            except errors.SyncError as exc:
+                refused = exc
+        self.assertEqual(refused and refused.kind, "oauth_revoked")
+        self.assertNotIn("refresh_token", self._credentials(mailbox))
+        self.assertNotIn("access_token", self._credentials(mailbox))
 
     def test_invalid_grant_ends_in_error_without_retry_storm(self):
         mailbox = self._draft_mailbox()

@@ -21,7 +21,7 @@ KINDS = (
     "auth", "imap_disabled", "app_password", "oauth_revoked", "certificate", "tls", "dns",
     "refused", "timeout", "dropped", "protocol", "over_quota", "throttled",
     "too_many_connections", "folder_missing", "message_too_large", "parse", "config", "key",
-    "unknown",
+    "rejected", "unknown",
 )
 
 RETRYABLE = frozenset({
@@ -49,6 +49,7 @@ _MESSAGES = {
     "too_many_connections": "Too many simultaneous connections to this mailbox{where}.",
     "folder_missing": "A synced folder no longer exists{where}.",
     "message_too_large": "A message is too large to be synced{where}.",
+    "rejected": "The mail server did not accept this email or its recipients{where}.",
     "parse": "A message could not be read.",
     "config": "The mailbox settings are incomplete or not allowed{where}.",
     "key": "The stored password or token cannot be decrypted with this server's Mail Sync "
@@ -83,6 +84,9 @@ _GENERIC_FIXES = {
     "folder_missing": "The folder was renamed or deleted; the mailbox folders will be "
                       "discovered again at the next sync.",
     "message_too_large": "Nothing to do: the message is skipped.",
+    "rejected": "Read the server's answer: check the recipients' addresses and the email. A "
+                "temporary refusal is retried automatically; otherwise correct the email and "
+                "send it again.",
     "parse": "Nothing to do: the message is skipped; the others are synced.",
     "config": "Complete the mailbox settings (server, port, security, login). Unencrypted "
               "connections are only allowed to the local machine.",
@@ -277,11 +281,18 @@ _TEXT_RULES = [
 ]
 _TEXT_RULES = [(k, re.compile(r, re.I)) for k, r in _TEXT_RULES]
 
+_SENDING_LIMIT = re.compile(r"(?<![\d.])5\.4\.5(?![\d.])|daily user sending|"
+                            r"sending (quota|limit)", re.I)
+
 _DROPPED_TYPES = (EOFError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError,
                   smtplib.SMTPServerDisconnected)
 
 
 def _text_of(exc) -> str:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused) and exc.recipients:
+        return "; ".join(
+            f"{addr}: {code} {msg.decode('utf-8', 'replace') if isinstance(msg, bytes) else msg}"
+            for addr, (code, msg) in exc.recipients.items())
     if isinstance(exc, smtplib.SMTPResponseException):
         msg = exc.smtp_error
         if isinstance(msg, bytes):
@@ -331,6 +342,10 @@ def _kind_of(exc, text: str) -> str:
         return _smtp_code_kind(exc) or "refused"
     if isinstance(exc, _DROPPED_TYPES):
         return "timeout" if re.search(r"timed? ?out", text, re.I) else "dropped"
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        # Every recipient refused: this mail's addresses, not the mailbox (unless the server
+        # says the sender's own sending limit is reached).
+        return "over_quota" if _SENDING_LIMIT.search(text) else "rejected"
     name = type(exc).__name__
     # OAuth libraries (not imported here): google.auth RefreshError, oauthlib InvalidGrantError.
     if name in ("RefreshError", "InvalidGrantError") and re.search(
@@ -388,6 +403,9 @@ def _smtp_code_kind(exc) -> str | None:
         return "auth"
     if code == 552:
         return "message_too_large"
-    if code == 554:
-        return "refused"
+    if isinstance(exc, (smtplib.SMTPSenderRefused, smtplib.SMTPDataError)) and code in (
+            450, 451, 452, 550, 551, 553, 554):
+        # MAIL FROM or DATA refused: a transaction the server would not take (a 554 when
+        # connecting is a refused connection: SMTPConnectError, see _kind_of).
+        return "rejected"
     return None

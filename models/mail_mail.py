@@ -11,10 +11,12 @@ that its outcome is known at once: the daily limit, the Sent-folder copy, the re
 and the failure handling are per mail.
 
 Failures never pass silently: the mail keeps a readable reason (also on the record's failed
-notification), the error log gets an entry with the fix, the mailbox goes to Error. Network
-trouble and 4xx answers are temporary: the mail stays queued and Odoo's mail queue retries it
-later (a few times, then it is marked failed). Authentication failures, a used-up sending quota
-and 5xx answers mark the mail failed at once; it is sent again with Odoo's Retry.
+notification); a failure of the mailbox (connection, login, quota) also gets an error-log entry
+with the fix and puts the mailbox in Error, as a failed sync does, while a refusal of this one
+mail (its recipients, its size, its content) leaves the mailbox alone. The server's reply code
+decides first: 4xx answers are temporary (the mail stays queued and Odoo's mail queue retries
+it later, a few times, then it is marked failed), 5xx answers mark the mail failed at once; it
+is sent again with Odoo's Retry. Without a code, network trouble is temporary, the rest is not.
 """
 import logging
 import smtplib
@@ -30,15 +32,30 @@ from ..mailsync import errors
 _logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+# Without an SMTP reply code (connection trouble): the kinds worth trying again.
 TEMPORARY_KINDS = {"dns", "refused", "timeout", "dropped", "throttled", "too_many_connections"}
+# Refusals of one mail (its recipients, its size, its content), not of the mailbox.
+MESSAGE_KINDS = {"rejected", "message_too_large"}
 
 
 def smtp_code(exc):
-    """The SMTP reply code of an smtplib exception (first refused recipient's), or 0."""
+    """The SMTP reply code of an smtplib exception (the highest of the refused recipients'),
+    or 0."""
     code = getattr(exc, "smtp_code", 0) or 0
     if not code and isinstance(exc, smtplib.SMTPRecipientsRefused) and exc.recipients:
-        code = next(iter(exc.recipients.values()))[0]
+        code = max(int(answer[0] or 0) for answer in exc.recipients.values())
     return int(code or 0)
+
+
+def message_level(exc, sync_error):
+    """True when the server refused this one mail in a session it otherwise accepted: every
+    recipient refused, the message too large, its content refused. The mailbox is fine: the
+    mail fails with the server's reason, the mailbox does not go to Error."""
+    if sync_error.kind not in MESSAGE_KINDS:
+        return False
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        return sync_error.kind == "message_too_large"  # else the mailbox's own address
+    return isinstance(exc, (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError))
 
 
 class MailMail(models.Model):
@@ -128,7 +145,7 @@ class MailMail(models.Model):
                                             raise_exception=raise_exception,
                                             post_send_callback=post_send_callback)
                 return
-            mails._mail_sync_failed(mailbox, sync_error)
+            mails._mail_sync_failed(mailbox, sync_error, code=smtp_code(sync_error.__cause__))
             if auto_commit is True:
                 self.env.cr.commit()
             if raise_exception:
@@ -204,9 +221,13 @@ class MailMail(models.Model):
         if error is not None:
             sync_error = errors.classify(error, host=mailbox.smtp_host, port=mailbox.smtp_port,
                                          provider=mailbox.provider, secrets=mailbox._secrets())
-            if sync_error.kind == "over_quota":
-                mailbox._smart_mail_exhaust()
-            mailbox._smart_mail_failed(sync_error)
+            if message_level(error, sync_error):
+                _logger.info("Mail Sync: the server of mailbox %s refused mail %s: %s", mailbox.id,
+                             mail.id, errors.redact(sync_error.detail, mailbox._secrets()))
+            else:
+                if sync_error.kind == "over_quota":
+                    mailbox._smart_mail_exhaust()
+                mailbox._smart_mail_failed(sync_error)
             if mail.exists():
                 mail._mail_sync_failed(mailbox, sync_error, code=smtp_code(error))
             if raised or (raise_exception and error is not None):
@@ -216,10 +237,10 @@ class MailMail(models.Model):
 
     def _mail_sync_failed(self, mailbox, sync_error, code=0):
         """Keep these mails queued, marked failed with the reason (on the mail and on the
-        record's notifications). Temporary trouble is retried by the mail queue."""
+        record's notifications). Temporary trouble is retried by the mail queue: the server's
+        reply code decides (4xx temporary, 5xx permanent), else the kind of error."""
         reason = mailbox._smart_mail_reason(sync_error)
-        temporary = sync_error.kind != "over_quota" and sync_error.kind != "auth" and (
-            sync_error.kind in TEMPORARY_KINDS or 400 <= code < 500)
+        temporary = 400 <= code < 500 if code else sync_error.kind in TEMPORARY_KINDS
         now = fields.Datetime.now()
         for mail in self:
             attempts = mail.mail_sync_attempts + 1

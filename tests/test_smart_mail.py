@@ -371,6 +371,74 @@ class TestSmartMail(MailSyncCase):
         self.assertEqual(waiting.scheduled_date.date(),
                          fields.Datetime.now().date() + datetime.timedelta(days=1))
 
+    def test_refused_recipient_fails_the_mail_not_the_mailbox(self):
+        """A recipient the server refuses (550 5.1.1): that mail fails at once with the
+        server's reason; the mailbox stays Enabled, with no error-log entry, and sends on."""
+        with SmtpServer() as strict_smtp:
+            async def rcpt(server, session, envelope, address, rcpt_options):
+                if address == "nobody@acme.example":
+                    return "550 5.1.1 <nobody@acme.example>: Recipient address rejected: " \
+                           "User unknown in virtual mailbox table"
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
+            for controller in strict_smtp._controllers:
+                controller.handler.handle_RCPT = rcpt
+            mailbox, login, _password = self._smart_mailbox(smtp=strict_smtp)
+            nobody = self.env["res.partner"].create({"name": "Nobody",
+                                                     "email": "nobody@acme.example"})
+            with mute_logger(*MUTE, "odoo.addons.mail.models.mail_mail",
+                             "odoo.addons.base.models.ir_mail_server"):
+                refused = self._post(self.lead_ann, subject="Unknown recipient",
+                                     partner_ids=nobody.ids)
+            mail = self.env["mail.mail"].sudo().search([("mail_message_id", "=", refused.id)])
+            self.assertEqual(mail.state, "exception", "a 5xx is not retried")
+            self.assertEqual(mail.mail_sync_attempts, 1)
+            self.assertIn("did not accept this email or its recipients", mail.failure_reason)
+            self.assertIn("5.1.1", mail.failure_reason)
+            self.assertIn("nobody@acme.example", mail.failure_reason)
+            self.assertEqual(refused.notification_ids.notification_status, "exception")
+            self.assertEqual(mailbox.state, "enabled")
+            self.assertFalse(mailbox.log_ids)
+            self.assertFalse(mailbox.error_count)
+            self.assertEqual(mailbox.smtp_sent_count, 0, "nothing sent, nothing counted")
+            sent = self._post(self.lead_ann, subject="Known recipient")
+            self.assertEqual([m.rcpt_tos for m in self._spooled(smtp=strict_smtp)],
+                             [["ann.smith@acme.example"]])
+            self.assertEqual(sent.notification_ids.notification_status, "sent")
+
+    def test_smtp_reply_code_decides_temporary_or_permanent(self):
+        """The message refused at DATA: 554 fails it at once, 451 keeps it queued for a later
+        attempt; neither is the mailbox's fault."""
+        with SmtpServer() as picky_smtp:
+            answer = {}
+
+            async def data(server, session, envelope):
+                return answer["reply"]
+
+            for controller in picky_smtp._controllers:
+                controller.handler.handle_DATA = data
+            mailbox, _login, _password = self._smart_mailbox(smtp=picky_smtp)
+            mute = mute_logger(*MUTE, "odoo.addons.mail.models.mail_mail",
+                               "odoo.addons.base.models.ir_mail_server")
+            answer["reply"] = "554 5.7.1 Message rejected: content policy"
+            with mute:
+                rejected = self._post(self.lead_ann, subject="Rejected")
+            mail = self.env["mail.mail"].sudo().search([("mail_message_id", "=", rejected.id)])
+            self.assertEqual((mail.state, mail.mail_sync_attempts), ("exception", 1))
+            self.assertIn("5.7.1 Message rejected: content policy", mail.failure_reason)
+
+            answer["reply"] = "451 4.3.0 Local error in processing"
+            with mute:
+                delayed = self._post(self.lead_dmitri, subject="Delayed")
+            mail = self.env["mail.mail"].sudo().search([("mail_message_id", "=", delayed.id)])
+            self.assertEqual((mail.state, mail.mail_sync_attempts), ("outgoing", 1))
+            self.assertGreater(mail.scheduled_date, fields.Datetime.now())
+            self.assertIn("4.3.0 Local error in processing", mail.failure_reason)
+            self.assertEqual(mailbox.state, "enabled")
+            self.assertFalse(mailbox.log_ids)
+            self.assertFalse(self._spooled(smtp=picky_smtp))
+
     def test_default_limits_by_provider(self):
         Mailbox = self.env["mail.sync.mailbox"]
         cases = [("gmail", "someone@gmail.com", 500), ("gmail", "sales@acme-workspace.example",

@@ -580,18 +580,24 @@ class MailSyncMailbox(models.Model):
         return None
 
     def _sync_failed(self, sync_error):
-        """Error state + error-log entry for a failed sync of this mailbox."""
+        """Error state + error-log entry for a failed sync of this mailbox (also for a failed
+        send through it, ``mail_sync_sending`` in the context: then no sync was attempted)."""
         self.ensure_one()
         now = fields.Datetime.now()
-        _logger.warning("Mail Sync: sync of mailbox %s failed: %s", self.id, sync_error)
+        sending = self.env.context.get("mail_sync_sending")
+        if not sending:
+            _logger.warning("Mail Sync: sync of mailbox %s failed: %s", self.id, sync_error)
         self.env["mail.sync.log"].sudo()._log(self, sync_error)
-        self.write({
+        vals = {
             "state": "error",
             "last_sync": now,
             "last_error": str(sync_error),
             "error_since": self.error_since or now,
             "next_sync": now + timedelta(seconds=self._get_param("min_interval", 60)),
-        })
+        }
+        if sending:
+            del vals["last_sync"]
+        self.sudo().write(vals)
 
     # ------------------------------------------------------------------ cron
     @api.model

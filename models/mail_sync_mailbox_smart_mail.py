@@ -132,17 +132,12 @@ class MailSyncMailbox(models.Model):
 
     # ------------------------------------------------------------------ failures
     def _smart_mail_failed(self, sync_error):
-        """An SMTP failure: error-log entry with the fix, mailbox in Error (as sync errors)."""
+        """An SMTP failure of the mailbox: what a failed sync does (``_sync_failed``: error-log
+        entry with the fix, Error with its back-off and error count, Connection after two days)."""
         self.ensure_one()
         _logger.warning("Mail Sync: sending through mailbox %s failed: %s (%s)", self.id,
                         sync_error, errors.redact(sync_error.detail, self._secrets()))
-        self.env["mail.sync.log"].sudo()._log(self, sync_error)
-        now = fields.Datetime.now()
-        self.sudo().with_context(mail_sync_keep_state=True).write({
-            "state": "error",
-            "last_error": str(sync_error),
-            "error_since": self.error_since or now,
-        })
+        self.sudo().with_context(mail_sync_sending=True)._sync_failed(sync_error)
 
     def _smart_mail_reason(self, sync_error):
         """The failure reason shown on the mail and on the lead's failed notification."""

@@ -258,6 +258,7 @@ class TestSmartMail(MailSyncCase):
     # ------------------------------------------------------------------ failures
     def test_wrong_password_fails_visibly_then_retry_sends(self):
         mailbox, login, password = self._smart_mailbox(smtp_password="the-real-password")
+        last_sync = mailbox.last_sync
         with mute_logger(*MUTE):
             message = self._post(self.lead_ann, subject="Wrong password",
                                  body="<p>Nothing may be lost.</p>")
@@ -280,6 +281,11 @@ class TestSmartMail(MailSyncCase):
         self.assertEqual(log.fix, errors.fix_for("auth", "generic"))
         self.assertEqual(mailbox.state, "error")
         self.assertEqual(mailbox.smtp_sent_count, 0)
+        # The same way as a failed sync: error count and back-off (no sync was attempted).
+        self.assertEqual(mailbox.error_count, 1)
+        self.assertGreater(mailbox.next_sync, fields.Datetime.now())
+        self.assertEqual(mailbox.last_sync, last_sync)
+        self.assertTrue(mailbox.error_since)
 
         # The user fixes the password (a new connection test enables the mailbox again) and
         # retries: the same mail goes out.

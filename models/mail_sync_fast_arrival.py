@@ -30,7 +30,6 @@ from odoo import api, fields, models
 from ..mailsync import errors
 from ..mailsync.arrival import changed_folders
 from ..mailsync.session import ImapSession
-from .mail_sync_mailbox import ADVISORY_LOCK_KEY
 
 _logger = logging.getLogger(__name__)
 
@@ -113,14 +112,12 @@ class MailSyncMailbox(models.Model):
         for mailbox_id in self._fast_candidates():
             if time.monotonic() >= deadline:
                 break
-            self.env.cr.execute("SELECT pg_try_advisory_lock(%s, %s)",
-                                (ADVISORY_LOCK_KEY, mailbox_id))
-            if not self.env.cr.fetchone()[0]:
-                continue  # the regular sync (or another server) has it
+            if not self._try_sync_lock(mailbox_id):
+                continue  # the regular sync (or another server, or a disconnect) has it
             try:
                 mailbox = Mailbox.browse(mailbox_id)
                 checked.append(mailbox_id)
-                if mailbox._has_new_mail():
+                if mailbox._syncable() and mailbox._has_new_mail():
                     if auto_commit:
                         mailbox._sync(deadline=deadline)
                     else:
@@ -132,8 +129,7 @@ class MailSyncMailbox(models.Model):
                 if auto_commit:
                     self.env.cr.rollback()
             finally:
-                self.env.cr.execute("SELECT pg_advisory_unlock(%s, %s)",
-                                    (ADVISORY_LOCK_KEY, mailbox_id))
+                self._sync_unlock(mailbox_id)
             if auto_commit:
                 self.env.cr.commit()
         if checked:

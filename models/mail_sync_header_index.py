@@ -25,7 +25,6 @@ from odoo import api, fields, models
 from ..mailsync import addresses, errors
 from ..mailsync.parse import parse_message
 from ..mailsync.session import ImapSession
-from .mail_sync_mailbox import ADVISORY_LOCK_KEY
 from .mail_sync_privacy import SyncPolicy
 
 _logger = logging.getLogger(__name__)
@@ -121,14 +120,12 @@ class MailSyncHeaderIndex(models.Model):
             if time.monotonic() >= deadline:
                 busy = True
                 break
-            self.env.cr.execute("SELECT pg_try_advisory_lock(%s, %s)",
-                                (ADVISORY_LOCK_KEY, mailbox_id))
-            if not self.env.cr.fetchone()[0]:
+            if not Mailbox._try_sync_lock(mailbox_id):
                 busy = True  # being synced: later
                 continue
             try:
                 mailbox = Mailbox.browse(mailbox_id)
-                if mailbox.state in ("enabled", "error") and mailbox.active:
+                if mailbox._syncable():
                     mailbox._late_link()
                 else:
                     self.search([("mailbox_id", "=", mailbox_id), ("pending", "=", True)]).write(
@@ -140,8 +137,7 @@ class MailSyncHeaderIndex(models.Model):
                     self.env.cr.rollback()
                 busy = True
             finally:
-                self.env.cr.execute("SELECT pg_advisory_unlock(%s, %s)",
-                                    (ADVISORY_LOCK_KEY, mailbox_id))
+                Mailbox._sync_unlock(mailbox_id)
             if auto_commit:
                 self.env.cr.commit()
         if busy:
@@ -225,7 +221,7 @@ class MailSyncMailbox(models.Model):
                     with self.env.cr.savepoint():
                         count = registry._record(self, folder, items, own)
                         if count:
-                            self.synced_count += count
+                            self.sudo().synced_count += count
                         recorded += count
                         seen = {h.uid for h in headers}
                         done = Index.browse([by_uid[u].id for u in batch

@@ -52,6 +52,18 @@ SYNCING_STATES = ("enabled", "error")
 # the first commit, this one lasts until the sync of that mailbox is over (or the worker dies).
 ADVISORY_LOCK_KEY = 0x4D53594E
 
+# Status, seat, daily-cap and sync bookkeeping: billing and the Pending queue depend on them.
+# Written only by Mail Sync itself (sync, connection test, seat queue, disconnect, Smart Mail:
+# as superuser), never by a client: ``create``/``write`` refuse them unless ``env.su``.
+PROTECTED_FIELDS = frozenset({
+    "state", "last_sync", "last_success", "next_sync", "last_error", "error_since",
+    "synced_count", "folder_ids", "log_ids",
+    # mail_sync_mailbox_health
+    "pending_since", "holds_seat", "error_count", "cap_day", "cap_base",
+    # mail_sync_mailbox_smart_mail, mail_sync_fast_arrival
+    "smtp_sent_date", "smtp_sent_count", "fast_checked_at",
+})
+
 
 def is_loopback(host):
     host = (host or "").strip().strip("[]").lower()
@@ -212,8 +224,30 @@ class MailSyncMailbox(models.Model):
                 raise ValidationError(_("Only internal users can sync a mailbox."))
 
     # ------------------------------------------------------------------ CRUD
+    def _check_protected_fields(self, vals):
+        """Refuse a client's value for a PROTECTED_FIELDS field (Mail Sync writes them as
+        superuser)."""
+        if self.env.su:
+            return
+        protected = sorted(PROTECTED_FIELDS.intersection(vals))
+        if protected:
+            raise AccessError(_(
+                "The status, seat, daily cap and counters of a mailbox are kept by Mail Sync "
+                "and cannot be set directly (%s). Use Test Connection, Sync now or "
+                "Disconnect.", ", ".join(protected)))
+
     @api.model_create_multi
     def create(self, vals_list):
+        if not self.env.su:
+            for vals in vals_list:
+                self._check_protected_fields(vals)
+            # Nor through defaults in the context (``default_state``: grouped views send it).
+            context = self.env.context
+            if any(key.startswith("default_") and key[8:] in PROTECTED_FIELDS
+                   for key in context):
+                self = self.with_context({  # noqa: PLW0642
+                    key: value for key, value in context.items()
+                    if not (key.startswith("default_") and key[8:] in PROTECTED_FIELDS)})
         for vals in vals_list:
             if vals.get("email") and not vals.get("imap_login"):
                 vals["imap_login"] = vals["email"].strip()
@@ -225,11 +259,15 @@ class MailSyncMailbox(models.Model):
         connection_fields = {"email", "provider", "auth_method", "imap_host", "imap_port",
                              "imap_security", "imap_login", "smtp_host", "smtp_port",
                              "smtp_security", "smtp_login", "password", "user_id"}
+        self._check_protected_fields(vals)
         res = super().write(vals)
         if "password" in vals:
             self.invalidate_recordset(["password"])  # never keep the clear value around
-        # Changing how to connect needs a new connection test before syncing again.
-        if connection_fields & set(vals) and not self.env.context.get("mail_sync_keep_state"):
+        # Changing how to connect needs a new connection test before syncing again
+        # (``mail_sync_keep_state``: Mail Sync's own writes, as superuser; a client's context
+        # key is ignored).
+        keep_state = self.env.su and self.env.context.get("mail_sync_keep_state")
+        if connection_fields & set(vals) and not keep_state:
             self.filtered(lambda m: m.state != "draft").sudo().with_context(
                 mail_sync_keep_state=True).write({"state": "draft"})
         return res
@@ -387,25 +425,34 @@ class MailSyncMailbox(models.Model):
 
     # ------------------------------------------------------------------ sync
     def action_sync_now(self):
-        """Button: sync this mailbox now; a failure is raised to the user."""
+        """Button (owner): sync this mailbox now; a failure is raised to the user."""
         self.ensure_one()
         self.check_access("write")
-        if self.state not in SYNCING_STATES:
+        return self._sync_now(raise_on_error=True)
+
+    def _sync_now(self, raise_on_error):
+        """Sync now for Sync now and Retry now (the caller checked access), under the
+        mailbox's sync lock. A failure is raised (``raise_on_error``) or shown as a warning.
+        Returns the notification action."""
+        self.ensure_one()
+        mailbox = self.sudo()
+        if not self._try_sync_lock(self.id, until_commit=True):
+            raise UserError(_("A sync of this mailbox is already running."))
+        if not mailbox._syncable():
             raise UserError(_("Test the connection first: Mail Sync is not enabled for %s.",
                               self.email))
-        report = self.sudo()._sync(raise_on_error=True)
-        return {
-            "type": "ir.actions.client",
-            "tag": "display_notification",
-            "params": {
-                "type": "success",
-                "title": _("Mail Sync"),
-                "message": _("%(count)s email(s) recorded.",
-                             count=report.recorded if report else 0),
-                "sticky": False,
-                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
-            },
-        }
+        report = mailbox._sync(raise_on_error=raise_on_error)
+        if report is None:
+            notification = {"type": "warning", "title": _("Mail Sync failed"),
+                            "message": "\n".join(filter(None, [mailbox.last_error,
+                                                               mailbox.log_ids[:1].fix]))}
+        else:
+            notification = {"type": "success", "title": _("Mail Sync"),
+                            "message": _("%(count)s email(s) recorded.", count=report.recorded)}
+        notification.update(sticky=False, next={"type": "ir.actions.client",
+                                                "tag": "soft_reload"})
+        return {"type": "ir.actions.client", "tag": "display_notification",
+                "params": notification}
 
     def _facts_in_use(self):
         """The SyncFacts of this mailbox's running sync (read in one query with the others of
@@ -476,7 +523,7 @@ class MailSyncMailbox(models.Model):
                 folder.write({"uidvalidity": cursor[0], "last_uid": cursor[1]})
                 stored[folder_state.name] = cursor
                 if recorded:
-                    self.synced_count += recorded
+                    self.sudo().synced_count += recorded
             crashpoint.reached("before_commit", self.id)
             if auto_commit:
                 self.env.cr.commit()
@@ -563,7 +610,7 @@ class MailSyncMailbox(models.Model):
         if not vals:
             return
         if set(vals) - set(self.TIMESTAMP_FIELDS):
-            self.write(vals)
+            self.sudo().write(vals)
             return
         self.flush_recordset(list(vals))
         columns = sorted(vals)
@@ -625,7 +672,7 @@ class MailSyncMailbox(models.Model):
                AND NOT (id = ANY(ARRAY(
                    SELECT objid::bigint FROM pg_locks
                     WHERE locktype = 'advisory' AND classid = %(key)s::oid AND objsubid = 2
-                      AND granted
+                      AND granted AND pid <> pg_backend_pid()
                       AND database = (SELECT oid FROM pg_database
                                        WHERE datname = current_database()))))
           ORDER BY last_sync ASC NULLS FIRST, id
@@ -646,19 +693,42 @@ class MailSyncMailbox(models.Model):
                     raise
                 self.env.cr.rollback()  # a new snapshot (nothing of this run is lost)
                 time.sleep(0.05 * (attempt + 1))
-        claimed = []
-        for (mailbox_id,) in rows:
-            self.env.cr.execute("SELECT pg_try_advisory_lock(%s, %s)",
-                                (ADVISORY_LOCK_KEY, mailbox_id))
-            if self.env.cr.fetchone()[0]:
-                claimed.append(mailbox_id)
-        return claimed
+        return [mailbox_id for (mailbox_id,) in rows if self._try_sync_lock(mailbox_id)]
 
     @api.model
     def _release(self, mailbox_ids):
         for mailbox_id in mailbox_ids:
-            self.env.cr.execute("SELECT pg_advisory_unlock(%s, %s)",
-                                (ADVISORY_LOCK_KEY, mailbox_id))
+            self._sync_unlock(mailbox_id)
+
+    # The one lock of a mailbox's sync, taken by every path that syncs it or changes what a
+    # sync relies on: the cron (_claim), fast arrival, late linking, Sync now / Retry now and
+    # disconnect. A lock that this database session already holds is granted again.
+    @api.model
+    def _try_sync_lock(self, mailbox_id, until_commit=False):
+        """Take the sync lock of mailbox ``mailbox_id`` without waiting; False when another
+        session holds it (a sync or a disconnect of that mailbox is running).
+
+        ``until_commit``: a transaction-level lock that the commit or rollback releases
+        (buttons and disconnect: one transaction; nothing to release, nothing left behind by an
+        error). Else a session-level lock, across the per-batch commits of the cron, until
+        ``_sync_unlock`` (or until the database session ends: a killed worker holds nothing).
+        """
+        function = "pg_try_advisory_xact_lock" if until_commit else "pg_try_advisory_lock"
+        self.env.cr.execute(f"SELECT {function}(%s, %s)", (ADVISORY_LOCK_KEY, mailbox_id))
+        return self.env.cr.fetchone()[0]
+
+    @api.model
+    def _sync_unlock(self, mailbox_id):
+        """Release the session-level lock of ``_try_sync_lock``."""
+        self.env.cr.execute("SELECT pg_advisory_unlock(%s, %s)", (ADVISORY_LOCK_KEY, mailbox_id))
+
+    def _syncable(self):
+        """Whether this mailbox is still to be synced, read again from the database once its
+        sync lock is held: it may have been disconnected, archived or changed since it was
+        picked (a claim's row lock ends at the first commit of the run)."""
+        self.ensure_one()
+        self.invalidate_recordset(["state", "active"])
+        return self.active and self.state in SYNCING_STATES
 
     @api.model
     def _count_due(self):
@@ -691,16 +761,21 @@ class MailSyncMailbox(models.Model):
                     break
                 mailbox = Mailbox.browse(mailbox_id).with_prefetch(batch)
                 try:
-                    if auto_commit:
+                    if not mailbox._syncable():
+                        _logger.info("Mail Sync: mailbox %s no longer syncs (disconnected "
+                                     "since it was claimed): skipped", mailbox_id)
+                    elif auto_commit:
                         mailbox._sync(deadline=deadline)
+                        done += 1
                     else:
                         with self.env.cr.savepoint():
                             mailbox._sync(deadline=deadline)
+                        done += 1
                 except Exception:  # noqa: BLE001 - never let one mailbox stop the cron
                     _logger.exception("Mail Sync: mailbox %s could not be processed", mailbox_id)
                     if auto_commit:
                         self.env.cr.rollback()
-                done += 1
+                    done += 1
                 self._release([mailbox_id])
                 claimed[index] = None
                 if auto_commit:

@@ -30,12 +30,11 @@ import pytz
 from psycopg2.errors import LockNotAvailable, SerializationFailure
 
 from odoo import _, api, fields, models
-from odoo.exceptions import AccessError, UserError
+from odoo.exceptions import UserError
 from odoo.tools import split_every
 
 from ..mailsync.types import SyncReport
-from .mail_sync_mailbox import SYNCING_STATES
-from .res_company import SEAT_STATES
+from .res_company import BILLABLE_STATES, SEAT_STATES
 
 _logger = logging.getLogger(__name__)
 
@@ -88,7 +87,7 @@ class MailSyncMailbox(models.Model):
     @api.depends("state", "active")
     def _compute_is_billable(self):
         for mailbox in self:
-            mailbox.is_billable = mailbox.active and mailbox.state in ("enabled", "error")
+            mailbox.is_billable = mailbox.active and mailbox.state in BILLABLE_STATES
 
     # ------------------------------------------------------------------ local day
     def _tz(self):
@@ -117,7 +116,7 @@ class MailSyncMailbox(models.Model):
         self.ensure_one()
         today = self._local_today()
         if self.cap_day != today:
-            self.write({"cap_day": today, "cap_base": self.synced_count})
+            self.sudo().write({"cap_day": today, "cap_base": self.synced_count})
 
     def _sync_quota(self):
         self.ensure_one()
@@ -137,7 +136,7 @@ class MailSyncMailbox(models.Model):
         self.ensure_one()
         if self._daily_cap_value() and self._sync_quota() == 0:
             # Today's cap is used up: nothing to ask the server before the owner's midnight.
-            self.write({"next_sync": self._next_local_midnight()})
+            self.sudo().write({"next_sync": self._next_local_midnight()})
             return SyncReport()
         report = super()._sync(raise_on_error=raise_on_error, deadline=deadline)
         if report is not None:
@@ -147,7 +146,7 @@ class MailSyncMailbox(models.Model):
                 vals["next_sync"] = max(self.next_sync or fields.Datetime.now(),
                                         self._next_local_midnight())
             if vals:
-                self.write(vals)
+                self.sudo().write(vals)
         return report
 
     def _backoff(self, attempts):
@@ -172,7 +171,7 @@ class MailSyncMailbox(models.Model):
             vals.update(state="connection", next_sync=False)
             _logger.warning("Mail Sync: mailbox %s could not sync for two days: Connection "
                             "(no longer synced until a connection test succeeds)", self.id)
-        self.write(vals)
+        self.sudo().write(vals)
 
     @api.model
     def _check_connection_lost(self):
@@ -336,24 +335,11 @@ class MailSyncMailbox(models.Model):
                           "frees.", self.email))
         return action
 
-    def _check_owner_or_manager(self):
-        """Retry and disconnect: the owner or a Mail Sync manager of the mailbox's company
-        (managers read every mailbox but write none: the caller then works with sudo)."""
-        if hasattr(type(self), "_check_disconnect_access"):
-            return self._check_disconnect_access()  # models/mail_sync_access.py (security)
-        self.check_access("read")
-        if self.env.is_superuser() or self.env.user.has_group(
-                "crm_mail_sync.group_mail_sync_manager"):
-            return None
-        if any(mailbox.user_id != self.env.user for mailbox in self):
-            raise AccessError(_("Only the owner or a Mail Sync manager can do this."))
-        return None
-
     def action_retry_now(self):
         """Button (owner or manager): Error/Enabled → sync now; Connection → test the
         connection (the only way back), which enables the mailbox again."""
         self.ensure_one()
-        self._check_owner_or_manager()
+        self._check_disconnect_access()  # owner or manager (mail_sync_access.py)
         if self.state == "connection":
             action = self.sudo().action_test_connection()
             cron = self.env.ref("crm_mail_sync.ir_cron_mail_sync", raise_if_not_found=False)
@@ -364,32 +350,13 @@ class MailSyncMailbox(models.Model):
             raise UserError(_(
                 "%s waits for a seat: raise the company's mailbox limit or disconnect another "
                 "mailbox.", self.email))
-        if self.state not in SYNCING_STATES:
-            raise UserError(_("Test the connection first: Mail Sync is not enabled for %s.",
-                              self.email))
-        mailbox = self.sudo()
-        mailbox.next_sync = False
-        report = mailbox._sync()
-        if report is None:
-            notification = {"type": "warning", "title": _("Mail Sync failed"),
-                            "message": mailbox._user_error_text()}
-        else:
-            notification = {"type": "success", "title": _("Mail Sync"),
-                            "message": _("%(count)s email(s) recorded.", count=report.recorded)}
-        notification.update(sticky=False, next={"type": "ir.actions.client",
-                                                "tag": "soft_reload"})
-        return {"type": "ir.actions.client", "tag": "display_notification",
-                "params": notification}
-
-    def _user_error_text(self):
-        self.ensure_one()
-        log = self.log_ids[:1]
-        return "\n".join(filter(None, [self.last_error, log.fix]))
+        # Sync now (as the owner's button, but a failure is shown, not raised).
+        return self._sync_now(raise_on_error=False)
 
     def action_disconnect(self):
         """Button (owner or manager): the disconnect wizard (keep or remove what was synced)."""
         self.ensure_one()
-        self._check_owner_or_manager()
+        self._check_disconnect_access()
         return {
             "type": "ir.actions.act_window",
             "name": _("Disconnect %s", self.email),
@@ -403,7 +370,13 @@ class MailSyncMailbox(models.Model):
     # ------------------------------------------------------------------ disconnect
     def _disconnect(self, remove=False):
         """Stop syncing and sending: credentials deleted, folder cursors cleared, seat freed,
-        Not connected. ``remove``: also delete what the sync of this mailbox recorded."""
+        Not connected. ``remove``: also delete what the sync of this mailbox recorded.
+        Refused while a sync of the mailbox runs (it would record mail again, or fail for want
+        of the deleted password); the lock then keeps syncs away until this commits."""
+        for mailbox in self:
+            if not self._try_sync_lock(mailbox.id, until_commit=True):
+                raise UserError(_("A sync of this mailbox is running; try again in a "
+                                  "minute."))
         for mailbox in self.sudo():
             if remove:
                 mailbox._remove_synced()

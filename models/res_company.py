@@ -9,7 +9,8 @@ FREE_PLAN_CAP = 100
 # Mailboxes that hold a seat of the company limit. Connection keeps its seat until the mailbox
 # is disconnected; Pending waits for one; Not connected (draft) holds none.
 SEAT_STATES = ("enabled", "error", "connection")
-# Mailboxes the company pays for: not Pending, not Connection.
+# Mailboxes the company pays for: not Pending, not Connection (and active: the one definition,
+# used by mail.sync.mailbox.is_billable and res.company.mail_sync_billable_count).
 BILLABLE_STATES = ("enabled", "error")
 
 
@@ -59,7 +60,8 @@ class ResCompany(models.Model):
 
     def _compute_mail_sync_billable_count(self):
         counts = dict(self.env["mail.sync.mailbox"].sudo()._read_group(
-            [("company_id", "in", self.ids), ("state", "in", BILLABLE_STATES)],
+            [("company_id", "in", self.ids), ("state", "in", BILLABLE_STATES),
+             ("active", "=", True)],
             ["company_id"], ["__count"]))
         for company in self:
             company.mail_sync_billable_count = counts.get(company._origin, 0)

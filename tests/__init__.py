@@ -17,3 +17,5 @@ from . import test_dry_run
 from . import test_fast_arrival
 from . import test_hostile_servers
 from . import test_idle_poll
+from . import test_protected_fields
+from . import test_sync_lock

@@ -32,7 +32,7 @@ class MailSyncDisconnectWizard(models.TransientModel):
         """Disconnect (the owner or a Mail Sync manager: write access to the mailbox)."""
         self.ensure_one()
         mailbox = self.mailbox_id
-        mailbox._check_owner_or_manager()
+        mailbox._check_disconnect_access()
         mailbox.sudo()._disconnect(remove=self.mode == "remove")
         return {
             "type": "ir.actions.client",

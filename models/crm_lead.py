@@ -1,5 +1,5 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-from odoo import _, fields, models
+from odoo import _, api, fields, models
 
 
 class MailSyncedRecordMixin(models.AbstractModel):
@@ -12,14 +12,19 @@ class MailSyncedRecordMixin(models.AbstractModel):
         "Synced emails", compute="_compute_mail_sync_count", groups="base.group_user",
         help="Emails recorded on this record by Mail Sync.")
 
+    @api.depends_context("uid")
     def _compute_mail_sync_count(self):
         counts = {}
         if self.ids:
-            # The record is readable, so are its chatter messages: count them in one query.
-            groups = self.env["mail.message"].sudo()._read_group(
-                [("model", "=", self._name), ("res_id", "in", self.ids),
-                 ("mail_sync_mailbox_id", "!=", False)],
-                ["res_id"], ["__count"])
+            # The record is readable, so are its synced messages (mail_sync_access) except the
+            # private ones of other users (mail_sync_message_privacy): one query.
+            Message = self.env["mail.message"]
+            domain = [("model", "=", self._name), ("res_id", "in", self.ids),
+                      ("mail_sync_mailbox_id", "!=", False)]
+            if not Message._mail_sync_sees_private():
+                domain += ["|", ("mail_sync_private", "=", False),
+                           ("mail_sync_private_user_id", "=", self.env.uid)]
+            groups = Message.sudo()._read_group(domain, ["res_id"], ["__count"])
             counts = dict(groups)
         for record in self:
             record.mail_sync_count = counts.get(record._origin.id or record.id, 0)

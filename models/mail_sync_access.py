@@ -16,7 +16,8 @@ from collections import defaultdict
 
 from odoo import _, api, models
 from odoo.exceptions import AccessError
-from odoo.tools import SQL
+from odoo.osv import expression
+from odoo.tools import Query, SQL
 
 
 class MailMessage(models.Model):
@@ -56,15 +57,59 @@ class MailMessage(models.Model):
         return forbidden
 
     @api.model
+    def _mail_sync_document_models(self):
+        """The models synced mail is recorded on (``mail.sync.message._record``)."""
+        return ("crm.lead", "res.partner")
+
+    @api.model
+    def _mail_sync_search_domain(self):
+        """The synced messages the current user may list: those whose document they may read —
+        a condition of the search query itself, so that limit and offset stay exact (a page of
+        N is N rows) and no extra query runs. Per document model, a correlated sub-query of the
+        documents that the user's access rights and record rules let them read (archived ones
+        too, as in ``_get_forbidden_access``). Synced mail moved onto a record of another model
+        is listed to the superuser only (read by id, its document decides)."""
+        env = self.env(su=False)
+        domain = [("mail_sync_mailbox_id", "=", False)]
+        for model in self._mail_sync_document_models():
+            if model not in env:
+                continue
+            Doc = env[model]
+            if hasattr(Doc, "_get_mail_message_access"):
+                operation = Doc._get_mail_message_access([], "read")
+            else:
+                operation = env["mail.thread"]._get_mail_message_access(
+                    [], "read", model_name=model)
+            if not Doc.browse().has_access(operation):
+                continue
+            docs = Doc._where_calc([], active_test=False)
+            Doc._apply_ir_rules(docs, operation)
+            docs.add_where(SQL("%s = %s", SQL.identifier(docs.table, "id"),
+                               SQL.identifier(self._table, "res_id")))
+            readable = docs.subselect()
+            env.flush_query(readable)  # mail.message's _search runs its query without flushing
+            domain = expression.OR([domain, [("model", "=", model), ("res_id", "in", readable)]])
+        return domain
+
+    @api.model
+    def _mail_sync_restrict(self, domain, restriction):
+        """``domain`` and ``restriction``, a domain on Mail Sync's fields. Only employees may
+        name those in a search (``groups``): for any other user (portal), ``restriction`` is
+        compiled as the superuser and joins ``domain`` as a condition on the same row."""
+        if self.env.user._is_internal():
+            return expression.AND([domain, restriction])
+        query = Query(self.env, self._table, self._table_sql)
+        expression.expression(restriction, self.sudo(), self._table, query)
+        row = SQL.identifier(self._table, "id")
+        return expression.AND([domain, [
+            ("id", "in", SQL("(SELECT %s WHERE %s)", row, query.where_clause))]])
+
+    @api.model
     def _search(self, domain, offset=0, limit=None, order=None):
-        query = super()._search(domain, offset, limit, order)
-        if self.env.is_superuser():
-            return query
-        ids = query.get_result_ids()
-        hidden = self._mail_sync_forbidden(ids, "read")
-        if not hidden:
-            return query
-        return self.browse([id_ for id_ in ids if id_ not in hidden])._as_query(order)
+        if not self.env.is_superuser():
+            domain = self._mail_sync_restrict(domain, self._mail_sync_search_domain())
+            self.flush_model(["model", "res_id", "mail_sync_mailbox_id"])
+        return super()._search(domain, offset, limit, order)
 
     def _get_forbidden_access(self, operation):
         forbidden = super()._get_forbidden_access(operation)

@@ -33,11 +33,20 @@ class MailSyncLog(models.Model):
     count = fields.Integer(default=1, readonly=True)
 
     @api.model
-    def _log(self, mailbox, sync_error):
-        """Log ``sync_error`` (a SyncError) for ``mailbox``; a repeat updates the same line."""
-        secrets = mailbox._secrets()
-        summary = errors.redact(str(sync_error), secrets)
-        message = errors.redact(sync_error.detail or "", secrets)
+    def _log(self, mailbox, sync_error, secrets=None):
+        """Log ``sync_error`` (a SyncError) for ``mailbox``; a repeat updates the same line.
+
+        ``secrets``: the mailbox's clear secrets when the caller holds them (a sync has its
+        MailboxConfig); else they are read and decrypted here, once, and only when the error
+        carries words of a server or library (``detail``). Without them the summary is one of
+        our own sentences (host, port, folder): no secret to remove, nothing decrypted."""
+        summary = str(sync_error)
+        message = sync_error.detail or ""
+        if secrets is None and message:
+            secrets = mailbox._secrets()
+        if secrets:
+            summary = errors.redact(summary, secrets)
+            message = errors.redact(message, secrets)
         now = fields.Datetime.now()
         existing = self.sudo().search([
             ("mailbox_id", "=", mailbox.id),

@@ -15,7 +15,6 @@ import dataclasses
 
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError
-from odoo.osv import expression
 
 MANAGER_GROUP = "crm_mail_sync.group_mail_sync_manager"
 
@@ -91,11 +90,11 @@ class MailMessage(models.Model):
 
     @api.model
     def _search(self, domain, offset=0, limit=None, order=None):
-        if not self.env.is_superuser() and self.env.user._is_internal() \
-                and not self._mail_sync_sees_private():
-            domain = expression.AND([domain, [
+        # Portal users too (synced mail is internal, but they may be its author).
+        if not self.env.is_superuser() and not self._mail_sync_sees_private():
+            domain = self._mail_sync_restrict(domain, [
                 "|", ("mail_sync_private", "=", False),
-                ("mail_sync_private_user_id", "=", self.env.uid)]])
+                ("mail_sync_private_user_id", "=", self.env.uid)])
             # mail.message's _search runs its query without flushing these fields itself.
             self.flush_model(["mail_sync_private", "mail_sync_private_user_id"])
         return super()._search(domain, offset, limit, order)

@@ -38,6 +38,20 @@ def normalize_domain(value):
         return value
 
 
+def _email_domain(value):
+    domain = normalize_domain(domain_of(addresses.normalize(value or "") or ""))
+    return domain if domain and domain not in PUBLIC_DOMAINS else None
+
+
+def _own_domains_changed(env):
+    """Some company's own domains (``res.company._mail_sync_own_domains_cached``) may have
+    changed. Odoo 18 invalidates ormcaches per cache name only, in every worker: this clears the
+    registry's "default" cache, so the callers do it only when an own domain can come or go (an
+    internal user's or a company's address changes domain, a mailbox's, a user becomes internal
+    or leaves) — never for exclusions, which are not cached."""
+    env.registry.clear_cache()
+
+
 class SyncPolicy:
     """What one sync run (or dry run, or late link) of one mailbox applies. Lives in the context
     under ``mail_sync_policy``; ``policy()`` queries on first use only.
@@ -107,21 +121,12 @@ class MailSyncExclusion(models.Model):
         for vals in vals_list:
             if "value" in vals:
                 vals["value"] = self._normalize_value(vals["value"])
-        records = super().create(vals_list)
-        self.env.registry.clear_cache()
-        return records
+        return super().create(vals_list)  # read per sync run (_policy_for): nothing cached
 
     def write(self, vals):
         if "value" in vals:
             vals["value"] = self._normalize_value(vals["value"])
-        res = super().write(vals)
-        self.env.registry.clear_cache()
-        return res
-
-    def unlink(self):
-        res = super().unlink()
-        self.env.registry.clear_cache()
-        return res
+        return super().write(vals)
 
     # ------------------------------------------------------------------ policy
     @api.model
@@ -184,6 +189,7 @@ class ResCompany(models.Model):
                 found.add(domain)
         self.env["res.users"].flush_model(["partner_id", "share", "active", "company_ids"])
         self.env["res.partner"].flush_model(["email_normalized"])
+        self.env["mail.sync.mailbox"].flush_model(["company_id", "email"])
         self.env.cr.execute("""
             SELECT DISTINCT lower(split_part(p.email_normalized, '@', 2))
               FROM res_users u
@@ -203,8 +209,8 @@ class ResCompany(models.Model):
 
     def write(self, vals):
         res = super().write(vals)
-        if {"email", "website", "mail_sync_exclude_own_domain", "mail_sync_skip_auto"} & set(vals):
-            self.env.registry.clear_cache()
+        if {"email", "website", "partner_id"} & set(vals):  # the flags are read per sync run
+            _own_domains_changed(self.env)
         return res
 
 
@@ -218,8 +224,77 @@ class ResConfigSettings(models.TransientModel):
     mail_sync_own_domains = fields.Char(related="company_id.mail_sync_own_domains")
 
 
+class ResPartner(models.Model):
+    _inherit = "res.partner"
+
+    def write(self, vals):
+        if "email" not in vals:
+            return super().write(vals)
+        before = {partner.id: _email_domain(partner.email) for partner in self}
+        res = super().write(vals)
+        moved = self.filtered(lambda p: _email_domain(p.email) != before.get(p.id))
+        if moved and (
+                self.env["res.users"].sudo().search_count(
+                    [("partner_id", "in", moved.ids), ("share", "=", False)], limit=1)
+                or self.env["res.company"].sudo().search_count(
+                    [("partner_id", "in", moved.ids)], limit=1)):
+            _own_domains_changed(self.env)  # an internal user's or a company's address
+        return res
+
+
+class ResUsers(models.Model):
+    _inherit = "res.users"
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        users = super().create(vals_list)
+        # (Not user.email: its cache is not filled in yet when the create is done.)
+        if any(not user.share and _email_domain(user.partner_id.email) for user in users):
+            _own_domains_changed(self.env)
+        return users
+
+    def write(self, vals):
+        res = super().write(vals)
+        # The address itself is the partner's (res.partner.write above).
+        if {"active", "share", "groups_id", "company_ids", "partner_id"} & set(vals) \
+                and any(_email_domain(user.partner_id.email) for user in self):
+            _own_domains_changed(self.env)
+        return res
+
+    def unlink(self):
+        internal = any(not user.share and _email_domain(user.partner_id.email) for user in self)
+        res = super().unlink()
+        if internal:
+            _own_domains_changed(self.env)
+        return res
+
+
 class MailSyncMailbox(models.Model):
     _inherit = "mail.sync.mailbox"
+
+    # The company's own domains include its mailboxes' (res.company._mail_sync_own_domains).
+    @api.model_create_multi
+    def create(self, vals_list):
+        mailboxes = super().create(vals_list)
+        if any(_email_domain(mailbox.email) for mailbox in mailboxes):
+            _own_domains_changed(self.env)
+        return mailboxes
+
+    def write(self, vals):
+        if not {"email", "company_id"} & set(vals):
+            return super().write(vals)
+        before = {m.id: (_email_domain(m.email), m.company_id.id) for m in self}
+        res = super().write(vals)
+        if any((_email_domain(m.email), m.company_id.id) != before.get(m.id) for m in self):
+            _own_domains_changed(self.env)
+        return res
+
+    def unlink(self):
+        had_domain = any(_email_domain(mailbox.email) for mailbox in self)
+        res = super().unlink()
+        if had_domain:
+            _own_domains_changed(self.env)
+        return res
 
     mail_sync_create_leads = fields.Boolean(
         "Create leads from new contacts",
@@ -228,11 +303,17 @@ class MailSyncMailbox(models.Model):
     exclusion_count = fields.Integer(compute="_compute_exclusion_count")
 
     def _compute_exclusion_count(self):
-        Exclusion = self.env["mail.sync.exclusion"]
+        counts = {}
+        if self.company_id:  # one query for all: (company, user or none) -> count
+            groups = self.env["mail.sync.exclusion"]._read_group(
+                [("company_id", "in", self.company_id.ids),
+                 ("user_id", "in", [False, *self.user_id.ids])],
+                ["company_id", "user_id"], ["__count"])
+            counts = {(company.id, user.id): count for company, user, count in groups}
         for mailbox in self:
-            mailbox.exclusion_count = Exclusion.search_count([
-                ("company_id", "=", mailbox.company_id.id),
-                "|", ("user_id", "=", False), ("user_id", "=", mailbox.user_id.id)])
+            company_id = mailbox.company_id.id
+            mailbox.exclusion_count = counts.get((company_id, False), 0) + (
+                counts.get((company_id, mailbox.user_id.id), 0) if mailbox.user_id else 0)
 
     def action_open_exclusions(self):
         self.ensure_one()

@@ -1,6 +1,8 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Points 1 and 2: never-log lists (company's own domain by default) and private / removed
 messages, against Dovecot."""
+from unittest.mock import patch
+
 from odoo.exceptions import AccessError
 from odoo.tests import tagged
 
@@ -102,8 +104,14 @@ class TestPrivacy(BeyondCase):
         # Only the owner of the mailbox (or a manager) may make it private.
         with self.assertRaises(AccessError):
             message.with_user(self.user_sales2).action_mail_sync_make_private()
+        counted = self.lead_ann.with_user(self.user_sales2).mail_sync_count
+        self.assertTrue(counted)
         message.with_user(self.user_sales).action_mail_sync_make_private()
         self.assertTrue(message.sudo().mail_sync_private)
+        self.lead_ann.invalidate_recordset(["mail_sync_count"])
+        # Not counted for whom it is hidden from; still for its owner.
+        self.assertEqual(self.lead_ann.with_user(self.user_sales2).mail_sync_count, counted - 1)
+        self.assertEqual(self.lead_ann.with_user(self.user_sales).mail_sync_count, counted)
         # Another salesperson who reads the lead no longer sees it, in search or read.
         self.assertFalse(Message.with_user(self.user_sales2).search([("id", "=", message.id)]))
         with self.assertRaises(AccessError):
@@ -143,3 +151,52 @@ class TestPrivacy(BeyondCase):
         self.assertIn(mid, self.env["mail.sync.message"].sudo().search(
             [("mailbox_id", "=", mailbox2.id)]).mapped("message_id"))
         self.assertIn(mid, self.on(self.partner_ann))
+
+    def test_own_domains_follow_users_and_mailboxes(self):
+        """A new colleague's (or mailbox's) domain is excluded at once, without a restart; the
+        never-log list and unrelated writes clear no cache (nothing of them is cached)."""
+        Exclusion = self.env["mail.sync.exclusion"].sudo()
+        self.assertNotIn("newbranch.example", self.company._mail_sync_own_domains())  # cached
+        user = mail_new_test_user(self.env, login="ms_branch", name="Bea Branch",
+                                  email="bea@newbranch.example", groups="base.group_user")
+        self.assertIn("newbranch.example", self.company._mail_sync_own_domains())
+        user.email = "bea@otherbranch.example"
+        domains = self.company._mail_sync_own_domains()
+        self.assertIn("otherbranch.example", domains)
+        self.assertNotIn("newbranch.example", domains)
+        user.active = False
+        self.assertNotIn("otherbranch.example", self.company._mail_sync_own_domains())
+        mailbox = self._mailbox(self.user_jr, self.login, self.password)
+        mailbox.email = "julia@jrbranch.example"
+        self.assertIn("jrbranch.example", Exclusion._policy_for(mailbox).domains)
+        # Nothing to forget: exclusions, a customer's address, a mailbox address in the same
+        # domain, the company's flags.
+        registry_class = type(self.env.registry)
+        with patch.object(registry_class, "clear_cache", autospec=True) as clear_cache:
+            entry = Exclusion.create({"value": "acme.example"})
+            entry.note = "customer"
+            self.partner_ann.email = "ann.smith@acme-group.example"
+            mailbox.email = "julia.junior@jrbranch.example"
+            self.company.mail_sync_skip_auto = False
+            self.assertIn("acme.example", Exclusion._policy_for(mailbox).domains)
+            entry.unlink()
+        clear_cache.assert_not_called()
+        self.assertNotIn("acme.example", Exclusion._policy_for(mailbox).domains)
+
+    def test_exclusion_count_one_query(self):
+        Exclusion = self.env["mail.sync.exclusion"].sudo()
+        Exclusion.create([{"value": "acme.example"}, {"value": "bobco.example"},
+                          {"value": "x@eu.example", "user_id": self.user_jr.id},
+                          {"value": "y@eu.example", "user_id": self.user_sales.id}])
+        login2, password2 = self._dovecot_user()
+        mailboxes = (self._mailbox(self.user_jr, self.login, self.password)
+                     | self._mailbox(self.user_sales, login2, password2))
+        expected = [Exclusion.search_count([
+            ("company_id", "=", mailbox.company_id.id),
+            "|", ("user_id", "=", False), ("user_id", "=", mailbox.user_id.id)])
+            for mailbox in mailboxes]
+        self.assertEqual(mailboxes.mapped("exclusion_count"), expected)
+        self.assertEqual(expected[0] - len(Exclusion.search([("user_id", "=", False)])), 1)
+        mailboxes.invalidate_recordset(["exclusion_count"])
+        with self.assertQueryCount(1):
+            self.assertEqual(mailboxes.mapped("exclusion_count"), expected)

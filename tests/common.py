@@ -6,12 +6,14 @@ import datetime
 import email
 import email.policy
 import itertools
+import json
 import secrets
 import socket
 from collections import defaultdict
 from datetime import timedelta
 
 from odoo.tests.common import TransactionCase
+from odoo.tools import mute_logger
 
 from odoo.addons.mail.tests.common import mail_new_test_user
 
@@ -37,14 +39,18 @@ def silent_server():
         sock.close()
 
 
-@contextlib.contextmanager
-def closed_port():
-    """A loopback port nobody listens on (connection refused)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    yield port
+def json_call_kw(case, model, method, *args, loggers=(), **kwargs):
+    """``model.method(*args, **kwargs)`` through ``/web/dataset/call_kw`` in ``case``'s HTTP
+    session (an ``HttpCase``), ``loggers`` muted; the decoded JSON-RPC reply (result or error)."""
+    payload = {"jsonrpc": "2.0", "method": "call", "id": 1,
+               "params": {"model": model, "method": method, "args": list(args),
+                          "kwargs": kwargs}}
+    with mute_logger(*loggers):
+        response = case.url_open(f"/web/dataset/call_kw/{model}/{method}",
+                                 data=json.dumps(payload),
+                                 headers={"Content-Type": "application/json"})
+    case.assertEqual(response.status_code, 200, response.text[:300])
+    return response.json()
 
 
 class MailSyncCase(TransactionCase):

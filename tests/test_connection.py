@@ -6,8 +6,9 @@ from odoo.tests import tagged
 from odoo.tools import mute_logger
 
 from ..mailsync import errors
+from ..mailsync.testing import closed_port
 from ..mailsync.testing.smtp_server import shared_smtp
-from .common import MailSyncCase, closed_port, silent_server
+from .common import MailSyncCase, silent_server
 
 AUTH_FAILED = "Authentication failed. Please try again."
 
@@ -70,11 +71,11 @@ class TestConnection(MailSyncCase):
         self.assertEqual(mailbox.state, "draft")
 
     def test_refused_port(self):
-        with closed_port() as port:
-            mailbox = self._mailbox(self.user_sales, self.login, self.password, imap_port=port)
-            with self.assertRaises(UserError) as caught, mute_logger(
-                    "odoo.addons.crm_mail_sync.models.mail_sync_mailbox"):
-                mailbox.action_test_connection()
+        port = closed_port()
+        mailbox = self._mailbox(self.user_sales, self.login, self.password, imap_port=port)
+        with self.assertRaises(UserError) as caught, mute_logger(
+                "odoo.addons.crm_mail_sync.models.mail_sync_mailbox"):
+            mailbox.action_test_connection()
         message = str(caught.exception)
         self.assertIn(f"127.0.0.1:{port}", message)
         self.assertIn(errors.fix_for("refused"), message)

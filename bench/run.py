@@ -486,7 +486,8 @@ def phase_baseline(state):
 
 
 class CountingProxy:
-    """TCP relay counting the bytes the IMAP server sends to the client."""
+    """TCP relay counting the bytes the IMAP server sends to the client (``down``) and the
+    client sends (``up``). ``tests/scale``'s LatencyRelay is this relay with another ``_pump``."""
 
     def __init__(self, host, port):
         self.target = (host, port)
@@ -494,8 +495,8 @@ class CountingProxy:
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
+        self.sock.listen(128)
+        self.host, self.port = self.sock.getsockname()
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -505,7 +506,11 @@ class CountingProxy:
                 cli, _ = self.sock.accept()
             except OSError:
                 return
-            srv = socket.create_connection(self.target)
+            try:
+                srv = socket.create_connection(self.target)
+            except OSError:
+                cli.close()
+                continue
             threading.Thread(target=self._pump, args=(srv, cli, "down"), daemon=True).start()
             threading.Thread(target=self._pump, args=(cli, srv, "up"), daemon=True).start()
 

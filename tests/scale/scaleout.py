@@ -34,19 +34,12 @@ import threading
 import time
 from collections import defaultdict
 
-from common import (DOMAIN, ODOO_HOME, BenchDovecot, clone_db, correspondent_pool, drop_db,
-                    expected_pairs, gate, load_dovecot, log, make_corpus, recorded_state,
-                    setup_records)
+from common import (DOMAIN, ODOO_HOME, BenchDovecot, bench, clone_db, correspondent_pool,
+                    drop_db, expected_pairs, gate, load_dovecot, log, make_corpus,
+                    recorded_state, setup_records)
+from imapserver import free_port  # bench/imapserver.py, on the path through common
 
 ODOO_BIN = os.path.join(ODOO_HOME, "src", "odoo-bin")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # -- database side -----------------------------------------------------------------------------
@@ -91,37 +84,18 @@ def warm_up(dove, logins):
             client.logout()
 
 
-class LatencyRelay:
+class LatencyRelay(bench.CountingProxy):
     """A TCP relay in front of Dovecot that delays each direction by half of ``rtt`` seconds:
     the mailboxes then behave like a remote IMAP server (Gmail, Microsoft 365: tens of
     milliseconds away) instead of a loopback one, without touching the machine's network
-    settings. Throughput is kept (chunks are queued, not sent one after the other's delay)."""
+    settings. Throughput is kept (chunks are queued, not sent one after the other's delay).
+    The listening and accepting are the benchmark's byte-counting relay's (no counting here)."""
 
     def __init__(self, host, port, rtt):
-        self.target = (host, port)
-        self.delay = rtt / 2
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.host, self.port = self.sock.getsockname()
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.delay = rtt / 2  # before the accepting thread starts
+        super().__init__(host, port)
 
-    def _accept(self):
-        while True:
-            try:
-                client, _addr = self.sock.accept()
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(self.target)
-            except OSError:
-                client.close()
-                continue
-            for src, dst in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    def _pump(self, src, dst):
+    def _pump(self, src, dst, _way):
         chunks = queue.Queue()
 
         def writer():

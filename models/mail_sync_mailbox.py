@@ -15,6 +15,7 @@ import psycopg2
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import mute_logger
+from odoo.tools.translate import LazyTranslate
 
 from ..mailsync import crashpoint, errors, sync
 from ..mailsync.types import Endpoint, FolderState, MailboxConfig
@@ -23,16 +24,20 @@ _logger = logging.getLogger(__name__)
 
 SECURITY = [("ssl", "SSL/TLS"), ("starttls", "STARTTLS"), ("none", "None (local only)")]
 
+# Translated where shown (state_description: env._); English when built into the field's help
+# at import, where no language is known.
+_lt = LazyTranslate(__name__, default_lang="en_US")
+
 # PRODUCT.md, exact words.
 STATE_HELP = {
-    "draft": "Mail Sync is not configured for this user account yet.",
-    "enabled": "Mail Sync was successfully enabled for this user account.",
-    "error": "An error occurred when attempting to sync the user account's email (for example "
-             "an invalid email address or a connectivity issue).",
-    "pending": "The account waits for a raise in the company's mailbox sync limit, or for "
-               "someone else to disconnect so that the company is below the limit.",
-    "connection": "Unable to connect for two days due to errors. No longer trying to sync. "
-                  "Not billed while this lasts.",
+    "draft": _lt("Mail Sync is not configured for this user account yet."),
+    "enabled": _lt("Mail Sync was successfully enabled for this user account."),
+    "error": _lt("An error occurred when attempting to sync the user account's email (for "
+                 "example an invalid email address or a connectivity issue)."),
+    "pending": _lt("The account waits for a raise in the company's mailbox sync limit, or for "
+                   "someone else to disconnect so that the company is below the limit."),
+    "connection": _lt("Unable to connect for two days due to errors. No longer trying to sync. "
+                      "Not billed while this lasts."),
 }
 
 PROVIDER_DEFAULTS = {
@@ -168,9 +173,11 @@ class MailSyncMailbox(models.Model):
             mailbox.has_password = mailbox.id in with_password
 
     @api.depends("state")
+    @api.depends_context("lang")
     def _compute_state_description(self):
         for mailbox in self:
-            mailbox.state_description = STATE_HELP.get(mailbox.state, "")
+            help_text = STATE_HELP.get(mailbox.state)
+            mailbox.state_description = self.env._(help_text) if help_text else ""
 
     @api.depends("email", "user_id")
     def _compute_display_name(self):
@@ -319,7 +326,8 @@ class MailSyncMailbox(models.Model):
             return default
 
     def _access_token(self):
-        """The OAuth access token (XOAUTH2), or None. Provider OAuth comes later."""
+        """The OAuth access token (XOAUTH2), or None: None for a password mailbox; OAuth
+        mailboxes get theirs from ``mail_sync_oauth_mixin`` (which extends this method)."""
         self.ensure_one()
         return None
 

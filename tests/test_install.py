@@ -1,9 +1,12 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+from unittest.mock import patch
+
 from psycopg2 import IntegrityError
 
 from odoo.exceptions import AccessError, ValidationError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
+from odoo.tools.translate import code_translations
 
 from .common import MailSyncCase
 
@@ -34,6 +37,18 @@ class TestInstall(MailSyncCase):
         for model in concrete:
             self.assertTrue(self.env["ir.model.access"].search_count(
                 [("model_id", "=", model.id)]), model.model)
+
+    def test_state_description_in_the_readers_language(self):
+        """The status meaning is translated (a code term: ``_lt`` in mail_sync_mailbox)."""
+        login, password = self._dovecot_user()
+        mailbox = self._mailbox(self.user_sales, login, password)
+        english = "Mail Sync is not configured for this user account yet."
+        self.assertEqual(mailbox.state_description, english)
+        self.env["res.lang"]._activate_lang("fr_FR")
+        french = "Mail Sync n'est pas encore configuré pour ce compte utilisateur."
+        with patch.dict(code_translations.python_translations,
+                        {("crm_mail_sync", "fr_FR"): {english: french}}):
+            self.assertEqual(mailbox.with_context(lang="fr_FR").state_description, french)
 
     def test_defaults_and_password_never_read_back(self):
         login, password = self._dovecot_user()

@@ -2,14 +2,12 @@
 """Status, seat, daily-cap and counter fields of a mailbox are Mail Sync's: an owner writing them
 (through the ORM as that user, or JSON-RPC) would skip the Pending queue, lift the daily cap or
 change what is billed."""
-import json
 
 from odoo.exceptions import AccessError
 from odoo.tests import HttpCase, tagged
-from odoo.tools import mute_logger
 
 from ..models.mail_sync_mailbox import PROTECTED_FIELDS
-from .common import MailSyncCase
+from .common import MailSyncCase, json_call_kw
 
 ACCESS_LOGGERS = ("odoo.http", "odoo.models")
 # A value of each protected field that a client would like to set.
@@ -75,15 +73,8 @@ class TestProtectedFields(MailSyncCase, HttpCase):
         self.assertEqual(self.mailbox.state, "draft")
 
     def _rpc(self, method, *args, **kwargs):
-        payload = {"jsonrpc": "2.0", "method": "call", "id": 1,
-                   "params": {"model": "mail.sync.mailbox", "method": method,
-                              "args": list(args), "kwargs": kwargs}}
-        with mute_logger(*ACCESS_LOGGERS):
-            response = self.url_open(f"/web/dataset/call_kw/mail.sync.mailbox/{method}",
-                                     data=json.dumps(payload),
-                                     headers={"Content-Type": "application/json"})
-        self.assertEqual(response.status_code, 200, response.text[:300])
-        return response.json()
+        return json_call_kw(self, "mail.sync.mailbox", method, *args, loggers=ACCESS_LOGGERS,
+                            **kwargs)
 
     def _denied(self, body):
         self.assertIn("error", body, body.get("result"))

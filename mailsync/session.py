@@ -140,6 +140,21 @@ def _search_date(date) -> dt.date:
     return date
 
 
+def _checked_endpoint(ep, what: str, provider: str):
+    """``ep`` when it can be connected to; else the configuration error a user can act on."""
+    if ep is None or not ep.host or not ep.port:
+        raise SyncError("config", f"{what} server or port missing",
+                        host=getattr(ep, "host", None), port=getattr(ep, "port", None),
+                        provider=provider)
+    if ep.security not in (SECURITY_SSL, SECURITY_STARTTLS, SECURITY_NONE):
+        raise SyncError("config", f"unknown security {ep.security!r}", host=ep.host,
+                        port=ep.port, provider=provider)
+    if ep.security == SECURITY_NONE and not is_loopback(ep.host):
+        raise SyncError("config", f"unencrypted {what} is only allowed to the local machine",
+                        host=ep.host, port=ep.port, provider=provider)
+    return ep
+
+
 def _str(value) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
@@ -199,16 +214,7 @@ class ImapSession:
     # -- connection --
     def connect(self) -> "ImapSession":
         cfg = self.config
-        ep = cfg.imap
-        if ep.security not in (SECURITY_SSL, SECURITY_STARTTLS, SECURITY_NONE):
-            raise SyncError("config", f"unknown security {ep.security!r}", host=ep.host,
-                            port=ep.port, provider=cfg.provider)
-        if not ep.host or not ep.port:
-            raise SyncError("config", "IMAP server or port missing", host=ep.host, port=ep.port,
-                            provider=cfg.provider)
-        if ep.security == SECURITY_NONE and not is_loopback(ep.host):
-            raise SyncError("config", "unencrypted IMAP is only allowed to the local machine",
-                            host=ep.host, port=ep.port, provider=cfg.provider)
+        ep = _checked_endpoint(cfg.imap, "IMAP", cfg.provider)
         if not cfg.access_token and not cfg.password:
             raise SyncError("config", "no password or access token", host=ep.host, port=ep.port,
                             provider=cfg.provider)
@@ -485,13 +491,7 @@ class smtp_connection:  # noqa: N801 - used as a context manager like a function
 
     def __enter__(self) -> smtplib.SMTP:
         cfg = self.config
-        ep = cfg.smtp
-        if ep.security not in (SECURITY_SSL, SECURITY_STARTTLS, SECURITY_NONE):
-            raise SyncError("config", f"unknown security {ep.security!r}", host=ep.host,
-                            port=ep.port, provider=cfg.provider)
-        if ep.security == SECURITY_NONE and not is_loopback(ep.host):
-            raise SyncError("config", "unencrypted SMTP is only allowed to the local machine",
-                            host=ep.host, port=ep.port, provider=cfg.provider)
+        ep = _checked_endpoint(cfg.smtp, "SMTP", cfg.provider)
         login = cfg.smtp_login or cfg.login
         smtp = None
         try:

@@ -595,8 +595,10 @@ class MailSyncMailbox(models.Model):
             "next_sync": False if report.stopped_early else now + timedelta(
                 seconds=self._get_param("min_interval", 60)),
         })
-        for error in (report.errors or []):
-            self.env["mail.sync.log"].sudo()._log(self, error)
+        if report.errors:
+            secrets = self._secrets()  # decrypted once for all of the run's message errors
+            for error in report.errors:
+                self.env["mail.sync.log"].sudo()._log(self, error, secrets=secrets)
         _logger.info(
             "Mail Sync: mailbox %s synced: %s folder(s), %s header(s), %s matched, "
             "%s recorded%s", self.id, report.folders, report.headers_seen, report.matched,

@@ -235,10 +235,11 @@ class MailSyncMailbox(models.Model):
         try:
             self._smart_mail_append_sent(raw)
         except Exception as exc:  # noqa: BLE001 - the mail is sent; the copy is a courtesy
+            secrets = self._secrets()
             sync_error = errors.classify(exc, host=self.imap_host, port=self.imap_port,
-                                         provider=self.provider, secrets=self._secrets())
+                                         provider=self.provider, secrets=secrets)
             _logger.warning("Mail Sync: Sent copy in mailbox %s failed: %s", self.id, sync_error)
-            self.env["mail.sync.log"].sudo()._log(self, sync_error)
+            self.env["mail.sync.log"].sudo()._log(self, sync_error, secrets=secrets)
 
     @api.model
     def _smart_mail_copy(self, messages):

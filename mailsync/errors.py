@@ -15,14 +15,21 @@ import smtplib
 import socket
 import ssl
 
+from .text import clean_line
+
 AUTH_FAILED_TEXT = "Authentication failed. Please try again."
 
 KINDS = (
     "auth", "imap_disabled", "app_password", "oauth_revoked", "certificate", "tls", "dns",
     "refused", "timeout", "dropped", "protocol", "over_quota", "throttled",
     "too_many_connections", "folder_missing", "message_too_large", "parse", "config", "key",
-    "rejected", "unknown",
+    "rejected", "too_many_parts", "record", "crashed", "unknown",
 )
+
+# Kinds of one message's failure: the message is skipped (and can be retried), the mailbox
+# and the other messages go on.
+MESSAGE_KINDS = frozenset({"parse", "message_too_large", "too_many_parts", "record",
+                           "crashed"})
 
 RETRYABLE = frozenset({
     "dns", "refused", "timeout", "dropped", "protocol", "over_quota", "throttled",
@@ -51,6 +58,10 @@ _MESSAGES = {
     "message_too_large": "A message is too large to be synced{where}.",
     "rejected": "The mail server did not accept this email or its recipients{where}.",
     "parse": "A message could not be read.",
+    "too_many_parts": "A message has more parts (attachments, inline parts) than the limit "
+                      "allows.",
+    "record": "A message could not be recorded.",
+    "crashed": "The sync stopped twice while reading this message.",
     "config": "The mailbox settings are incomplete or not allowed{where}.",
     "key": "The stored password or token cannot be decrypted with this server's Mail Sync "
            "encryption keys.",
@@ -87,7 +98,15 @@ _GENERIC_FIXES = {
     "rejected": "Read the server's answer: check the recipients' addresses and the email. A "
                 "temporary refusal is retried automatically; otherwise correct the email and "
                 "send it again.",
-    "parse": "Nothing to do: the message is skipped; the others are synced.",
+    "parse": "Nothing else is affected: this message is skipped, the others are synced. An "
+             "update of the addon may fix it; then use Retry skipped messages.",
+    "too_many_parts": "This message is skipped. To sync it, raise the limit of parts per email "
+                      "in Settings > CRM > Mail Sync, then use Retry skipped messages.",
+    "record": "Nothing else is affected: this message is skipped, the others are synced. An "
+              "update of the addon may fix it; then use Retry skipped messages.",
+    "crashed": "This message is skipped so that the rest of the mailbox syncs. An update of the "
+               "addon, or more memory or time for Odoo's scheduled actions, may fix it; then "
+               "use Retry skipped messages.",
     "config": "Complete the mailbox settings (server, port, security, login). Unencrypted "
               "connections are only allowed to the local machine.",
     "key": "An administrator must set the key(s) that encrypted the stored secrets again "
@@ -139,7 +158,8 @@ class SyncError(Exception):
 
     def __init__(self, kind: str, detail: str = "", *, host: str | None = None,
                  port: int | None = None, retryable: bool | None = None,
-                 provider: str = "generic", uid: int | None = None, folder: str | None = None):
+                 provider: str = "generic", uid: int | None = None, folder: str | None = None,
+                 header=None):
         if kind not in KINDS:
             kind = "unknown"
         self.kind = kind
@@ -150,6 +170,7 @@ class SyncError(Exception):
         self.provider = provider
         self.uid = uid
         self.folder = folder
+        self.header = header  # HeaderInfo of the message a message-level error is about
         super().__init__(self.message)
 
     @property
@@ -165,8 +186,8 @@ class SyncError(Exception):
         msg = _MESSAGES[self.kind].format(where=self.where)
         if self.kind == "folder_missing" and self.folder:
             msg = f"The folder {self.folder!r} no longer exists{self.where}."
-        if self.uid is not None and self.kind in ("parse", "message_too_large", "protocol",
-                                                  "unknown"):
+        if self.uid is not None and (self.kind in MESSAGE_KINDS
+                                     or self.kind in ("protocol", "unknown")):
             msg += f" (folder {self.folder!r}, UID {self.uid})"
         return msg
 
@@ -191,10 +212,7 @@ def _rebuild(kind, detail, host, port, retryable, provider, uid, folder):
 
 
 def _one_line(text) -> str:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    text = re.sub(r"\s+", " ", str(text or "")).strip()
-    return text[:500]
+    return clean_line(text, 500)
 
 
 # --- redaction -------------------------------------------------------------------------------

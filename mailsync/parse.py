@@ -3,9 +3,15 @@
 ``parse_message`` reads a whole raw message (``BODY.PEEK[]``) with the stdlib ``email`` package
 (``policy.default``; ``compat32`` when the modern policy chokes), decodes any charset, splits HTML
 and text bodies from attachments and keeps a nested ``message/rfc822`` as an ``.eml`` attachment.
-What could not be read is listed in ``ParsedMessage.defects``.
+What could not be read is listed in ``ParsedMessage.defects``. The walk over the MIME tree
+(:class:`Walker`) works on any tree of parts with the :class:`StdPart` interface: the large-message
+path (``structure.py``) gives it parts that the server cuts out (``BODYSTRUCTURE``,
+``BODY.PEEK[n]``) instead.
 
 ``parse_headers`` reads the cheap header fetch of one message into a ``HeaderInfo``.
+
+Every string in the results went through :func:`mailsync.text.clean`: storable by PostgreSQL,
+accepted by XML parsers, one-line fields on one line and cut to their limits.
 """
 from __future__ import annotations
 
@@ -22,11 +28,14 @@ from email.parser import BytesParser
 
 from . import addresses
 from .addresses import unsurrogate as _unsurrogate
-from .types import Attachment, HeaderInfo, ParsedMessage
+from .text import FILENAME_MAX, NAME_MAX, SUBJECT_MAX, clean, clean_id, clean_line
+from .types import (OMITTED_ATTACHMENT_LIMIT, Attachment, HeaderInfo, Limits, Omitted,
+                    ParsedMessage)
 
 __all__ = ["parse_message", "parse_headers", "decode_bytes", "decode_header_text",
-           "synthesize_message_id", "normalize_message_id", "message_ids", "parse_date",
-           "is_auto_submitted", "HEADER_FIELDS"]
+           "decode_transfer", "display_address", "synthesize_message_id",
+           "normalize_message_id", "message_ids", "parse_date", "is_auto_submitted",
+           "count_parts", "HEADER_FIELDS", "Walker", "StdPart"]
 
 # The header fields the session fetches (and from which a missing Message-ID is synthesised).
 HEADER_FIELDS = ("MESSAGE-ID", "IN-REPLY-TO", "REFERENCES", "FROM", "TO", "CC", "DATE",
@@ -154,10 +163,10 @@ def normalize_message_id(value) -> str | None:
     value = _unsurrogate(_unfold(str(value)))
     m = _MSGID.search(value)
     if m:
-        return f"<{m.group(1)}>"
+        return clean_id(f"<{m.group(1)}>")
     token = value.strip().strip("<>").strip()
-    if token and " " not in token and len(token) < 1000:
-        return f"<{token}>"
+    if token and " " not in token:
+        return clean_id(f"<{token}>")
     return None
 
 
@@ -169,7 +178,9 @@ def message_ids(value) -> tuple[str, ...]:
         value = value.decode("utf-8", "replace")
     seen = {}
     for m in _MSGID.finditer(_unsurrogate(str(value))):
-        seen.setdefault(f"<{m.group(1)}>", None)
+        mid = clean_id(f"<{m.group(1)}>")
+        if mid:
+            seen.setdefault(mid, None)
     ids = tuple(seen)
     if len(ids) > _MAX_REFERENCES:  # keep the root and the most recent ones
         ids = ids[:1] + ids[-(_MAX_REFERENCES - 1):]
@@ -211,7 +222,7 @@ def parse_date(value, defects: list | None = None) -> dt.datetime | None:
             d = dt.datetime.fromisoformat(value.strip())
         except (ValueError, TypeError):
             if defects is not None:
-                defects.append(f"unreadable Date header {value[:80]!r}")
+                defects.append(f"unreadable Date header {clean_line(value, 80)!r}")
             return None
     try:
         if d.tzinfo is None:
@@ -219,11 +230,11 @@ def parse_date(value, defects: list | None = None) -> dt.datetime | None:
         d = d.astimezone(dt.timezone.utc)
     except (OverflowError, ValueError):
         if defects is not None:
-            defects.append(f"out-of-range Date header {value[:80]!r}")
+            defects.append(f"out-of-range Date header {clean_line(value, 80)!r}")
         return None
     if not (1970 <= d.year <= 2200):
         if defects is not None:
-            defects.append(f"implausible Date header {value[:80]!r}")
+            defects.append(f"implausible Date header {clean_line(value, 80)!r}")
         return None
     return d
 
@@ -256,7 +267,7 @@ def _first(headers, name):
 # --- headers -------------------------------------------------------------------------------
 
 def parse_headers(raw_header_bytes: bytes, *, folder: str, uid: int, size: int = 0,
-                  flags=(), gm_msgid=None, gm_labels=()) -> HeaderInfo:
+                  flags=(), gm_msgid=None, gm_labels=(), internal_date=None) -> HeaderInfo:
     """HeaderInfo from the header fields fetched by the session. Never raises."""
     try:
         msg = BytesParser(policy=email_policy.compat32).parsebytes(
@@ -264,19 +275,35 @@ def parse_headers(raw_header_bytes: bytes, *, folder: str, uid: int, size: int =
         headers = _raw_headers(msg)
     except Exception:  # noqa: BLE001
         headers = {}
+    internal_date = _aware_utc(internal_date)
     try:
-        return _header_info(headers, folder, uid, size, flags, gm_msgid, gm_labels)
+        return _header_info(headers, folder, uid, size, flags, gm_msgid, gm_labels,
+                            internal_date)
     except Exception:  # noqa: BLE001 - the last resort: an id that still dedupes
         return HeaderInfo(folder=folder, uid=int(uid), message_id=synthesize_message_id(
             None, None, None, None, repr(raw_header_bytes)[:2000]), subject="", date=None,
-            from_addrs=(), to_addrs=(), cc_addrs=(), size=int(size or 0))
+            from_addrs=(), to_addrs=(), cc_addrs=(), size=int(size or 0),
+            internal_date=internal_date)
+
+
+def _aware_utc(value):
+    """An INTERNALDATE (imapclient gives a naive local or an aware datetime) as aware UTC."""
+    if not isinstance(value, dt.datetime):
+        return None
+    try:
+        if value.tzinfo is None:
+            value = value.astimezone()  # imapclient's naive values are local time
+        return value.astimezone(dt.timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def _flag_str(f) -> str:
-    return f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f)
+    return clean_line(f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f), 256)
 
 
-def _header_info(headers, folder, uid, size, flags, gm_msgid, gm_labels) -> HeaderInfo:
+def _header_info(headers, folder, uid, size, flags, gm_msgid, gm_labels,
+                 internal_date) -> HeaderInfo:
     mid = normalize_message_id(_first(headers, "message-id"))
     if not mid:
         mid = synthesize_message_id(_first(headers, "from"), _first(headers, "to"),
@@ -288,7 +315,7 @@ def _header_info(headers, folder, uid, size, flags, gm_msgid, gm_labels) -> Head
         folder=folder,
         uid=int(uid),
         message_id=mid,
-        subject=decode_header_text(_first(headers, "subject")),
+        subject=clean_line(decode_header_text(_first(headers, "subject")), SUBJECT_MAX),
         date=parse_date(_first(headers, "date")),
         from_addrs=addresses.extract(headers.get("from", [])),
         to_addrs=addresses.extract(headers.get("to", [])),
@@ -302,46 +329,74 @@ def _header_info(headers, folder, uid, size, flags, gm_msgid, gm_labels) -> Head
         auto_submitted=is_auto_submitted(_first(headers, "auto-submitted"),
                                          _first(headers, "precedence"),
                                          _first(headers, "list-id")),
+        internal_date=internal_date,
     )
 
 
 # --- whole message ---------------------------------------------------------------------------
 
-def parse_message(raw: bytes, *, max_attachment_bytes: int | None = None) -> ParsedMessage:
+_FEED_CHUNK = 1 << 16
+_FAST_B64_MIN = 1 << 20
+# The stdlib parser is quadratic in MIME nesting (each line is checked against every open
+# boundary) and dies of RecursionError after a few hundred levels: past this many declared
+# boundaries only the headers are read and the body is kept as text.
+_MAX_BOUNDARIES = 300
+
+
+def parse_message(raw: bytes, *, max_attachment_bytes: int | None = None,
+                  limits: Limits | None = None) -> ParsedMessage:
     """ParsedMessage from a whole raw message. Never raises: what cannot be read is listed in
-    ``defects`` (with the raw text as the body as the very last resort)."""
+    ``defects`` (with the raw text as the body as the very last resort). ``limits``: see
+    :class:`~.types.Limits` (``max_attachment_bytes`` alone is the older spelling); a message of
+    more than ``limits.max_parts`` parts comes back with ``refused`` set and nothing read."""
     if raw is None:
         raw = b""
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogateescape")
     raw = bytes(raw)
+    if limits is None:
+        limits = Limits(max_attachment_bytes=max_attachment_bytes)
     errors = []
-    # The stdlib parser is quadratic in MIME nesting (each line is checked against every open
-    # boundary) and dies of RecursionError after a few hundred levels: a 1,000-level message
-    # takes seconds. Past _MAX_BOUNDARIES, read the headers only and keep the body as text.
-    headers_only = raw.count(b"oundary=") > _MAX_BOUNDARIES
+    boundaries = raw.count(b"oundary=")
+    if limits.max_parts and boundaries + 1 > limits.max_parts:
+        return _refused_message(raw, limits, f"more than {boundaries + 1} MIME parts")
+    headers_only = boundaries > _MAX_BOUNDARIES
     for pol in (email_policy.default, email_policy.compat32):
         try:
             msg = _parse_bytes(raw, pol, headers_only)
-            return _parsed(msg, raw, max_attachment_bytes,
-                           [f"retried with compat32 policy: {e}" for e in errors] +
-                           ([f"more than {_MAX_BOUNDARIES} MIME boundaries: structure not "
-                             f"read, body kept as text"] if headers_only else []))
+            defects = [f"retried with compat32 policy: {e}" for e in errors]
+            if headers_only:
+                defects.append(f"more than {_MAX_BOUNDARIES} MIME boundaries: structure not "
+                               f"read, body kept as text")
+            root = StdPart(msg)
+            parts = count_parts(root)
+            if limits.max_parts and parts > limits.max_parts:
+                return _refused_message(raw, limits, f"{parts} MIME parts", msg)
+            return _parsed(msg, root, len(raw), limits, defects)
         except Exception as e:  # noqa: BLE001
             errors.append(f"{type(e).__name__}: {e}"[:200])
     # Nothing worked: keep the raw text so that nothing is lost.
-    defects = [f"unparseable message ({'; '.join(errors)})"]
-    text = decode_bytes(raw, None, defects, "message")
+    defects = [clean_line(f"unparseable message ({'; '.join(errors)})", 600)]
+    text = clean(decode_bytes(raw, None, defects, "message"))
     return ParsedMessage(
         message_id=synthesize_message_id(None, None, None, None, raw[:4096]),
         subject="", date=None, from_display="", from_addr=None, to_addrs=(), cc_addrs=(),
         in_reply_to=None, references=(), body_html=None, body_text=text, attachments=[],
-        defects=defects, size=len(raw))
+        defects=_clean_defects(defects), size=len(raw))
 
 
-_FEED_CHUNK = 1 << 16
-_FAST_B64_MIN = 1 << 20
-_MAX_BOUNDARIES = 300
+def _refused_message(raw, limits, what, msg=None) -> ParsedMessage:
+    """The headers of a message refused as a whole (too many parts): nothing else is read."""
+    if msg is None:
+        try:
+            msg = BytesParser(policy=email_policy.compat32).parsebytes(raw, headersonly=True)
+        except Exception:  # noqa: BLE001
+            msg = email.message.Message()
+    parsed = parse_header_block(_raw_headers(msg), len(raw), [])
+    parsed.defects = _clean_defects(parsed.defects)
+    parsed.refused = ("too_many_parts", f"the message has {what}, over the limit of "
+                                        f"{limits.max_parts}")
+    return parsed
 
 
 def _parse_bytes(raw: bytes, pol, headers_only=False):
@@ -356,8 +411,22 @@ def _parse_bytes(raw: bytes, pol, headers_only=False):
     return parser.close()
 
 
-def _parsed(msg, raw: bytes, max_attachment_bytes, defects: list) -> ParsedMessage:
-    headers = _raw_headers(msg)
+def display_address(value, defects: list | None = None) -> str:
+    """A From-like header value as shown: ``Name <address>`` (decoded, cleaned, the name cut to
+    ``NAME_MAX``), or the cleaned text when it is not one address."""
+    decoded = decode_header_text(value, defects)
+    try:
+        pairs = email.utils.getaddresses([decoded])
+    except Exception:  # noqa: BLE001
+        pairs = []
+    if len(pairs) == 1 and "@" in (pairs[0][1] or ""):
+        name, addr = clean_line(pairs[0][0], NAME_MAX), clean_line(pairs[0][1], 320)
+        return f"{name} <{addr}>" if name else addr
+    return clean_line(decoded, NAME_MAX + 320)
+
+
+def parse_header_block(headers: dict, size: int, defects: list) -> ParsedMessage:
+    """The header fields of a ParsedMessage (no body yet) from ``_raw_headers`` output."""
     mid = normalize_message_id(_first(headers, "message-id"))
     if not mid:
         mid = synthesize_message_id(_first(headers, "from"), _first(headers, "to"),
@@ -367,183 +436,312 @@ def _parsed(msg, raw: bytes, max_attachment_bytes, defects: list) -> ParsedMessa
     from_raw = headers.get("from", [])
     from_addrs = addresses.extract(from_raw)
     irt = message_ids(_first(headers, "in-reply-to"))
-    walker = _Walker(max_attachment_bytes, defects)
-    walker.walk(msg)
-    for d in getattr(msg, "defects", ()) or ():
-        defects.append(_defect_text(d))
-    texts = [t for t in walker.texts if t is not None]
-    htmls = [h for h in walker.htmls if h is not None]
     return ParsedMessage(
         message_id=mid,
-        subject=decode_header_text(_first(headers, "subject"), defects),
+        subject=clean_line(decode_header_text(_first(headers, "subject"), defects),
+                           SUBJECT_MAX),
         date=parse_date(_first(headers, "date"), defects),
-        from_display=decode_header_text(from_raw[0], defects) if from_raw else "",
+        from_display=display_address(from_raw[0], defects) if from_raw else "",
         from_addr=from_addrs[0] if from_addrs else None,
         to_addrs=addresses.extract(headers.get("to", [])),
         cc_addrs=addresses.extract(headers.get("cc", [])),
         in_reply_to=irt[0] if irt else None,
         references=message_ids(" ".join(headers.get("references", []))),
-        body_html="\n".join(htmls) if htmls else None,
-        body_text="\n\n".join(texts) if texts else None,
-        attachments=walker.attachments,
-        defects=_dedupe(defects),
-        size=len(raw),
+        body_html=None,
+        body_text=None,
+        defects=defects,
+        size=size,
     )
 
 
-def _dedupe(items):
-    return list(dict.fromkeys(items))
+def _parsed(msg, root, size: int, limits: Limits, defects: list) -> ParsedMessage:
+    parsed = parse_header_block(_raw_headers(msg), size, defects)
+    walker = Walker(limits, defects)
+    walker.walk(root)
+    for d in getattr(msg, "defects", ()) or ():
+        defects.append(_defect_text(d))
+    walker.finish(parsed)
+    return parsed
+
+
+def _clean_defects(defects):
+    return list(dict.fromkeys(clean_line(d, 300) for d in defects))
 
 
 def _defect_text(d) -> str:
     return type(d).__name__ + (f": {d}" if str(d) else "")
 
 
-class _Walker:
-    def __init__(self, max_attachment_bytes, defects):
-        self.max = max_attachment_bytes
+def count_parts(root) -> int:
+    """Every node of a part tree (the root and nested messages' parts included)."""
+    count, stack = 0, [root]
+    while stack:
+        node = stack.pop()
+        count += 1
+        stack.extend(node.children() or ())
+        inner = node.inner()
+        if inner is not None:
+            stack.append(inner)
+    return count
+
+
+# --- the part interface ------------------------------------------------------------------------
+
+class StdPart:
+    """One part of a message parsed by the stdlib (the interface :class:`Walker` reads; the
+    large-message path has another implementation of it, ``structure.ImapPart``)."""
+
+    __slots__ = ("part", "_children")
+
+    def __init__(self, part):
+        self.part = part
+        self._children = None
+
+    def content_type(self) -> str:
+        return _content_type(self.part)
+
+    def disposition(self) -> str | None:
+        return _disposition(self.part)
+
+    def filename(self, defects) -> str | None:
+        return _filename(self.part, defects)
+
+    def content_id(self) -> str | None:
+        return _content_id(self.part)
+
+    def charset(self) -> str | None:
+        try:
+            charset = self.part.get_param("charset")
+            if isinstance(charset, tuple):  # RFC 2231 form
+                charset = email.utils.collapse_rfc2231_value(charset)
+            return charset
+        except Exception:  # noqa: BLE001
+            return None
+
+    def part_defects(self) -> list[str]:
+        return [_defect_text(d) for d in getattr(self.part, "defects", ()) or ()]
+
+    def children(self):
+        """The parts of a multipart (None when it is not one or has no usable boundary)."""
+        if self._children is None:
+            payload = None
+            if self.content_type().startswith("multipart/"):
+                payload = self.part.get_payload()
+            self._children = ([StdPart(sub) for sub in payload]
+                              if isinstance(payload, list) else False)
+        return self._children or None
+
+    def inner(self):
+        """The message a ``message/*`` part holds (as a part), or None."""
+        ctype = self.content_type()
+        if not ctype.startswith("message/") or ctype in ("message/delivery-status",):
+            return None
+        payload = self.part.get_payload()
+        if isinstance(payload, list) and payload:
+            return StdPart(payload[0])
+        return None
+
+    def headers(self) -> dict:
+        return _raw_headers(self.part)
+
+    def size_hint(self) -> int | None:
+        """The decoded size when known without decoding (never, here)."""
+        return None
+
+    def payload(self, defects) -> bytes:
+        return _payload_bytes(self.part, defects)
+
+    def as_bytes(self) -> bytes:
+        return _as_bytes(self.part)
+
+
+# --- the walk ----------------------------------------------------------------------------------
+
+class Walker:
+    """Reads a tree of parts into text bodies, attachments and omitted parts, within
+    ``limits``. Iterative (no recursion limit on nesting). One bad part never loses the others:
+    its error becomes a defect."""
+
+    def __init__(self, limits: Limits | None, defects: list, *, text_only=False):
+        self.limits = limits or Limits()
         self.defects = defects
+        self.text_only = text_only  # the message is over its limit: text parts only
+        self.omitted_reason = None
         self.texts: list[str] = []
         self.htmls: list[str] = []
         self.attachments: list[Attachment] = []
-        self._depth = 0
+        self.omitted: list[Omitted] = []
 
-    def walk(self, part, *, in_alternative=False):
-        self._depth += 1
-        try:
-            if self._depth > 50:
-                self.defects.append("MIME nesting too deep; rest ignored")
-                return
-            self._walk(part, in_alternative)
-        except Exception as e:  # noqa: BLE001 - one bad part must not lose the others
-            self.defects.append(f"unreadable MIME part: {type(e).__name__}: {e}"[:300])
-        finally:
-            self._depth -= 1
+    def walk(self, root):
+        stack = [root]
+        first = True
+        while stack:
+            node = stack.pop()
+            try:
+                if not first:
+                    self.defects.extend(node.part_defects())
+                first = False
+                stack.extend(reversed(self._visit(node)))
+            except Exception as e:  # noqa: BLE001 - one bad part must not lose the others
+                self.defects.append(f"unreadable MIME part: {type(e).__name__}: {e}"[:300])
 
-    def _walk(self, part, in_alternative):
-        if self._depth > 1:
-            for d in getattr(part, "defects", ()) or ():
-                self.defects.append(_defect_text(d))
-        ctype = _content_type(part)
-        maintype = ctype.split("/", 1)[0]
-        if maintype == "multipart":
-            payload = part.get_payload()
-            if isinstance(payload, list):
-                alt = ctype == "multipart/alternative"
-                if alt:
-                    self._alternative(payload)
-                else:
-                    for sub in payload:
-                        self.walk(sub)
-                return
-            # multipart without (a usable) boundary: keep its raw body as text
-            self.defects.append(f"{ctype} without usable boundary; kept as text")
-            self._text(part, "text/plain", force=True)
-            return
-        if ctype in ("message/rfc822", "message/global") or (
-                maintype == "message" and isinstance(part.get_payload(), list)
-                and ctype not in ("message/delivery-status",)):
-            self._nested(part)
-            return
-        disposition = _disposition(part)
-        filename = _filename(part, self.defects)
-        if ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename:
-            self._text(part, ctype)
-            return
-        self._attachment(part, ctype, disposition, filename)
+    def _visit(self, node) -> list:
+        """Handle ``node``; the nodes to visit next, in document order."""
+        ctype = node.content_type()
+        if ctype.startswith("multipart/"):
+            children = node.children()
+            if children is None:
+                self.defects.append(f"{ctype} without usable boundary; kept as text")
+                self._text(node, "text/plain")
+                return []
+            if ctype == "multipart/alternative":
+                return self._alternative(children)
+            return list(children)
+        if node.inner() is not None:
+            self._nested(node)
+            return []
+        disposition = node.disposition()
+        filename = node.filename(self.defects)
+        if ctype in ("text/plain", "text/html") and disposition != "attachment" \
+                and not filename:
+            self._text(node, ctype)
+            return []
+        self._attachment(node, ctype, disposition, filename)
+        return []
 
-    def _alternative(self, parts):
-        # Keep the best HTML and the best text of the alternatives (the last of each wins,
-        # per RFC 2046 ordering); other alternatives (calendar, …) become attachments.
+    @staticmethod
+    def _alternative(children) -> list:
+        # The best HTML and the best text of the alternatives (the last of each wins, per
+        # RFC 2046 ordering); other alternatives (calendar, …) are kept as attachments.
         best_html = best_text = None
-        for sub in parts:
-            ctype = _content_type(sub)
-            if ctype == "text/html" and _disposition(sub) != "attachment":
+        others = []
+        for sub in children:
+            ctype = sub.content_type()
+            if ctype == "text/html" and sub.disposition() != "attachment":
                 best_html = sub
-            elif ctype == "text/plain" and _disposition(sub) != "attachment":
+            elif ctype == "text/plain" and sub.disposition() != "attachment":
                 best_text = sub
             else:
-                self.walk(sub)
-        if best_text is not None:
-            self.walk(best_text)
-        if best_html is not None:
-            self.walk(best_html)
+                others.append(sub)
+        return others + [n for n in (best_text, best_html) if n is not None]
 
-    def _payload_bytes(self, part) -> bytes:
-        big = _big_base64(part)
-        if big is not None:
-            return big
-        try:
-            data = part.get_payload(decode=True)
-        except Exception as e:  # noqa: BLE001
-            self.defects.append(f"undecodable payload: {type(e).__name__}")
-            data = None
-        if data is None:
-            payload = part.get_payload()
-            if isinstance(payload, str):
-                data = payload.encode("utf-8", "surrogateescape")
-            elif isinstance(payload, bytes):
-                data = payload
-            else:
-                data = b""
-        cte = str(part.get("Content-Transfer-Encoding", "") or "").strip().lower()
-        for d in getattr(part, "defects", ()) or ():
-            name = type(d).__name__
-            if "Base64" in name:
-                self.defects.append(f"bad base64 ({cte or 'base64'}) in {_content_type(part)}"
-                                    f" part: {name}")
-        return data
+    def _text(self, node, ctype):
+        if self._over_limit(node, "", ctype):
+            return
+        text = clean(decode_bytes(node.payload(self.defects), node.charset(), self.defects,
+                                  ctype))
+        (self.htmls if ctype == "text/html" else self.texts).append(text)
 
-    def _text(self, part, ctype, force=False):
-        data = self._payload_bytes(part)
-        charset = None
-        try:
-            charset = part.get_param("charset")
-            if isinstance(charset, tuple):  # RFC 2231 form
-                charset = email.utils.collapse_rfc2231_value(charset)
-        except Exception:  # noqa: BLE001
-            charset = None
-        text = decode_bytes(data, charset, self.defects, ctype)
-        if ctype == "text/html":
-            self.htmls.append(text)
-        else:
-            self.texts.append(text)
-
-    def _nested(self, part):
-        payload = part.get_payload()
-        data = b""
+    def _nested(self, node):
+        inner = node.inner()
         subject = ""
-        inner = payload[0] if isinstance(payload, list) and payload else None
-        if inner is not None:
-            data = _as_bytes(inner)
-            try:
-                subject = decode_header_text(inner.get("Subject"))
-            except Exception:  # noqa: BLE001
-                subject = ""
-        else:
-            data = self._payload_bytes(part)
-        name = _filename(part, self.defects) or _safe_filename(subject or "message") + ".eml"
+        try:
+            subject = clean_line(decode_header_text(_first(inner.headers(), "subject")), 150)
+        except Exception:  # noqa: BLE001
+            subject = ""
+        name = node.filename(self.defects) or _safe_filename(subject or "message") + ".eml"
         if not name.lower().endswith(".eml"):
             name += ".eml"
-        self._add(Attachment(filename=name, content_type="message/rfc822", data=data,
-                             content_id=_content_id(part), inline=False))
+        if self._over_limit(node, name, "message/rfc822"):
+            return
+        self._add(Attachment(filename=name, content_type="message/rfc822",
+                             data=inner.as_bytes(), content_id=node.content_id(), inline=False))
 
-    def _attachment(self, part, ctype, disposition, filename):
-        data = self._payload_bytes(part)
-        cid = _content_id(part)
+    def _attachment(self, node, ctype, disposition, filename):
+        cid = node.content_id()
         if not filename:
             ext = mimetypes.guess_extension(ctype) or ".bin"
-            filename = f"attachment-{len(self.attachments) + 1}{ext}"
+            filename = f"attachment-{len(self.attachments) + len(self.omitted) + 1}{ext}"
+        if self._over_limit(node, filename, ctype):
+            return
         inline = disposition == "inline" or (cid is not None and disposition != "attachment")
-        self._add(Attachment(filename=filename, content_type=ctype, data=data, content_id=cid,
-                             inline=inline))
+        self._add(Attachment(filename=filename, content_type=ctype,
+                             data=node.payload(self.defects), content_id=cid, inline=inline))
+
+    def _over_limit(self, node, filename, ctype) -> bool:
+        """True (and the part noted as omitted) when ``node`` must not be fetched or kept:
+        the message is over its limit and this is no text part, or its known size is over the
+        attachment limit. Sizes known only once decoded are checked in ``_add``."""
+        size = node.size_hint()
+        limit = self.limits.max_attachment_bytes
+        is_text = ctype in ("text/plain", "text/html") and not filename
+        if self.text_only and not is_text:
+            self.omitted.append(Omitted(filename or "", ctype, size or 0,
+                                        self.omitted_reason))
+            return True
+        if limit is not None and size is not None and size > limit:
+            self.omitted.append(Omitted(filename or _safe_filename(ctype.replace("/", ".")),
+                                        ctype, size, OMITTED_ATTACHMENT_LIMIT))
+            return True
+        return False
 
     def _add(self, att: Attachment):
-        if self.max is not None and len(att.data) > self.max:
-            self.defects.append(f"attachment {att.filename!r} ({len(att.data)} bytes) is larger "
-                                f"than {self.max} bytes; not kept")
+        limit = self.limits.max_attachment_bytes
+        if limit is not None and len(att.data) > limit:
+            self.omitted.append(Omitted(att.filename, att.content_type, len(att.data),
+                                        OMITTED_ATTACHMENT_LIMIT))
             return
         self.attachments.append(att)
+
+    def finish(self, parsed: ParsedMessage) -> ParsedMessage:
+        """Put what the walk found into ``parsed``."""
+        parsed.body_html = "\n".join(self.htmls) if self.htmls else None
+        parsed.body_text = "\n\n".join(self.texts) if self.texts else None
+        parsed.attachments = self.attachments
+        parsed.omitted = self.omitted
+        parsed.defects = _clean_defects(self.defects)
+        return parsed
+
+
+# --- part helpers ------------------------------------------------------------------------------
+
+def decode_transfer(data: bytes, cte: str | None, defects: list | None = None) -> bytes:
+    """``data`` decoded from its Content-Transfer-Encoding (base64 and quoted-printable; any
+    other is taken as is). Lenient: bad base64 characters are skipped, a defect noted."""
+    import binascii
+
+    cte = (cte or "").strip().lower()
+    try:
+        if cte == "base64":
+            try:
+                return binascii.a2b_base64(data, strict_mode=False)
+            except binascii.Error:
+                if defects is not None:
+                    defects.append("bad base64 padding; decoded what could be")
+                clean_b64 = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
+                return binascii.a2b_base64(clean_b64[:len(clean_b64) // 4 * 4] or b"")
+        if cte == "quoted-printable":
+            return binascii.a2b_qp(data)
+    except Exception as e:  # noqa: BLE001
+        if defects is not None:
+            defects.append(f"undecodable {cte} payload: {type(e).__name__}")
+    return data
+
+
+def _payload_bytes(part, defects) -> bytes:
+    big = _big_base64(part)
+    if big is not None:
+        return big
+    try:
+        data = part.get_payload(decode=True)
+    except Exception as e:  # noqa: BLE001
+        defects.append(f"undecodable payload: {type(e).__name__}")
+        data = None
+    if data is None:
+        payload = part.get_payload()
+        if isinstance(payload, str):
+            data = payload.encode("utf-8", "surrogateescape")
+        elif isinstance(payload, bytes):
+            data = payload
+        else:
+            data = b""
+    cte = str(part.get("Content-Transfer-Encoding", "") or "").strip().lower()
+    for d in getattr(part, "defects", ()) or ():
+        name = type(d).__name__
+        if "Base64" in name:
+            defects.append(f"bad base64 ({cte or 'base64'}) in {_content_type(part)} part: "
+                           f"{name}")
+    return data
 
 
 def _big_base64(part) -> bytes | None:
@@ -566,7 +764,7 @@ def _content_type(part) -> str:
         ctype = part.get_content_type()
     except Exception:  # noqa: BLE001
         return "text/plain"
-    return (ctype or "text/plain").lower()
+    return clean_line(ctype or "text/plain", 200).lower()
 
 
 def _disposition(part) -> str | None:
@@ -598,15 +796,16 @@ def _filename(part, defects) -> str | None:
 
 
 def _safe_filename(name: str) -> str:
-    name = re.sub(r"[\x00-\x1f\x7f/\\]", "_", name).strip().strip(".")
-    return name[:200]
+    name = clean_line(name)
+    name = re.sub(r"[/\\]", "_", name).strip().strip(".")
+    return clean_line(name, FILENAME_MAX)
 
 
 def _content_id(part) -> str | None:
     cid = part.get("Content-ID")
     if not cid:
         return None
-    cid = _unfold(_unsurrogate(str(cid))).strip()
+    cid = clean_line(_unfold(_unsurrogate(str(cid))), 998)
     if cid.startswith("<") and cid.endswith(">"):
         cid = cid[1:-1].strip()
     return cid or None

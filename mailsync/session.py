@@ -374,7 +374,7 @@ class ImapSession:
         """HeaderInfo of each UID (ascending), from the header fields only — no bodies."""
         if not uids:
             return []
-        items = [HEADER_FETCH, "RFC822.SIZE", "FLAGS"]
+        items = [HEADER_FETCH, "RFC822.SIZE", "FLAGS", "INTERNALDATE"]
         if self.is_gmail:
             items += ["X-GM-MSGID", "X-GM-LABELS"]
         before = self.bytes_in
@@ -394,7 +394,8 @@ class ImapSession:
             result.append(parse.parse_headers(
                 raw, folder=folder, uid=int(uid), size=row.get(b"RFC822.SIZE") or 0,
                 flags=row.get(b"FLAGS") or (), gm_msgid=row.get(b"X-GM-MSGID"),
-                gm_labels=row.get(b"X-GM-LABELS") or ()))
+                gm_labels=row.get(b"X-GM-LABELS") or (),
+                internal_date=row.get(b"INTERNALDATE")))
         return result
 
     def fetch_raw(self, uids) -> dict[int, bytes]:
@@ -417,6 +418,16 @@ class ImapSession:
             if body is not None:
                 out[int(uid)] = bytes(body)
         return out
+
+    def fetch_message_items(self, uid: int, items) -> dict:
+        """The FETCH row of one message for ``items`` (sections read with ``BODY.PEEK``: flags
+        untouched), counted as body bytes. ``{}`` when the message is gone."""
+        before = self.bytes_in
+        try:
+            data = self._call(self._c.fetch, [int(uid)], list(items))
+        finally:
+            self.bodies_bytes += self.bytes_in - before
+        return data.get(int(uid)) or {}
 
     def append(self, folder: str, raw: bytes, flags=(), when=None) -> int | None:
         """APPEND a message (the caller's own Sent copy). Returns the new UID when known."""

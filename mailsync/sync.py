@@ -2,19 +2,29 @@
 
 See CONTRACT.md. In short, per folder: EXAMINE; a new UIDVALIDITY resets the cursor; UIDs above
 the cursor are read in ascending batches: headers first, the ``matcher`` says which messages are
-wanted, only those bodies are fetched (``BODY.PEEK[]``) and parsed, and the ``recorder`` stores
+wanted, only those bodies are fetched (``BODY.PEEK``) and parsed, and the ``recorder`` stores
 the items and the new cursor in one transaction. The mailbox is never modified.
+
+Bodies are read in *groups* (:func:`read_bodies`): ordinary messages together, up to
+``BODY_CHUNK_BYTES`` a FETCH; a large message (``structure.LARGE_MESSAGE_BYTES``, or over the
+message limit) alone, part by part; a *suspect* (a message that was being read when an earlier
+sync died) alone. ``before_bodies(folder_state, uids)`` is told which UIDs are about to be
+read, so that the caller can remember them across a crash. A message that cannot be fetched,
+read or is refused by the limits becomes a message-level ``SyncError`` in ``report.errors``
+(with its ``HeaderInfo``) and is left out: the cursor moves over it, the others go on.
 """
 from __future__ import annotations
 
 import time
 
+from . import structure
 from .errors import SyncError, classify
 from .parse import parse_message
-from .session import ImapSession
-from .types import FolderState, SyncReport
+from .text import clean_line
+from .types import Limits, SyncReport
 
-__all__ = ["sync_mailbox", "CONNECTION_KINDS"]
+__all__ = ["sync_mailbox", "read_uids", "read_bodies", "changed_folders", "CONNECTION_KINDS",
+           "BODY_CHUNK_BYTES"]
 
 # Kinds that mean the connection (or the account) is unusable: they stop the mailbox.
 CONNECTION_KINDS = frozenset({
@@ -22,27 +32,42 @@ CONNECTION_KINDS = frozenset({
     "refused", "timeout", "dropped", "over_quota", "throttled", "too_many_connections", "config",
 })
 
+# Bodies are fetched in FETCH commands of at most this many bytes (by RFC822.SIZE from the
+# header fetch; a bigger message alone): a batch never holds all its raw bodies at once.
+BODY_CHUNK_BYTES = 4 << 20
+
 
 def _past(deadline) -> bool:
     return deadline is not None and time.monotonic() >= deadline
 
 
 def sync_mailbox(config, folders=None, *, matcher, recorder, since=None, batch_size=200,
-                 deadline=None, quota=None, session=None, max_attachment_bytes=None):
+                 deadline=None, quota=None, session=None, max_attachment_bytes=None,
+                 limits: Limits | None = None, skip_uids=None, suspects=None,
+                 before_bodies=None):
     """Sync ``folders`` (None → discover) of ``config``'s mailbox.
 
     ``matcher(list[HeaderInfo]) -> dict[uid, match]`` names the messages whose body is wanted;
     ``recorder(folder_state, [(HeaderInfo, ParsedMessage, match)], new_last_uid)`` stores them and
-    the cursor in one transaction (it is called for every batch, even empty ones; and once with no
-    items and ``new_last_uid=0`` when a folder's UIDVALIDITY changed and nothing is left to read).
+    the cursor in one transaction (it is called for every group of bodies and for every batch,
+    even empty ones; and once with no items and ``new_last_uid=0`` when a folder's UIDVALIDITY
+    changed and nothing is left to read).
+
+    ``limits``: see :class:`~.types.Limits`. ``skip_uids`` / ``suspects``: ``{folder name:
+    set(uid)}`` of messages never to read (skipped for good) / to read alone.
+    ``before_bodies(folder_state, uids)``: called before each group of bodies is fetched.
 
     Returns ``(folders, report)``. A connection failure raises SyncError (the cursors of batches
     already handed to the recorder are in the returned/persisted state); a message that cannot be
-    fetched or parsed is reported in ``report.errors`` and skipped.
+    fetched, parsed or is refused is reported in ``report.errors`` and skipped.
     """
+    if limits is None:
+        limits = Limits(max_attachment_bytes=max_attachment_bytes)
     report = SyncReport()
     own = session is None
     if own:
+        from .session import ImapSession
+
         session = ImapSession(config)
         session.connect()
     h0, b0 = session.headers_bytes, session.bodies_bytes
@@ -60,9 +85,12 @@ def sync_mailbox(config, folders=None, *, matcher, recorder, since=None, batch_s
             if fs.name in unchanged:
                 report.folders += 1
                 continue
+            reader = _Reader(session, fs, limits, report, (suspects or {}).get(fs.name, ()),
+                             before_bodies)
             try:
                 cut = _sync_folder(session, fs, matcher, recorder, since, batch_size, deadline,
-                                   report, remaining, max_attachment_bytes)
+                                   report, remaining, reader,
+                                   set((skip_uids or {}).get(fs.name, ())))
             except SyncError as e:
                 if e.kind == "folder_missing":
                     e.folder = e.folder or fs.name
@@ -81,10 +109,15 @@ def sync_mailbox(config, folders=None, *, matcher, recorder, since=None, batch_s
             session.close()
 
 
+def changed_folders(session, folders) -> list:
+    """The FolderStates of ``folders`` where something may be new: STATUS (one pipelined round
+    trip, no folder opened) says UIDVALIDITY changed or UIDNEXT moved above the cursor; a folder
+    that was never synced, or that STATUS says nothing about, counts as changed."""
+    return [fs for fs in folders if fs.name not in _unchanged(session, folders)]
+
+
 def _unchanged(session, folders) -> set:
-    """Names of the folders where nothing can be new: STATUS (one pipelined round trip, no
-    folder opened) gives the cursor's UIDVALIDITY and UIDNEXT-1 at most the cursor. The others
-    (and every folder of a server whose STATUS says less) are EXAMINEd as before."""
+    """Names of the folders where nothing can be new (see :func:`changed_folders`)."""
     known = [fs for fs in folders if fs.uidvalidity is not None]
     status_many = getattr(session, "status_many", None)
     if not known or status_many is None:
@@ -94,8 +127,8 @@ def _unchanged(session, folders) -> set:
             and status[fs.name][0] == fs.uidvalidity and status[fs.name][1] - 1 <= fs.last_uid}
 
 
-def _sync_folder(session, fs: FolderState, matcher, recorder, since, batch_size, deadline,
-                 report, remaining, max_attachment_bytes) -> bool:
+def _sync_folder(session, fs, matcher, recorder, since, batch_size, deadline, report,
+                 remaining, reader, skip) -> bool:
     """Sync one folder; True when the quota cut the run."""
     uidvalidity, uidnext = session.examine(fs.name)
     report.folders += 1
@@ -104,6 +137,8 @@ def _sync_folder(session, fs: FolderState, matcher, recorder, since, batch_size,
         reset = fs.uidvalidity is not None
         fs.uidvalidity = uidvalidity
         fs.last_uid = 0
+        if reset:  # UIDs of the old UIDVALIDITY mean nothing now
+            skip, reader.suspects = set(), set()
     top = uidnext - 1 if uidnext else None  # every UID up to here existed at EXAMINE time
     if top is not None and fs.last_uid and fs.last_uid >= top:
         uids = []  # nothing new: no SEARCH needed
@@ -127,7 +162,7 @@ def _sync_folder(session, fs: FolderState, matcher, recorder, since, batch_size,
         headers = session.fetch_headers(batch)
         report.headers_seen += len(headers)
         matches = matcher(headers) or {}
-        wanted = [h for h in headers if h.uid in matches]
+        wanted = [h for h in headers if h.uid in matches and h.uid not in skip]
         report.matched += len(wanted)
         new_last = batch[-1]
         cut = False
@@ -138,12 +173,12 @@ def _sync_folder(session, fs: FolderState, matcher, recorder, since, batch_size,
             below = [u for u in batch if u < cut_uid]
             new_last = below[-1] if below else fs.last_uid
             cut = True
-        items = _bodies(session, fs, wanted, matches, report, max_attachment_bytes)
-        recorder(fs, items, new_last)
-        fs.last_uid = new_last
-        report.recorded += len(items)
-        if remaining is not None:
-            remaining -= len(items)
+        for items, last in reader.groups(wanted, matches, new_last):
+            recorder(fs, items, last)
+            fs.last_uid = max(fs.last_uid, last)
+            report.recorded += len(items)
+            if remaining is not None:
+                remaining -= len(items)
         if cut:
             return True
     if top is not None and fs.last_uid < top:
@@ -154,33 +189,132 @@ def _sync_folder(session, fs: FolderState, matcher, recorder, since, batch_size,
     return False
 
 
-# Bodies are fetched in FETCH commands of at most this many bytes (by RFC822.SIZE from the
-# header fetch; a bigger message alone): a batch never holds all its raw bodies at once.
-BODY_CHUNK_BYTES = 4 << 20
+def read_uids(session, fs, uids, *, matcher, recorder, limits: Limits | None = None,
+              batch_size=200, before_bodies=None):
+    """Read the given ``uids`` of the folder ``fs`` (already EXAMINEd, same UIDVALIDITY): the
+    same header → matcher → bodies → recorder steps as a sync, without moving any cursor
+    (``recorder`` gets ``new_last_uid=None``). For late linking, retries of skipped messages
+    and dry runs. Returns ``(seen, matched, report)``: the UIDs the server still has and those
+    the matcher wanted."""
+    report = SyncReport()
+    reader = _Reader(session, fs, limits or Limits(), report, (), before_bodies)
+    seen, matched = set(), set()
+    uids = sorted(set(uids))
+    batch_size = max(1, int(batch_size))
+    for i in range(0, len(uids), batch_size):
+        headers = session.fetch_headers(uids[i:i + batch_size])
+        report.headers_seen += len(headers)
+        seen.update(h.uid for h in headers)
+        matches = matcher(headers) or {}
+        wanted = [h for h in headers if h.uid in matches]
+        matched.update(h.uid for h in wanted)
+        report.matched += len(wanted)
+        for items, _last in reader.groups(wanted, matches, None):
+            if items:
+                recorder(fs, items, None)
+                report.recorded += len(items)
+    return seen, matched, report
 
 
-def _bodies(session, fs, wanted, matches, report, max_attachment_bytes):
-    items, chunk, size = [], [], 0
-    for h in wanted:
-        if chunk and size + (h.size or 0) > BODY_CHUNK_BYTES:
-            items += _bodies_chunk(session, fs, chunk, matches, report, max_attachment_bytes)
-            chunk, size = [], 0
-        chunk.append(h)
-        size += h.size or 0
-    if chunk:
-        items += _bodies_chunk(session, fs, chunk, matches, report, max_attachment_bytes)
-    return items
+def read_bodies(session, fs, headers, matches, report, limits: Limits | None = None):
+    """``[(HeaderInfo, ParsedMessage, match)]`` of ``headers`` (all read, grouped as a sync
+    reads them); failures go to ``report.errors``."""
+    reader = _Reader(session, fs, limits or Limits(), report, (), None)
+    return [item for items, _last in reader.groups(headers, matches, None) for item in items]
 
 
-def _bodies_chunk(session, fs, wanted, matches, report, max_attachment_bytes):
-    if not wanted:
-        return []
-    uids = [h.uid for h in wanted]
-    try:
-        raws = session.fetch_raw(uids)
-    except SyncError as e:
-        if e.kind in CONNECTION_KINDS:
-            raise
+class _Reader:
+    """Reads the bodies of wanted messages of one folder, group by group."""
+
+    def __init__(self, session, fs, limits, report, suspects, before_bodies):
+        self.session = session
+        self.fs = fs
+        self.limits = limits
+        self.report = report
+        self.suspects = set(suspects or ())
+        self.before_bodies = before_bodies
+
+    def _alone(self, header) -> bool:
+        return header.uid in self.suspects or self._large(header)
+
+    def _large(self, header) -> bool:
+        size = header.size or 0
+        limit = self.limits.max_message_bytes
+        return size > structure.LARGE_MESSAGE_BYTES or bool(limit and size > limit)
+
+    def groups(self, wanted, matches, new_last):
+        """Yield ``(items, last_uid)`` per group, ascending; ``last_uid`` covers everything up
+        to the next group (the last one: ``new_last``). No wanted message: one empty group."""
+        groups, chunk, size = [], [], 0
+        for h in wanted:
+            if self._alone(h):
+                if chunk:
+                    groups.append(chunk)
+                groups.append([h])
+                chunk, size = [], 0
+                continue
+            if chunk and size + (h.size or 0) > BODY_CHUNK_BYTES:
+                groups.append(chunk)
+                chunk, size = [], 0
+            chunk.append(h)
+            size += h.size or 0
+        if chunk:
+            groups.append(chunk)
+        if not groups:
+            yield [], new_last
+            return
+        for index, group in enumerate(groups):
+            if new_last is None:
+                last = None
+            elif index + 1 < len(groups):
+                last = groups[index + 1][0].uid - 1
+            else:
+                last = new_last
+            if self.before_bodies is not None:
+                self.before_bodies(self.fs, [h.uid for h in group])
+            yield self._read(group, matches), last
+
+    def _error(self, kind, detail, header, retryable=False) -> SyncError:
+        return SyncError(kind, detail, host=self.session.host, port=self.session.port,
+                         uid=header.uid, folder=self.fs.name, header=header,
+                         retryable=retryable)
+
+    def _read(self, group, matches):
+        if len(group) == 1 and self._large(group[0]):
+            parsed = self._read_large(group[0])
+            return self._items(group, {group[0].uid: parsed} if parsed else {}, matches)
+        raws = self._fetch_raw([h.uid for h in group], {h.uid: h for h in group})
+        parsed = {}
+        for h in group:
+            raw = raws.pop(h.uid, None)  # parsed: the raw bytes go at once
+            if raw is not None:
+                parsed[h.uid] = parse_message(raw, limits=self.limits)
+            del raw
+        return self._items(group, parsed, matches)
+
+    def _items(self, group, parsed, matches):
+        items = []
+        for h in group:
+            message = parsed.get(h.uid)
+            if message is None:
+                if not any(getattr(e, "uid", None) == h.uid for e in self.report.errors):
+                    self.report.errors.append(self._error(
+                        "protocol", f"no body returned for UID {h.uid} (expunged meanwhile?)", h))
+                continue
+            if message.refused:
+                kind, detail = message.refused
+                self.report.errors.append(self._error(kind, detail, h))
+                continue
+            items.append((h, message, matches[h.uid]))
+        return items
+
+    def _fetch_raw(self, uids, headers):
+        session = self.session
+        try:
+            return session.fetch_raw(uids)
+        except SyncError as e:
+            if e.kind in CONNECTION_KINDS:
+                raise
         # One bad message can make the whole FETCH fail: fetch one by one.
         raws = {}
         for uid in uids:
@@ -190,24 +324,38 @@ def _bodies_chunk(session, fs, wanted, matches, report, max_attachment_bytes):
                 if one.kind in CONNECTION_KINDS:
                     raise
                 session.noop()  # a dead connection raises here: not the message's fault
-                one.uid, one.folder = uid, fs.name
-                report.errors.append(one)
-    items = []
-    for h in wanted:
-        raw = raws.pop(h.uid, None)  # parsed: the raw bytes go at once
-        if raw is None:
-            if not any(getattr(e, "uid", None) == h.uid for e in report.errors):
-                report.errors.append(SyncError(
-                    "protocol", f"no body returned for UID {h.uid} (expunged meanwhile?)",
-                    host=session.host, port=session.port, uid=h.uid, folder=fs.name,
-                    retryable=False))
-            continue
+                one.uid, one.folder, one.header = uid, self.fs.name, headers[uid]
+                self.report.errors.append(one)
+        return raws
+
+    def _read_large(self, header):
+        """A large message part by part; without a usable structure, whole (within the message
+        limit) or its header alone (over it)."""
         try:
-            parsed = parse_message(raw, max_attachment_bytes=max_attachment_bytes)
-        except Exception as e:  # noqa: BLE001 - parse_message never raises; belt and braces
-            err = classify(e)
-            err.kind, err.uid, err.folder, err.retryable = "parse", h.uid, fs.name, False
-            report.errors.append(err)
-            continue
-        items.append((h, parsed, matches[h.uid]))
-    return items
+            return structure.fetch_parsed(self.session, header, self.limits)
+        except SyncError as e:
+            if e.kind in CONNECTION_KINDS:
+                raise
+            self.session.noop()
+            problem = e
+        except structure.StructureUnavailable as e:
+            problem = e
+        except Exception as e:  # noqa: BLE001 - a bug of the part walk must not stop the mailbox
+            problem = classify(e)
+        limit = self.limits.max_message_bytes
+        try:
+            if limit and (header.size or 0) > limit:
+                parsed = structure.fetch_header_only(self.session, header)
+            else:
+                raw = self.session.fetch_raw([header.uid]).get(header.uid)
+                parsed = parse_message(raw, limits=self.limits) if raw is not None else None
+        except SyncError as e:
+            if e.kind in CONNECTION_KINDS:
+                raise
+            e.uid, e.folder, e.header = header.uid, self.fs.name, header
+            self.report.errors.append(e)
+            return None
+        if parsed is not None:
+            parsed.defects.append(clean_line(
+                f"read whole: the part-by-part read failed ({problem})", 300))
+        return parsed

@@ -70,6 +70,7 @@ class HeaderInfo:
     gm_msgid: int | None = None
     gm_labels: tuple[str, ...] = ()
     auto_submitted: bool = False  # Auto-Submitted / Precedence bulk / List-Id
+    internal_date: dt.datetime | None = None  # the server's INTERNALDATE (aware, UTC)
 
     @property
     def all_addrs(self) -> tuple[str, ...]:
@@ -83,6 +84,32 @@ class Attachment:
     data: bytes = field(repr=False)
     content_id: str | None = None
     inline: bool = False
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one message may cost (None: no limit). An attachment over ``max_attachment_bytes``
+    is not kept; a message over ``max_message_bytes`` is read from its header and its text
+    parts only (by part, never downloaded whole); a message of more than ``max_parts`` MIME
+    parts is refused (skipped, for the caller to retry once the limit is raised)."""
+
+    max_attachment_bytes: int | None = None
+    max_message_bytes: int | None = None
+    max_parts: int | None = None
+
+
+OMITTED_ATTACHMENT_LIMIT = "attachment_limit"  # the part alone is over max_attachment_bytes
+OMITTED_MESSAGE_LIMIT = "message_limit"  # the whole message is over max_message_bytes
+
+
+@dataclass(frozen=True)
+class Omitted:
+    """A part that was not kept, for the note the caller adds to the message."""
+
+    filename: str
+    content_type: str
+    size: int  # decoded bytes (estimated from the encoded size when it was never fetched)
+    reason: str  # OMITTED_ATTACHMENT_LIMIT | OMITTED_MESSAGE_LIMIT
 
 
 @dataclass
@@ -103,6 +130,10 @@ class ParsedMessage:
     attachments: list[Attachment] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
     size: int = 0
+    omitted: list[Omitted] = field(default_factory=list)
+    # Set when the message is refused as a whole (kind of SyncError, e.g. "too_many_parts",
+    # and one sentence): the caller skips it instead of recording it.
+    refused: tuple[str, str] | None = None
 
 
 @dataclass

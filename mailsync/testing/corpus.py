@@ -20,6 +20,7 @@ from email.utils import format_datetime
 
 from .. import addresses
 from ..parse import synthesize_message_id
+from ..text import clean_line
 from ..types import DIRECTION_RECEIVED, DIRECTION_SENT
 
 __all__ = ["CorpusMessage", "generate", "MALFORMED_KINDS", "CHARSETS"]
@@ -229,7 +230,7 @@ def generate(seed, user: str, correspondents, n: int, *, malformed_ratio: float 
         out.append(CorpusMessage(
             raw=raw, folder="Sent" if sent else "INBOX", message_id=mid,
             direction=DIRECTION_SENT if sent else DIRECTION_RECEIVED, addrs=addrs, date=when,
-            subject=subject, in_reply_to=in_reply_to, references=refs,
+            subject=clean_line(subject), in_reply_to=in_reply_to, references=refs,
             correspondent=None if bulk else corr, attachments=n_att, malformed=malformed,
             charset=charset))
     return out

@@ -161,7 +161,9 @@ def test_max_attachment_bytes():
                     base64.encodebytes(b"x" * 5000) + b"--B--\r\n"))
     assert len(parse_message(raw).attachments[0].data) == 5000
     p = parse_message(raw, max_attachment_bytes=1000)
-    assert p.attachments == [] and any("big.bin" in d for d in p.defects)
+    assert p.attachments == [] and p.body_text.strip() == "body"
+    assert [(o.filename, o.size, o.reason) for o in p.omitted] == [
+        ("big.bin", 5000, "attachment_limit")]
 
 
 def test_parse_headers_fields_and_auto_submitted():

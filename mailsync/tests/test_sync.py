@@ -278,3 +278,42 @@ def test_auth_failure_raises(mail_user):
     with pytest.raises(SyncError) as info:
         sync_mailbox(mail_user.config(password="bad"), None, matcher=dict, recorder=print)
     assert info.value.kind == "auth"
+
+
+def test_suspects_are_read_alone_and_skipped_uids_never(mailbox, dovecot):
+    """A message that was being read when an earlier sync died (a suspect) is read alone, in a
+    group of its own, after ``before_bodies`` named it alone; a UID to skip is never fetched;
+    the cursor still covers everything, each group's cursor just below the next group."""
+    user, msgs = mailbox
+    caller = Caller()
+    inbox = sorted(dovecot.flags(user.login, "INBOX"))
+    wanted_inbox = [uid for uid in inbox
+                    if any(m.folder == "INBOX" and set(CRM) & set(m.addrs)
+                           and m.message_id == mid for m in msgs
+                           for mid in [_mid_of(user, uid)])]
+    suspect, skipped = wanted_inbox[3], wanted_inbox[5]
+    announced = []
+    folders, report = sync_mailbox(
+        user.config(), None, matcher=caller.matcher, recorder=caller.recorder, batch_size=200,
+        suspects={"INBOX": {suspect}}, skip_uids={"INBOX": {skipped}},
+        before_bodies=lambda fs, uids: announced.append((fs.name, list(uids))))
+    assert ("INBOX", [suspect]) in announced
+    fetched = {uid for folder, uids in announced if folder == "INBOX" for uid in uids}
+    assert skipped not in fetched and suspect in fetched
+    calls = [c for c in caller.calls if c[0] == "INBOX"]
+    assert [suspect] in [c[1] for c in calls]
+    assert all(c[2] >= max(c[1], default=0) for c in calls)
+    assert [c[2] for c in calls] == sorted(c[2] for c in calls)
+    assert calls[-1][2] == max(inbox)
+    assert _mid_of(user, skipped) not in caller.registry
+    assert set(caller.registry) == expected(msgs) - {_mid_of(user, skipped)}
+
+
+def _mid_of(user, uid, _cache={}):
+    key = (user.login, uid)
+    if key not in _cache:
+        with ImapSession(user.config()) as session:
+            session.examine("INBOX")
+            [h] = session.fetch_headers([uid])
+            _cache[key] = h.message_id
+    return _cache[key]

@@ -18,6 +18,7 @@
         "views/oauth_templates.xml",
         "views/res_config_settings_views.xml",
         "views/mail_sync_log_views.xml",
+        "views/mail_sync_skipped_views.xml",
         "views/crm_lead_views.xml",
         "views/res_partner_views.xml",
         "views/res_users_views.xml",

@@ -182,6 +182,11 @@ class SyncError(Exception):
         return ""
 
     @property
+    def summary(self) -> str:
+        """What went wrong in one sentence, without naming the host, folder or message."""
+        return _MESSAGES[self.kind].format(where="")
+
+    @property
     def message(self) -> str:
         msg = _MESSAGES[self.kind].format(where=self.where)
         if self.kind == "folder_missing" and self.folder:

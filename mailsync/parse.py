@@ -394,7 +394,7 @@ def _refused_message(raw, limits, what, msg=None) -> ParsedMessage:
             msg = email.message.Message()
     parsed = parse_header_block(_raw_headers(msg), len(raw), [])
     parsed.defects = _clean_defects(parsed.defects)
-    parsed.refused = ("too_many_parts", f"the message has {what}, over the limit of "
+    parsed.refused = ("too_many_parts", f"The message has {what}, over the limit of "
                                         f"{limits.max_parts}")
     return parsed
 

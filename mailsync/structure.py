@@ -320,7 +320,7 @@ def fetch_parsed(session, header, limits: Limits | None = None) -> ParsedMessage
     except (IndexError, TypeError, ValueError, AttributeError) as e:
         raise StructureUnavailable(f"{type(e).__name__}: {e}") from None
     if limits.max_parts and parts > limits.max_parts:
-        parsed.refused = ("too_many_parts", f"the message has {parts} MIME parts, over the "
+        parsed.refused = ("too_many_parts", f"The message has {parts} MIME parts, over the "
                                             f"limit of {limits.max_parts}")
         return parsed
     over = bool(limits.max_message_bytes and (header.size or 0) > limits.max_message_bytes)

@@ -44,7 +44,7 @@ def _past(deadline) -> bool:
 def sync_mailbox(config, folders=None, *, matcher, recorder, since=None, batch_size=200,
                  deadline=None, quota=None, session=None, max_attachment_bytes=None,
                  limits: Limits | None = None, skip_uids=None, suspects=None,
-                 before_bodies=None):
+                 before_bodies=None, on_errors=None):
     """Sync ``folders`` (None → discover) of ``config``'s mailbox.
 
     ``matcher(list[HeaderInfo]) -> dict[uid, match]`` names the messages whose body is wanted;
@@ -53,9 +53,11 @@ def sync_mailbox(config, folders=None, *, matcher, recorder, since=None, batch_s
     even empty ones; and once with no items and ``new_last_uid=0`` when a folder's UIDVALIDITY
     changed and nothing is left to read).
 
-    ``limits``: see :class:`~.types.Limits`. ``skip_uids`` / ``suspects``: ``{folder name:
-    set(uid)}`` of messages never to read (skipped for good) / to read alone.
-    ``before_bodies(folder_state, uids)``: called before each group of bodies is fetched.
+    ``limits``: see :class:`~.types.Limits`. ``skip_uids``: ``{folder name: {uid: (kind,
+    detail)}}`` of messages never to read: a wanted one becomes a message-level error of that
+    kind. ``suspects``: ``{folder name: set(uid)}`` of messages to read alone.
+    ``before_bodies(folder_state, uids)``: called before each group of bodies is fetched;
+    ``on_errors(folder_state, errors)``: see the module docstring.
 
     Returns ``(folders, report)``. A connection failure raises SyncError (the cursors of batches
     already handed to the recorder are in the returned/persisted state); a message that cannot be
@@ -86,11 +88,11 @@ def sync_mailbox(config, folders=None, *, matcher, recorder, since=None, batch_s
                 report.folders += 1
                 continue
             reader = _Reader(session, fs, limits, report, (suspects or {}).get(fs.name, ()),
-                             before_bodies)
+                             before_bodies, on_errors)
             try:
                 cut = _sync_folder(session, fs, matcher, recorder, since, batch_size, deadline,
                                    report, remaining, reader,
-                                   set((skip_uids or {}).get(fs.name, ())))
+                                   dict((skip_uids or {}).get(fs.name, {})))
             except SyncError as e:
                 if e.kind == "folder_missing":
                     e.folder = e.folder or fs.name
@@ -138,7 +140,7 @@ def _sync_folder(session, fs, matcher, recorder, since, batch_size, deadline, re
         fs.uidvalidity = uidvalidity
         fs.last_uid = 0
         if reset:  # UIDs of the old UIDVALIDITY mean nothing now
-            skip, reader.suspects = set(), set()
+            skip, reader.suspects = {}, set()
     top = uidnext - 1 if uidnext else None  # every UID up to here existed at EXAMINE time
     if top is not None and fs.last_uid and fs.last_uid >= top:
         uids = []  # nothing new: no SEARCH needed
@@ -162,6 +164,9 @@ def _sync_folder(session, fs, matcher, recorder, since, batch_size, deadline, re
         headers = session.fetch_headers(batch)
         report.headers_seen += len(headers)
         matches = matcher(headers) or {}
+        for h in headers:
+            if h.uid in matches and h.uid in skip:
+                reader.error(*skip[h.uid], h)
         wanted = [h for h in headers if h.uid in matches and h.uid not in skip]
         report.matched += len(wanted)
         new_last = batch[-1]
@@ -174,6 +179,7 @@ def _sync_folder(session, fs, matcher, recorder, since, batch_size, deadline, re
             new_last = below[-1] if below else fs.last_uid
             cut = True
         for items, last in reader.groups(wanted, matches, new_last):
+            reader.flush_errors()
             recorder(fs, items, last)
             fs.last_uid = max(fs.last_uid, last)
             report.recorded += len(items)
@@ -190,14 +196,14 @@ def _sync_folder(session, fs, matcher, recorder, since, batch_size, deadline, re
 
 
 def read_uids(session, fs, uids, *, matcher, recorder, limits: Limits | None = None,
-              batch_size=200, before_bodies=None):
+              batch_size=200, before_bodies=None, on_errors=None):
     """Read the given ``uids`` of the folder ``fs`` (already EXAMINEd, same UIDVALIDITY): the
     same header → matcher → bodies → recorder steps as a sync, without moving any cursor
     (``recorder`` gets ``new_last_uid=None``). For late linking, retries of skipped messages
     and dry runs. Returns ``(seen, matched, report)``: the UIDs the server still has and those
     the matcher wanted."""
     report = SyncReport()
-    reader = _Reader(session, fs, limits or Limits(), report, (), before_bodies)
+    reader = _Reader(session, fs, limits or Limits(), report, (), before_bodies, on_errors)
     seen, matched = set(), set()
     uids = sorted(set(uids))
     batch_size = max(1, int(batch_size))
@@ -210,7 +216,7 @@ def read_uids(session, fs, uids, *, matcher, recorder, limits: Limits | None = N
         matched.update(h.uid for h in wanted)
         report.matched += len(wanted)
         for items, _last in reader.groups(wanted, matches, None):
-            if items:
+            if reader.flush_errors() or items:  # the errors are stored with the recorder call
                 recorder(fs, items, None)
                 report.recorded += len(items)
     return seen, matched, report
@@ -219,20 +225,40 @@ def read_uids(session, fs, uids, *, matcher, recorder, limits: Limits | None = N
 def read_bodies(session, fs, headers, matches, report, limits: Limits | None = None):
     """``[(HeaderInfo, ParsedMessage, match)]`` of ``headers`` (all read, grouped as a sync
     reads them); failures go to ``report.errors``."""
-    reader = _Reader(session, fs, limits or Limits(), report, (), None)
+    reader = _Reader(session, fs, limits or Limits(), report, (), None, None)
     return [item for items, _last in reader.groups(headers, matches, None) for item in items]
 
 
 class _Reader:
     """Reads the bodies of wanted messages of one folder, group by group."""
 
-    def __init__(self, session, fs, limits, report, suspects, before_bodies):
+    def __init__(self, session, fs, limits, report, suspects, before_bodies, on_errors):
         self.session = session
         self.fs = fs
         self.limits = limits
         self.report = report
         self.suspects = set(suspects or ())
         self.before_bodies = before_bodies
+        self.on_errors = on_errors
+        self.pending = []  # message-level errors not yet handed to on_errors
+
+    def error(self, kind, detail, header, retryable=False):
+        """A message-level error about ``header``'s message: reported, handed to
+        ``on_errors`` with the next recorder call."""
+        self.add(SyncError(kind, detail, host=self.session.host, port=self.session.port,
+                           uid=header.uid, folder=self.fs.name, header=header,
+                           retryable=retryable))
+
+    def add(self, error):
+        self.report.errors.append(error)
+        self.pending.append(error)
+
+    def flush_errors(self) -> bool:
+        """Hand the pending errors to ``on_errors``; whether there were some."""
+        pending, self.pending = self.pending, []
+        if pending and self.on_errors is not None:
+            self.on_errors(self.fs, pending)
+        return bool(pending)
 
     def _alone(self, header) -> bool:
         return header.uid in self.suspects or self._large(header)
@@ -274,11 +300,6 @@ class _Reader:
                 self.before_bodies(self.fs, [h.uid for h in group])
             yield self._read(group, matches), last
 
-    def _error(self, kind, detail, header, retryable=False) -> SyncError:
-        return SyncError(kind, detail, host=self.session.host, port=self.session.port,
-                         uid=header.uid, folder=self.fs.name, header=header,
-                         retryable=retryable)
-
     def _read(self, group, matches):
         if len(group) == 1 and self._large(group[0]):
             parsed = self._read_large(group[0])
@@ -297,13 +318,12 @@ class _Reader:
         for h in group:
             message = parsed.get(h.uid)
             if message is None:
-                if not any(getattr(e, "uid", None) == h.uid for e in self.report.errors):
-                    self.report.errors.append(self._error(
-                        "protocol", f"no body returned for UID {h.uid} (expunged meanwhile?)", h))
+                if not any(getattr(e, "uid", None) == h.uid for e in self.pending):
+                    self.error("protocol",
+                               f"no body returned for UID {h.uid} (expunged meanwhile?)", h)
                 continue
             if message.refused:
-                kind, detail = message.refused
-                self.report.errors.append(self._error(kind, detail, h))
+                self.error(*message.refused, h)
                 continue
             items.append((h, message, matches[h.uid]))
         return items
@@ -325,7 +345,7 @@ class _Reader:
                     raise
                 session.noop()  # a dead connection raises here: not the message's fault
                 one.uid, one.folder, one.header = uid, self.fs.name, headers[uid]
-                self.report.errors.append(one)
+                self.add(one)
         return raws
 
     def _read_large(self, header):
@@ -353,7 +373,7 @@ class _Reader:
             if e.kind in CONNECTION_KINDS:
                 raise
             e.uid, e.folder, e.header = header.uid, self.fs.name, header
-            self.report.errors.append(e)
+            self.add(e)
             return None
         if parsed is not None:
             parsed.defects.append(clean_line(

@@ -4,6 +4,7 @@ from . import mail_sync_oauth_mixin
 from . import mail_sync_folder
 from . import mail_sync_message
 from . import mail_sync_log
+from . import mail_sync_skipped
 from . import mail_sync_matcher
 from . import mail_message
 from . import crm_lead

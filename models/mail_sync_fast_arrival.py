@@ -75,12 +75,14 @@ class MailSyncMailbox(models.Model):
     @api.model
     def _fast_candidates(self):
         """Enabled mailboxes the fast check may look at: the regular throttle (``next_sync``
-        within ``min_interval``) is ignored, longer waits (daily cap, back-off) are not."""
+        within ``min_interval``) is ignored, longer waits (daily cap, back-off) are not. A
+        mailbox whose last sync died in the middle of a batch is left to the regular cron,
+        which takes it after the others."""
         now = fields.Datetime.now()
         self.flush_model()
         self.env.cr.execute("""
             SELECT id FROM mail_sync_mailbox
-             WHERE state = 'enabled' AND active
+             WHERE state = 'enabled' AND active AND sync_inflight IS NULL
                AND (next_sync IS NULL OR next_sync <= %s)
           ORDER BY fast_checked_at ASC NULLS FIRST, id
         """, (now + timedelta(seconds=self._get_param("min_interval", 60)),))

@@ -20,11 +20,13 @@ import time
 from collections import defaultdict
 from datetime import timedelta
 
-from odoo import api, fields, models
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
 
-from ..mailsync import addresses, errors
-from ..mailsync.parse import parse_message
+from ..mailsync import addresses, errors, sync
 from ..mailsync.session import ImapSession
+from ..mailsync.types import FolderState
+from .mail_sync_mailbox import SyncRun
 from .mail_sync_privacy import SyncPolicy
 
 _logger = logging.getLogger(__name__)
@@ -174,7 +176,40 @@ class MailSyncFolder(models.Model):
 class MailSyncMailbox(models.Model):
     _inherit = "mail.sync.mailbox"
 
-    def _late_link(self, batch_size=200):
+    def _read_places(self, places, run, policy):
+        """Read the messages at ``places`` (``{mail.sync.folder: [uid]}``) again on the server,
+        match them with ``policy`` (a SyncPolicy) and record what matches (bad ones isolated
+        and skipped, no cursor moved). Returns ``{folder: (uids still there, uids matched)}``;
+        a folder whose UIDVALIDITY changed or that is gone gives ``(set(), set())``. Raises
+        SyncError when the mailbox cannot be reached."""
+        self.ensure_one()
+        Matcher = self.env["mail.sync.matcher"].with_context(mail_sync_policy=policy)
+        limits = self._sync_limits()
+        outcome = {}
+        with ImapSession(self._mail_config()) as session:
+            for folder, uids in places.items():
+                try:
+                    uidvalidity, _uidnext = session.examine(folder.name)
+                except errors.SyncError as exc:
+                    if exc.kind != "folder_missing":
+                        raise
+                    outcome[folder] = (set(), set())
+                    continue
+                if uidvalidity != (folder.uidvalidity or 0):
+                    outcome[folder] = (set(), set())
+                    continue
+                state = FolderState(name=folder.name, role=folder.role, uidvalidity=uidvalidity,
+                                    last_uid=folder.last_uid)
+                run.folders[folder.name] = folder
+                seen, matched, _report = sync.read_uids(
+                    session, state, uids, limits=limits,
+                    matcher=lambda headers: Matcher._match(self, headers, run.own),
+                    recorder=lambda fs, items, _last: self._record_batch(run, fs, items, None),
+                    on_errors=lambda fs, errs: run.pending_errors.extend(errs))
+                outcome[folder] = (seen, matched)
+        return outcome
+
+    def _late_link(self):
         """Fetch this mailbox's pending index rows from the server and record what matches now.
         Returns the number of messages recorded."""
         self.ensure_one()
@@ -185,54 +220,79 @@ class MailSyncMailbox(models.Model):
         by_folder = defaultdict(lambda: Index)
         for row in rows:
             by_folder[row.folder_id] |= row
-        own = self._own_addresses()
+        run = SyncRun(self)
         holder = SyncPolicy(self, index=False, create_leads=False)
-        Matcher = self.env["mail.sync.matcher"].with_context(mail_sync_policy=holder)
-        registry = self.env["mail.sync.message"].sudo()
-        recorded = 0
+        before = self.synced_count
         try:
-            session = ImapSession(self._mail_config())
-            session.connect()
+            outcome = self._read_places(
+                {folder: folder_rows.filtered(lambda r, f=folder: r.uidvalidity == (
+                    f.uidvalidity or 0)).mapped("uid") for folder, folder_rows in
+                 by_folder.items()}, run, holder)
         except errors.SyncError as exc:
             _logger.info("Mail Sync: late linking of mailbox %s postponed: %s", self.id, exc)
             return 0  # the regular sync reports connection errors
-        try:
-            for folder, folder_rows in by_folder.items():
-                try:
-                    uidvalidity, _uidnext = session.examine(folder.name)
-                except errors.SyncError as exc:
-                    if exc.kind != "folder_missing":
-                        raise
-                    folder_rows.unlink()
-                    continue
-                stale = folder_rows.filtered(lambda r: r.uidvalidity != uidvalidity)
-                stale.unlink()
-                folder_rows -= stale
-                by_uid = {row.uid: row for row in folder_rows}
-                uids = sorted(by_uid)
-                for i in range(0, len(uids), batch_size):
-                    batch = uids[i:i + batch_size]
-                    headers = session.fetch_headers(batch)
-                    matches = Matcher._match(self, headers, own) or {}
-                    wanted = [h for h in headers if h.uid in matches]
-                    raws = session.fetch_raw([h.uid for h in wanted]) if wanted else {}
-                    items = [(h, parse_message(raws[h.uid]), matches[h.uid])
-                             for h in wanted if h.uid in raws]
-                    with self.env.cr.savepoint():
-                        count = registry._record(self, folder, items, own)
-                        if count:
-                            self.sudo().synced_count += count
-                        recorded += count
-                        seen = {h.uid for h in headers}
-                        done = Index.browse([by_uid[u].id for u in batch
-                                             if u not in seen or u in matches
-                                             or any(h.uid == u and h.message_id in holder.known
-                                                    for h in headers)])
-                        done.unlink()
-                        (Index.browse([by_uid[u].id for u in batch]) - done).write(
-                            {"pending": False})
-        finally:
-            session.close()
+        for folder, folder_rows in by_folder.items():
+            seen, matched = outcome.get(folder, (set(), set()))
+            # Gone, recorded (or skipped: then listed with the skipped messages), or already
+            # recorded by a copy: the row is done. The others still match nothing.
+            done = folder_rows.filtered(lambda r: r.uid not in seen or r.uid in matched
+                                        or r.message_id in holder.known)
+            done.unlink()
+            (folder_rows - done).write({"pending": False})
+        self.invalidate_recordset(["synced_count"])
+        recorded = self.synced_count - before
         _logger.info("Mail Sync: late linking recorded %s message(s) of mailbox %s",
                      recorded, self.id)
         return recorded
+
+    def action_retry_skipped(self):
+        """Button (owner or manager): fetch the skipped messages again and record them (with
+        the limits of now). What still fails stays listed, with one more attempt."""
+        self.ensure_one()
+        self._check_disconnect_access()  # owner or manager (mail_sync_access.py)
+        mailbox = self.sudo()
+        if not self._try_sync_lock(self.id, until_commit=True):
+            raise UserError(_("A sync of this mailbox is running; try again in a minute."))
+        if not mailbox._syncable():
+            raise UserError(_("Test the connection first: Mail Sync is not enabled for %s.",
+                              self.email))
+        try:
+            recorded, left = mailbox._retry_skipped()
+        except errors.SyncError as exc:
+            raise UserError(self._user_error(exc)) from None
+        if left:
+            message = _("%(recorded)s email(s) recorded; %(left)s still skipped (see the error "
+                        "log for why).", recorded=recorded, left=left)
+        else:
+            message = _("%(recorded)s email(s) recorded; no skipped message left.",
+                        recorded=recorded)
+        return {"type": "ir.actions.client", "tag": "display_notification",
+                "params": {"type": "warning" if left else "success", "title": _("Mail Sync"),
+                           "message": message, "sticky": False,
+                           "next": {"type": "ir.actions.client", "tag": "soft_reload"}}}
+
+    def _retry_skipped(self):
+        """Read the skipped messages again: ``(recorded, still skipped)``."""
+        self.ensure_one()
+        Skipped = self.env["mail.sync.skipped"].sudo()
+        rows = Skipped.search([("mailbox_id", "=", self.id)])
+        if not rows:
+            return 0, 0
+        by_folder = defaultdict(lambda: Skipped)
+        for row in rows:
+            by_folder[row.folder_id] |= row
+        run = SyncRun(self)
+        before = self.synced_count
+        outcome = self._read_places(
+            {folder: folder_rows.mapped("uid") for folder, folder_rows in by_folder.items()},
+            run, SyncPolicy(self, index=False))
+        for folder, folder_rows in by_folder.items():
+            failed = run.failed.get(folder.name, set())
+            # Recorded, gone, or no longer concerning any record (or recorded by a copy).
+            folder_rows.filtered(lambda r: r.uid not in failed or
+                                 r.uidvalidity != (folder.uidvalidity or 0)).unlink()
+        self.invalidate_recordset(["synced_count", "skipped_count"])
+        left = Skipped.search_count([("mailbox_id", "=", self.id)])
+        _logger.info("Mail Sync: retry of the skipped messages of mailbox %s: %s recorded, %s "
+                     "still skipped", self.id, self.synced_count - before, left)
+        return self.synced_count - before, left

@@ -67,6 +67,37 @@ class MailSyncLog(models.Model):
             "fix": errors.fix_for(sync_error.kind, mailbox.provider),
         })
 
+    @api.model
+    def _log_skipped(self, mailbox, sync_error, skipped, secrets=None):
+        """The error-log line of a skipped message: what went wrong in one sentence, how to fix
+        it, and which message (folder, UID, date, sender, subject, secrets removed). Messages
+        skipped for the same reason within 24 hours are counted on one line (the table of
+        skipped messages lists each)."""
+        summary = sync_error.summary
+        where = skipped._where()
+        detail = " — ".join(filter(None, [where, sync_error.detail]))
+        if secrets is None and detail:
+            secrets = mailbox._secrets()
+        if secrets:
+            summary = errors.redact(summary, secrets)
+            detail = errors.redact(detail, secrets)
+        now = fields.Datetime.now()
+        existing = self.sudo().search([
+            ("mailbox_id", "=", mailbox.id), ("kind", "=", sync_error.kind),
+            ("summary", "=", summary), ("date", ">=", now - REPEAT_WINDOW),
+        ], limit=1, order="date desc")
+        if existing:
+            existing.write({"count": existing.count + 1, "date": now, "message": detail})
+            return existing
+        return self.sudo().create({
+            "date": now,
+            "mailbox_id": mailbox.id,
+            "kind": sync_error.kind,
+            "summary": summary,
+            "message": detail,
+            "fix": errors.fix_for(sync_error.kind, mailbox.provider),
+        })
+
     @api.autovacuum
     def _gc_old_entries(self):
         self.sudo().search([("date", "<", fields.Datetime.now() - RETENTION)]).unlink()

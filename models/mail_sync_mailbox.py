@@ -5,6 +5,7 @@ The protocol work is the engine's (``..mailsync``); this model only builds the e
 ``MailboxConfig``, persists cursors, records what the engine hands over and keeps the status.
 """
 import ipaddress
+import json
 import logging
 import threading
 import time
@@ -14,7 +15,7 @@ import psycopg2
 
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tools import mute_logger
+from odoo.tools import SQL, mute_logger
 from odoo.tools.translate import LazyTranslate
 
 from ..mailsync import crashpoint, errors, sync
@@ -62,12 +63,33 @@ ADVISORY_LOCK_KEY = 0x4D53594E
 # as superuser), never by a client: ``create``/``write`` refuse them unless ``env.su``.
 PROTECTED_FIELDS = frozenset({
     "state", "last_sync", "last_success", "next_sync", "last_error", "error_since",
-    "synced_count", "folder_ids", "log_ids",
+    "synced_count", "folder_ids", "log_ids", "skipped_ids", "sync_inflight", "sync_suspects",
     # mail_sync_mailbox_health
     "pending_since", "holds_seat", "error_count", "cap_day", "cap_base",
     # mail_sync_mailbox_smart_mail, mail_sync_fast_arrival
     "smtp_sent_date", "smtp_sent_count", "fast_checked_at",
 })
+
+
+class SyncRun:
+    """What one sync of one mailbox carries from stage to stage (plain values, no records but
+    the mailbox): the cursor rows met, the owner's addresses, the secrets to redact, the
+    message errors of the group being read, whether a batch is marked in flight."""
+
+    def __init__(self, mailbox, *, auto_commit=False):
+        self.auto_commit = auto_commit
+        self.folders = {}  # folder name -> mail.sync.folder
+        self.stored = {}  # folder name -> (uidvalidity, last_uid) as in the database
+        self.own = mailbox._own_addresses()
+        self.secrets = []
+        self.pending_errors = []  # message-level errors of the group being recorded
+        self.inflight = False
+        self.suspects = {}  # crash safety: what _crash_recovery kept, pruned at the end
+        self.skipped = 0
+        self.failed = {}  # folder name -> UIDs skipped by this run
+
+    def __repr__(self):  # never the secrets
+        return f"SyncRun(folders={len(self.folders)}, skipped={self.skipped})"
 
 
 def is_loopback(host):
@@ -143,6 +165,16 @@ class MailSyncMailbox(models.Model):
     synced_count = fields.Integer("Synced emails", readonly=True, copy=False)
     log_ids = fields.One2many("mail.sync.log", "mailbox_id", string="Errors", readonly=True,
                               copy=False)
+    skipped_ids = fields.One2many("mail.sync.skipped", "mailbox_id", string="Skipped",
+                                  readonly=True, copy=False)
+    skipped_count = fields.Integer("Skipped messages", compute="_compute_skipped_count",
+                                   help="Messages a sync skipped (unreadable, over a limit, "
+                                        "could not be recorded). Retry skipped messages syncs "
+                                        "them again.")
+    # Crash safety (see _crash_recovery): the UIDs being read, and how many syncs died with
+    # each suspect in flight.
+    sync_inflight = fields.Json("Messages in flight", readonly=True, copy=False)
+    sync_suspects = fields.Json("Messages read alone", readonly=True, copy=False)
 
     _sql_constraints = [
         ("user_company_unique", "unique(user_id, company_id)",
@@ -164,6 +196,12 @@ class MailSyncMailbox(models.Model):
         for mailbox in self:
             if mailbox.password:
                 mailbox._set_secret("password", mailbox.password)
+
+    def _compute_skipped_count(self):
+        counts = dict(self.env["mail.sync.skipped"].sudo()._read_group(
+            [("mailbox_id", "in", self.ids)], ["mailbox_id"], ["__count"]))
+        for mailbox in self:
+            mailbox.skipped_count = counts.get(mailbox._origin, 0)
 
     def _compute_has_password(self):
         creds = self.env["mail.sync.credential"].sudo().search_fetch(
@@ -502,45 +540,28 @@ class MailSyncMailbox(models.Model):
     def _sync(self, raise_on_error=False, deadline=None):
         """Sync this one mailbox. Runs as superuser (the caller checked access).
 
-        Each batch the engine hands over is recorded with its folder cursor in one savepoint,
-        committed at once when ``mail_sync_auto_commit`` is in the context (cron, not tests).
-        A failure puts the mailbox in Error and writes the error log; it is raised only when
+        Each group of messages the engine hands over is recorded with its folder cursor in one
+        savepoint, committed at once when ``mail_sync_auto_commit`` is in the context (cron,
+        not tests); a message that cannot be read or recorded is skipped in that same
+        transaction (``mail.sync.skipped``, an error-log line) and the others go on. A failure
+        of the mailbox puts it in Error and writes the error log; it is raised only when
         ``raise_on_error`` (manual run). Returns the engine's SyncReport, or None on failure.
         """
         self.ensure_one()
         crashpoint.reached("sync_start", self.id)
-        auto_commit = self.env.context.get("mail_sync_auto_commit", False)
-        folder_cache = {}
-        stored = {}  # folder name -> (uidvalidity, last_uid) as in the database
-        report = None
-        own = self._own_addresses()
+        run = SyncRun(self, auto_commit=self.env.context.get("mail_sync_auto_commit", False))
         matcher = self.env["mail.sync.matcher"]
-        registry = self.env["mail.sync.message"].sudo()
 
         def match(headers):
             crashpoint.reached("headers", self.id)
-            return matcher._match(self, headers, own)
-
-        def record(folder_state, items, new_last_uid):
-            crashpoint.reached("parsed", self.id)
-            with self.env.cr.savepoint():
-                folder = self._folder_record(folder_state, folder_cache)
-                recorded = registry._record(self, folder, items, own)
-                crashpoint.reached("recorded", self.id)
-                cursor = (folder_state.uidvalidity or 0, max(new_last_uid or 0, 0))
-                folder.write({"uidvalidity": cursor[0], "last_uid": cursor[1]})
-                stored[folder_state.name] = cursor
-                if recorded:
-                    self.sudo().synced_count += recorded
-            crashpoint.reached("before_commit", self.id)
-            if auto_commit:
-                self.env.cr.commit()
-                crashpoint.reached("committed", self.id)
+            return matcher._match(self, headers, run.own)
 
         try:
             config = self._mail_config()
+            run.secrets = [s for s in (config.password, config.access_token) if s]
             folders = self._folder_states() or None
-            stored.update((fs.name, (fs.uidvalidity or 0, fs.last_uid)) for fs in folders or ())
+            run.stored.update((fs.name, (fs.uidvalidity or 0, fs.last_uid))
+                              for fs in folders or ())
             if folders is None:
                 # First sync: discover the folders and create all their cursor rows now, so that
                 # they are committed with the first batch. Else a crash after that batch would
@@ -550,21 +571,26 @@ class MailSyncMailbox(models.Model):
                 with ImapSession(config) as discovery:
                     folders = discovery.discover_folders()
                 for state in folders:
-                    self._folder_record(state, folder_cache)
-                    stored[state.name] = (state.uidvalidity or 0, 0)
+                    self._folder_record(state, run.folders)
+                    run.stored[state.name] = (state.uidvalidity or 0, 0)
+            skip_uids, suspects = self._crash_recovery(folders, run)
             since = fields.Datetime.now() - timedelta(days=self.sync_days or 0) \
                 if self.sync_days else None
             states, report = sync.sync_mailbox(
-                config, folders, matcher=match, recorder=record, since=since,
-                batch_size=self._get_param("fetch_batch_size", 200), deadline=deadline,
-                quota=self._sync_quota())
+                config, folders, matcher=match,
+                recorder=lambda fs, items, last: self._record_batch(run, fs, items, last),
+                since=since, batch_size=self._get_param("fetch_batch_size", 200),
+                deadline=deadline, quota=self._sync_quota(), limits=self._sync_limits(),
+                skip_uids=skip_uids, suspects=suspects,
+                before_bodies=lambda fs, uids: self._mark_inflight(run, fs, uids),
+                on_errors=lambda fs, errs: run.pending_errors.extend(errs))
             # Folders seen without any batch (empty) still get their cursor row.
             # (Compared with what this run read or wrote: an idle poll reads no folder row.)
             for state in states:
-                if state.name in stored:
-                    uidvalidity, last_uid = stored[state.name]
+                if state.name in run.stored:
+                    uidvalidity, last_uid = run.stored[state.name]
                 else:
-                    folder = self._folder_record(state, folder_cache)
+                    folder = self._folder_record(state, run.folders)
                     uidvalidity, last_uid = folder.uidvalidity, folder.last_uid
                 vals = {}
                 if (state.uidvalidity or 0) != uidvalidity:
@@ -572,9 +598,10 @@ class MailSyncMailbox(models.Model):
                 if state.last_uid > last_uid or "uidvalidity" in vals:
                     vals["last_uid"] = state.last_uid
                 if vals:
-                    self._folder_record(state, folder_cache).write(vals)
+                    self._folder_record(state, run.folders).write(vals)
+                    run.stored[state.name] = (state.uidvalidity or 0, state.last_uid)
         except Exception as exc:  # noqa: BLE001 - one mailbox never stops the others
-            if auto_commit:
+            if run.auto_commit:
                 self.env.cr.rollback()
             sync_error = errors.classify(exc, host=self.imap_host, port=self.imap_port,
                                          provider=self.provider, secrets=self._secrets())
@@ -595,16 +622,161 @@ class MailSyncMailbox(models.Model):
             "next_sync": False if report.stopped_early else now + timedelta(
                 seconds=self._get_param("min_interval", 60)),
         })
-        if report.errors:
-            secrets = self._secrets()  # decrypted once for all of the run's message errors
-            for error in report.errors:
-                self.env["mail.sync.log"].sudo()._log(self, error, secrets=secrets)
+        if run.suspects:
+            self._prune_suspects(run)
+        folder_errors = [error for error in report.errors if error.uid is None]
+        for error in folder_errors:  # message-level ones were logged with their batch
+            self.env["mail.sync.log"].sudo()._log(self, error, secrets=run.secrets)
         _logger.info(
             "Mail Sync: mailbox %s synced: %s folder(s), %s header(s), %s matched, "
-            "%s recorded%s", self.id, report.folders, report.headers_seen, report.matched,
-            report.recorded, " (stopped at the time limit)" if report.stopped_early else "")
+            "%s recorded, %s skipped%s", self.id, report.folders, report.headers_seen,
+            report.matched, report.recorded, run.skipped,
+            " (stopped at the time limit)" if report.stopped_early else "")
         crashpoint.reached("sync_end", self.id)
         return report
+
+    def _record_batch(self, run, folder_state, items, new_last_uid):
+        """The engine's recorder: ``items`` recorded (each bad one isolated and skipped), the
+        messages the engine could not read skipped, the folder cursor moved — in one savepoint,
+        committed at once under auto-commit. ``new_last_uid`` None: no cursor (a retry, late
+        linking)."""
+        crashpoint.reached("parsed", self.id)
+        registry = self.env["mail.sync.message"].sudo()
+        with self.env.cr.savepoint():
+            folder = self._folder_record(folder_state, run.folders)
+            if new_last_uid is not None and folder.uidvalidity \
+                    and folder.uidvalidity != (folder_state.uidvalidity or 0):
+                # A new UIDVALIDITY: the skipped UIDs of the old one mean nothing any more.
+                self.env["mail.sync.skipped"].sudo().search([
+                    ("folder_id", "=", folder.id),
+                    ("uidvalidity", "!=", folder_state.uidvalidity or 0)]).unlink()
+            recorded, failures, _savepoints = registry._record_isolated(
+                self, folder, items, run.own)
+            crashpoint.reached("recorded", self.id)
+            if new_last_uid is not None:
+                cursor = (folder_state.uidvalidity or 0, max(new_last_uid or 0, 0))
+                folder.write({"uidvalidity": cursor[0], "last_uid": cursor[1]})
+                run.stored[folder_state.name] = cursor
+            policy = self.env.context.get("mail_sync_policy")  # the matcher's own errors
+            if policy is not None and policy.errors:
+                run.pending_errors += [e for e in policy.errors if e.folder == folder.name]
+                policy.errors = [e for e in policy.errors if e.folder != folder.name]
+            skipped, run.pending_errors = run.pending_errors + failures, []
+            self._skip_messages(run, folder, skipped)
+            self._batch_done(run, recorded)
+        crashpoint.reached("before_commit", self.id)
+        if run.auto_commit:
+            self.env.cr.commit()
+            crashpoint.reached("committed", self.id)
+        return recorded
+
+    def _skip_messages(self, run, folder, sync_errors):
+        """A row in the skipped messages and an error-log line for each message-level error."""
+        Skipped = self.env["mail.sync.skipped"].sudo()
+        Log = self.env["mail.sync.log"].sudo()
+        for error in sync_errors:
+            if error.uid is None:
+                continue
+            row = Skipped._remember(self, folder, error)
+            Log._log_skipped(self, error, row, secrets=run.secrets)
+            run.skipped += 1
+            run.failed.setdefault(folder.name, set()).add(error.uid)
+
+    def _batch_done(self, run, recorded):
+        """After a batch: the recorded count, and the in-flight mark of the batch cleared (its
+        messages are recorded or skipped: no longer in flight). One UPDATE."""
+        if not recorded and not run.inflight:
+            return
+        self.flush_recordset(["synced_count", "sync_inflight"])
+        self.env.cr.execute(SQL(
+            "UPDATE mail_sync_mailbox SET synced_count = COALESCE(synced_count, 0) + %s, "
+            "sync_inflight = NULL WHERE id = %s", recorded, self.id))
+        self.invalidate_recordset(["synced_count", "sync_inflight"])
+        run.inflight = False
+
+    # ------------------------------------------------------------------ crash safety
+    # A message that kills the worker (memory, time limit) must not stop the mailbox: before
+    # the bodies of a group are fetched, their UIDs are committed as "in flight"; the batch's
+    # own commit clears the mark. A sync that finds a mark left behind knows the previous one
+    # died with those messages in flight: each counts one death (``sync_suspects``) and is read
+    # alone from then on; a message in flight at two deaths is skipped ("crashed"). The cron
+    # claims mailboxes with a mark after the others, so they never starve the rest.
+
+    def _mark_inflight(self, run, folder_state, uids):
+        """Before the bodies of ``uids`` are fetched: remember them, committed."""
+        mark = {"folder": folder_state.name, "uidvalidity": folder_state.uidvalidity or 0,
+                "uids": list(uids)}
+        self.flush_recordset(["sync_inflight"])
+        self.env.cr.execute(SQL("UPDATE mail_sync_mailbox SET sync_inflight = %s WHERE id = %s",
+                                json.dumps(mark), self.id))
+        self.invalidate_recordset(["sync_inflight"])
+        run.inflight = True
+        if run.auto_commit:
+            self.env.cr.commit()
+        crashpoint.reached("bodies", self.id, uids=uids, folder=folder_state.name)
+
+    def _prune_suspects(self, run):
+        """After a successful sync: forget the suspects the cursors went past."""
+        kept = {}
+        for key, deaths in run.suspects.items():
+            name = key.partition(":")[2]
+            last_uid = run.stored.get(name, (0, 0))[1]
+            deaths = {uid: n for uid, n in deaths.items() if int(uid) > last_uid}
+            if deaths:
+                kept[key] = deaths
+        if kept != run.suspects:
+            self.flush_recordset(["sync_suspects"])
+            self.env.cr.execute(SQL("UPDATE mail_sync_mailbox SET sync_suspects = %s "
+                                    "WHERE id = %s", json.dumps(kept) if kept else None,
+                                    self.id))
+            self.invalidate_recordset(["sync_suspects"])
+            run.suspects = kept
+
+    def _crash_recovery(self, folders, run=None):
+        """``(skip_uids, suspects)`` for the engine from the deaths of earlier syncs (see
+        above); the mark left by the last one, if any, is counted and cleared."""
+        self.ensure_one()
+        facts = self._facts_in_use()
+        inflight = facts.inflight if facts is not None else self.sync_inflight
+        suspects = dict((facts.suspects if facts is not None else self.sync_suspects) or {})
+        validity = {fs.name: fs.uidvalidity or 0 for fs in folders}
+        if inflight:
+            key = f"{inflight.get('uidvalidity') or 0}:{inflight.get('folder')}"
+            deaths = dict(suspects.get(key) or {})
+            for uid in inflight.get("uids") or ():
+                deaths[str(uid)] = deaths.get(str(uid), 0) + 1
+            suspects[key] = deaths
+            _logger.warning("Mail Sync: the previous sync of mailbox %s stopped while reading "
+                            "%s message(s) of %s: they are read one by one now", self.id,
+                            len(inflight.get("uids") or ()), inflight.get("folder"))
+        # Only the current UIDVALIDITY of a known folder (or any, before its first batch was
+        # stored), and UIDs above its cursor, matter.
+        cursors = {fs.name: fs.last_uid for fs in folders}
+        kept = {}
+        for key, deaths in suspects.items():
+            uidvalidity, _sep, name = key.partition(":")
+            if name in validity and validity[name] in (0, int(uidvalidity or 0)):
+                deaths = {uid: n for uid, n in deaths.items() if int(uid) > cursors[name]}
+                if deaths:
+                    kept[key] = deaths
+        if inflight or kept != suspects:
+            self.flush_recordset(["sync_inflight", "sync_suspects"])
+            self.env.cr.execute(SQL(
+                "UPDATE mail_sync_mailbox SET sync_inflight = NULL, sync_suspects = %s "
+                "WHERE id = %s", json.dumps(kept) if kept else None, self.id))
+            self.invalidate_recordset(["sync_inflight", "sync_suspects"])
+        if run is not None:
+            run.suspects = kept
+        skip_uids, alone = {}, {}
+        reason = ("crashed", "the sync stopped twice while reading this message")
+        for key, deaths in kept.items():
+            name = key.partition(":")[2]
+            for uid, count in deaths.items():
+                if count >= 2:
+                    skip_uids.setdefault(name, {})[int(uid)] = reason
+                else:
+                    alone.setdefault(name, set()).add(int(uid))
+        return skip_uids, alone
 
     # Written by every sync; nothing reacts to them but the cron's schedule.
     TIMESTAMP_FIELDS = ("last_sync", "last_success", "next_sync")
@@ -636,11 +808,27 @@ class MailSyncMailbox(models.Model):
         the daily cap (mail_sync_mailbox_health)."""
         return None
 
+    def _sync_limits(self):
+        """What one message may cost (the company's limits; from the sync's prefetched facts
+        when syncing)."""
+        self.ensure_one()
+        facts = self._facts_in_use()
+        if facts is not None:
+            return facts.limits
+        return self.sudo().company_id._mail_sync_limits()
+
     def _sync_failed(self, sync_error):
         """Error state + error-log entry for a failed sync of this mailbox (also for a failed
         send through it, ``mail_sync_sending`` in the context: then no sync was attempted)."""
         self.ensure_one()
         now = fields.Datetime.now()
+        if not self.env.context.get("mail_sync_sending"):
+            # A failure, not a death: what was in flight was rolled back, not fatal.
+            self.flush_recordset(["sync_inflight"])
+            self.env.cr.execute(SQL(
+                "UPDATE mail_sync_mailbox SET sync_inflight = NULL WHERE id = %s "
+                "AND sync_inflight IS NOT NULL", self.id))
+            self.invalidate_recordset(["sync_inflight"])
         sending = self.env.context.get("mail_sync_sending")
         if not sending:
             _logger.warning("Mail Sync: sync of mailbox %s failed: %s", self.id, sync_error)
@@ -665,6 +853,8 @@ class MailSyncMailbox(models.Model):
     @api.model
     def _claim(self, limit, exclude_ids):
         """Ids of up to ``limit`` due mailboxes, oldest sync first, that no other worker holds.
+        A mailbox whose last sync died in the middle of a batch (``sync_inflight``) comes after
+        all the others: one bad message never starves the rest.
 
         ``FOR UPDATE SKIP LOCKED`` protects the claim itself; a session-level advisory lock then
         keeps the mailbox ours across the per-batch commits, until ``_release`` (or until the
@@ -685,7 +875,7 @@ class MailSyncMailbox(models.Model):
                       AND granted AND pid <> pg_backend_pid()
                       AND database = (SELECT oid FROM pg_database
                                        WHERE datname = current_database()))))
-          ORDER BY last_sync ASC NULLS FIRST, id
+          ORDER BY sync_inflight IS NOT NULL, last_sync ASC NULLS FIRST, id
              LIMIT %(limit)s
                FOR UPDATE SKIP LOCKED
         """
@@ -805,6 +995,16 @@ class MailSyncMailbox(models.Model):
             "type": "ir.actions.act_window",
             "name": _("Mail Sync errors"),
             "res_model": "mail.sync.log",
+            "view_mode": "list,form",
+            "domain": [("mailbox_id", "=", self.id)],
+        }
+
+    def action_open_skipped(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Skipped messages"),
+            "res_model": "mail.sync.skipped",
             "view_mode": "list,form",
             "domain": [("mailbox_id", "=", self.id)],
         }

@@ -19,6 +19,8 @@ import json
 
 from odoo import models
 
+from .res_company import limits_from
+
 # At most this many mailboxes' facts per query (the cron claims 20 by default).
 PREFETCH_LIMIT = 100
 STORE_KEY = "mail_sync_prefetch"
@@ -28,10 +30,10 @@ class SyncFacts:
     """What one sync of one mailbox needs besides the mailbox row (plain values, no records)."""
 
     __slots__ = ("mailbox_id", "write_date", "owner_email", "tz", "daily_cap", "password_token",
-                 "folders")
+                 "folders", "limits", "inflight", "suspects")
 
     def __init__(self, mailbox_id, write_date, owner_email, tz, daily_cap, password_token,
-                 folders):
+                 folders, limits=None, inflight=None, suspects=None):
         self.mailbox_id = mailbox_id
         self.write_date = write_date
         self.owner_email = owner_email
@@ -40,6 +42,9 @@ class SyncFacts:
         self.password_token = password_token
         # [(id, name, role, uidvalidity, last_uid)] by id
         self.folders = folders
+        self.limits = limits  # mailsync.types.Limits of the company
+        self.inflight = inflight  # crash safety: mail.sync.mailbox.sync_inflight
+        self.suspects = suspects  # and sync_suspects
 
     def __repr__(self):  # never the token
         return f"SyncFacts(mailbox={self.mailbox_id}, folders={len(self.folders)})"
@@ -54,13 +59,16 @@ class MailSyncMailbox(models.Model):
         self.env["mail.sync.credential"].flush_model()
         self.env["res.partner"].flush_model(["email", "tz"])
         self.env["res.users"].flush_model(["partner_id"])
-        self.env["res.company"].flush_model(["mail_sync_daily_cap"])
-        self.flush_model(["user_id", "company_id"])
+        self.env["res.company"].flush_model(["mail_sync_daily_cap", "mail_sync_max_attachment_mb",
+                                             "mail_sync_max_message_mb", "mail_sync_max_parts"])
+        self.flush_model(["user_id", "company_id", "sync_inflight", "sync_suspects"])
         self.env.cr.execute("""
             SELECT m.id, m.write_date, p.email, p.tz, c.mail_sync_daily_cap, cred.token,
                    (SELECT json_agg(json_build_array(f.id, f.name, f.role, f.uidvalidity,
                                                      f.last_uid) ORDER BY f.id)
-                      FROM mail_sync_folder f WHERE f.mailbox_id = m.id)
+                      FROM mail_sync_folder f WHERE f.mailbox_id = m.id),
+                   c.mail_sync_max_attachment_mb, c.mail_sync_max_message_mb,
+                   c.mail_sync_max_parts, m.sync_inflight, m.sync_suspects
               FROM mail_sync_mailbox m
               JOIN res_users u ON u.id = m.user_id
               JOIN res_partner p ON p.id = u.partner_id
@@ -69,12 +77,15 @@ class MailSyncMailbox(models.Model):
              WHERE m.id = ANY(%s)
         """, [list(ids)])
         facts = {}
-        for mailbox_id, write_date, email, tz, cap, token, folders in self.env.cr.fetchall():
+        for (mailbox_id, write_date, email, tz, cap, token, folders, attachment_mb, message_mb,
+             parts, inflight, suspects) in self.env.cr.fetchall():
             if isinstance(folders, str):
                 folders = json.loads(folders)
             facts[mailbox_id] = SyncFacts(
                 mailbox_id, write_date, email, tz, cap, token,
-                [tuple(row) for row in (folders or [])])
+                [tuple(row) for row in (folders or [])],
+                limits=limits_from(attachment_mb, message_mb, parts),
+                inflight=inflight, suspects=suspects)
         return facts
 
     def _sync_facts(self):

@@ -18,6 +18,7 @@ from odoo.tools import email_normalize
 from ..mailsync import errors
 from ..mailsync.parse import normalize_message_id
 from .mail_sync_mailbox import SYNCING_STATES
+from .mail_sync_message import NOT_POISON
 
 _logger = logging.getLogger(__name__)
 
@@ -221,14 +222,26 @@ class MailSyncMailbox(models.Model):
         if Registry.search_count([("mailbox_id", "=", self.id),
                                   ("message_id", "=", message_id)], limit=1):
             return  # another mail.mail of the same message (other recipients): one copy
-        Registry.create({
-            "mailbox_id": self.id,
-            "message_id": message_id,
-            "direction": "sent",
-            "date": fields.Datetime.now(),
-            "subject": (subject or "")[:500],
-            "mail_message_ids": [(6, 0, mail_message.ids)],
-        })
+        try:
+            with self.env.cr.savepoint():
+                Registry.create({
+                    "mailbox_id": self.id,
+                    "message_id": message_id,
+                    "direction": "sent",
+                    "date": fields.Datetime.now(),
+                    "subject": (subject or "")[:500],
+                    "mail_message_ids": [(6, 0, mail_message.ids)],
+                })
+        except NOT_POISON:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the mail is sent: never fail it afterwards
+            # Without its registry row the sync may meet the mail in the Sent folder; it is
+            # on the record already (same Message-ID) and is not recorded twice there.
+            _logger.warning("Mail Sync: the mail %s sent through mailbox %s could not be "
+                            "recorded: %s", message_id, self.id, exc)
+            self.env["mail.sync.log"].sudo()._log(self, errors.SyncError(
+                "record", f"sent mail {message_id} ({subject or ''}): "
+                          f"{type(exc).__name__}: {exc}", provider=self.provider))
         if self.provider in PROVIDERS_KEEPING_SENT:
             return
         raw = self._smart_mail_copy(messages)

@@ -7,18 +7,52 @@ nothing twice. Rows are written in the same transaction as the chatter messages 
 cursor.
 """
 import datetime
+import logging
 import re
 
+import psycopg2
 from markupsafe import Markup
 
 from odoo import api, fields, models
 from odoo.tools import plaintext2html
 
-from ..mailsync import crashpoint
+from ..mailsync import crashpoint, errors
+from ..mailsync.types import OMITTED_MESSAGE_LIMIT
 
+_logger = logging.getLogger(__name__)
 
-MIN_DATE = datetime.datetime(1970, 1, 1)
 _CID_RE = re.compile(r"""(["'])cid:([^"']+)\1""", re.I)
+
+# Types a browser would run or render as a page on Odoo's origin: stored as text/plain, as
+# Odoo's own mail gateway does (``attachments_mime_plainxml``). Odoo forces text/plain for
+# anything HTML- or XML-like under that context key; scripts are added here.
+ACTIVE_TYPES = frozenset({
+    "text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml",
+    "application/javascript", "text/javascript", "application/ecmascript", "text/ecmascript",
+    "application/x-javascript", "text/jscript", "text/vbscript", "application/x-shockwave-flash",
+    "text/x-component", "application/hta", "multipart/x-mixed-replace",
+})
+# Failures that are not a message's fault: the transaction itself is at stake (serialization,
+# deadlock, lock timeout, lost connection). They are raised, never isolated as a bad message.
+NOT_POISON = (psycopg2.OperationalError, psycopg2.InterfaceError)
+
+
+def attachment_mimetype(content_type):
+    """The mimetype an attachment of ``content_type`` is stored with: active types as text."""
+    ctype = (content_type or "application/octet-stream").split(";", 1)[0].strip().lower()
+    if ctype in ACTIVE_TYPES or "javascript" in ctype or "ecmascript" in ctype \
+            or ctype.endswith("+xml") or "html" in ctype:
+        return "text/plain"
+    return ctype or "application/octet-stream"
+
+
+def human_size(size):
+    """``73 MB``, ``640 KB``, ``12 bytes``."""
+    if size >= 1 << 20:
+        return f"{size / (1 << 20):.0f} MB"
+    if size >= 1 << 10:
+        return f"{size / (1 << 10):.0f} KB"
+    return f"{size} bytes"
 
 
 class MailSyncMessage(models.Model):
@@ -62,12 +96,81 @@ class MailSyncMessage(models.Model):
         return "received"
 
     @api.model
-    def _body(self, parsed):
+    def _body(self, parsed, mailbox=None):
         if parsed.body_html:
-            return Markup(parsed.body_html)  # sanitized by mail.message's Html field
-        if parsed.body_text:
-            return plaintext2html(parsed.body_text)
-        return ""
+            body = Markup(parsed.body_html)  # sanitized by mail.message's Html field
+        elif parsed.body_text:
+            body = plaintext2html(parsed.body_text)
+        else:
+            body = Markup("")
+        notes = self._omitted_notes(parsed, mailbox) if mailbox is not None else []
+        if notes:
+            body += Markup("").join(Markup('<p class="o_mail_sync_omitted"><i>%s</i></p>')
+                                    % note for note in notes)
+        return body
+
+    @api.model
+    def _omitted_notes(self, parsed, mailbox):
+        """One sentence per part that was not synced, in the mailbox owner's language:
+        "report.pdf (73 MB) was not synced: over the 25 MB limit." """
+        if not parsed.omitted:
+            return []
+        company = mailbox.company_id
+        env = self.with_context(lang=mailbox.user_id.lang or self.env.lang).env
+        notes = []
+        for omitted in parsed.omitted:
+            size = human_size(omitted.size)
+            if omitted.reason == OMITTED_MESSAGE_LIMIT:
+                limit = f"{company.mail_sync_max_message_mb} MB"
+                if omitted.filename:
+                    notes.append(env._(
+                        "%(name)s (%(size)s) was not synced: the email is over the %(limit)s "
+                        "limit.", name=omitted.filename, size=size, limit=limit))
+                else:
+                    notes.append(env._(
+                        "The body of this email (%(size)s) was not synced: the email is over "
+                        "the %(limit)s limit.", size=size, limit=limit))
+            else:
+                limit = f"{company.mail_sync_max_attachment_mb} MB"
+                notes.append(env._("%(name)s (%(size)s) was not synced: over the %(limit)s "
+                                   "limit.", name=omitted.filename or env._("An attachment"),
+                                   size=size, limit=limit))
+        return notes
+
+    @api.model
+    def _record_isolated(self, mailbox, folder, items, own_addrs):
+        """Record ``items`` like ``_record``; when that fails, retry in halves, each under a
+        savepoint, until every good message is recorded and each message that still fails is
+        isolated. Returns ``(recorded, failures, savepoints)``: ``failures`` are message-level
+        ``SyncError`` (kind ``record``) to skip. Failures of the transaction itself (a
+        serialization failure, a lost connection) are raised, never blamed on a message."""
+        unique = {}
+        for item in items:  # one entry per Message-ID before splitting (a copy in each half
+            unique.setdefault(item[0].message_id, item)  # would collide in the registry)
+        pieces, failures = [list(unique.values())], []
+        recorded = savepoints = 0
+        while pieces:
+            piece = pieces.pop()
+            if not piece:
+                continue
+            savepoints += 1
+            try:
+                with self.env.cr.savepoint():
+                    recorded += self._record(mailbox, folder, piece, own_addrs)
+            except NOT_POISON:
+                raise
+            except Exception as exc:  # noqa: BLE001 - isolated below, then skipped and logged
+                if len(piece) == 1:
+                    header = piece[0][0]
+                    _logger.info("Mail Sync: mailbox %s could not record UID %s of %s: %s: %s",
+                                 mailbox.id, header.uid, folder.name, type(exc).__name__, exc)
+                    failures.append(errors.SyncError(
+                        "record", f"{type(exc).__name__}: {exc}", uid=header.uid,
+                        folder=folder.name, header=header, retryable=False))
+                    continue
+                middle = len(piece) // 2
+                pieces += [piece[middle:], piece[:middle]]  # the first half first
+        return recorded, failures, savepoints
 
     @api.model
     def _record(self, mailbox, folder, items, own_addrs):
@@ -85,12 +188,14 @@ class MailSyncMessage(models.Model):
         items = list(unique.values())
         if not items:
             return 0
-        items.sort(key=lambda item: (self._naive(item[0].date or item[1].date) or MIN_DATE,
-                                     item[0].uid))
+        items.sort(key=lambda item: (self._message_date(item[0], item[1]), item[0].uid))
 
         Message = self.env["mail.message"].sudo().with_context(
             mail_create_nosubscribe=True, mail_notrack=True, tracking_disable=True)
-        Attachment = self.env["ir.attachment"].sudo()
+        # Never decode an image (a decompression bomb is stored as its bytes, untouched), and
+        # never store an active type (HTML, SVG, scripts) as such: text/plain, like the gateway.
+        Attachment = self.env["ir.attachment"].sudo().with_context(
+            image_no_postprocess=True, attachments_mime_plainxml=True)
         comment_subtype_id = self.env["ir.model.data"]._xmlid_to_res_id("mail.mt_comment")
         user_partner_id = mailbox.user_id.partner_id.id
 
@@ -136,7 +241,7 @@ class MailSyncMessage(models.Model):
                     attachment_vals.append({
                         "name": attachment.filename or "attachment",
                         "raw": attachment.data,
-                        "mimetype": attachment.content_type or "application/octet-stream",
+                        "mimetype": attachment_mimetype(attachment.content_type),
                         "res_model": model,
                         "res_id": res_id,
                     })
@@ -197,7 +302,7 @@ class MailSyncMessage(models.Model):
             "uid": header.uid,
             "message_id": header.message_id,
             "direction": self._direction(folder, header, own_addrs),
-            "date": self._naive(header.date or parsed.date),
+            "date": self._message_date(header, parsed),
             "subject": (header.subject or parsed.subject or "")[:500],
             "in_reply_to": header.in_reply_to or False,
             "mail_message_ids": [(6, 0, messages_of.get(header.message_id, []))],
@@ -213,6 +318,12 @@ class MailSyncMessage(models.Model):
         if value.tzinfo is not None:
             value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
         return value
+
+    @api.model
+    def _message_date(self, header, parsed):
+        """The Date header, else the server's INTERNALDATE, else now."""
+        return (self._naive(header.date or parsed.date or header.internal_date)
+                or fields.Datetime.now())
 
     @api.model
     def _find_parent(self, header, model, res_id, known):
@@ -235,7 +346,7 @@ class MailSyncMessage(models.Model):
             author_id = user_partner_id
         else:
             author_id = match.authors.get(from_addr, False) if from_addr else False
-        body = self._body(parsed)
+        body = self._body(parsed, mailbox)
         if attachments and body:
             by_cid = {a.content_id.strip("<>"): rec.id for a, rec in attachments if a.content_id}
             if by_cid:
@@ -252,7 +363,7 @@ class MailSyncMessage(models.Model):
             "is_internal": True,
             "body": body,
             "subject": header.subject or parsed.subject or False,
-            "date": self._naive(header.date or parsed.date) or fields.Datetime.now(),
+            "date": self._message_date(header, parsed),
             "email_from": email_from,
             "reply_to": email_from,
             "author_id": author_id,

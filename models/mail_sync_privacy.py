@@ -21,9 +21,10 @@ from urllib.parse import urlparse
 from odoo import _, api, fields, models, tools
 from odoo.exceptions import ValidationError
 
-from ..mailsync import addresses
+from ..mailsync import addresses, errors
 from ..mailsync.privacy import PUBLIC_DOMAINS, Policy, domain_of
 from .mail_sync_matcher import Match
+from .mail_sync_message import NOT_POISON
 
 _logger = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class SyncPolicy:
         self._policy = None
         self.pending = {}  # folder name -> [HeaderInfo] matching nothing (header index)
         self.known = set()  # Message-IDs the registry already holds (never indexed)
+        self.errors = []  # message-level SyncErrors of the matcher (a lead it could not create)
 
     def __repr__(self):
         return f"SyncPolicy(mailbox={self.mailbox.id})"
@@ -359,7 +361,7 @@ class MailSyncMatcher(models.AbstractModel):
         result = super()._match(mailbox, kept, own_addrs) if kept else {}
         unmatched = [h for h in kept if h.uid not in result and h.message_id not in holder.known]
         if unmatched and holder.create_leads:
-            result.update(self._new_leads(mailbox, unmatched, own_addrs, policy))
+            result.update(self._new_leads(mailbox, unmatched, own_addrs, policy, holder))
             unmatched = [h for h in unmatched if h.uid not in result]
         if unmatched and holder.index:
             for header in unmatched:
@@ -367,9 +369,11 @@ class MailSyncMatcher(models.AbstractModel):
         return result
 
     @api.model
-    def _new_leads(self, mailbox, headers, own_addrs, policy):
+    def _new_leads(self, mailbox, headers, own_addrs, policy, holder):
         """``{uid: Match}`` on leads created for received mail whose sender is unknown: no lead
-        (even archived), no contact and no colleague has that address."""
+        (even archived), no contact and no colleague has that address. A lead that cannot be
+        created (each one under a savepoint) makes its messages skipped (``holder.errors``);
+        the other senders go on."""
         candidates = {}
         for header in headers:
             sender = next((a for a in header.from_addrs if a), None)
@@ -404,16 +408,29 @@ class MailSyncMatcher(models.AbstractModel):
                 continue
             sender_headers.sort(key=lambda h: h.uid)
             first = sender_headers[0]
-            lead = Lead.create({
-                "name": first.subject or _("Email from %s", sender),
-                "email_from": sender,
-                "user_id": mailbox.user_id.id,
-                "company_id": mailbox.company_id.id,
-                "type": "lead" if self.env.user.has_group("crm.group_use_lead")
-                else "opportunity",
-                "description": _("Created by Mail Sync from mail received by %s.",
-                                 mailbox.email),
-            })
+            try:
+                with self.env.cr.savepoint():
+                    lead = Lead.create({
+                        "name": first.subject or _("Email from %s", sender),
+                        "email_from": sender,
+                        "user_id": mailbox.user_id.id,
+                        "company_id": mailbox.company_id.id,
+                        "type": "lead" if self.env.user.has_group("crm.group_use_lead")
+                        else "opportunity",
+                        "description": _("Created by Mail Sync from mail received by %s.",
+                                         mailbox.email),
+                    })
+            except NOT_POISON:
+                raise
+            except Exception as exc:  # noqa: BLE001 - this sender's mail is skipped, not the rest
+                _logger.info("Mail Sync: mailbox %s could not create a lead for %s: %s",
+                             mailbox.id, sender, exc)
+                holder.errors.extend(errors.SyncError(
+                    "record", f"a lead could not be created for {sender}: "
+                              f"{type(exc).__name__}: {exc}", uid=header.uid,
+                    folder=header.folder, header=header, retryable=False)
+                    for header in sender_headers)
+                continue
             _logger.info("Mail Sync: mailbox %s created lead %s for a new sender",
                          mailbox.id, lead.id)
             for header in sender_headers:

@@ -3,6 +3,8 @@
 number of billable mailboxes."""
 from odoo import api, fields, models
 
+from ..mailsync.types import Limits
+
 # PRODUCT.md: "Free plan: at most 100 synced emails per user per day".
 FREE_PLAN_CAP = 100
 
@@ -12,6 +14,15 @@ SEAT_STATES = ("enabled", "error", "connection")
 # Mailboxes the company pays for: not Pending, not Connection (and active: the one definition,
 # used by mail.sync.mailbox.is_billable and res.company.mail_sync_billable_count).
 BILLABLE_STATES = ("enabled", "error")
+
+MB = 1 << 20
+
+
+def limits_from(attachment_mb, message_mb, parts):
+    """The engine's ``Limits`` from a company's settings (0 or empty: no limit)."""
+    return Limits(max_attachment_bytes=attachment_mb * MB if attachment_mb else None,
+                  max_message_bytes=message_mb * MB if message_mb else None,
+                  max_parts=parts or None)
 
 
 class ResCompany(models.Model):
@@ -31,6 +42,18 @@ class ResCompany(models.Model):
          ("custom", "Custom daily cap")],
         string="Mail Sync plan", compute="_compute_mail_sync_plan",
         inverse="_inverse_mail_sync_plan")
+    mail_sync_max_attachment_mb = fields.Integer(
+        "Mail Sync: largest attachment (MB)", default=25,
+        help="Attachments larger than this are not synced; the email is, with a note naming "
+             "them (0: no limit).")
+    mail_sync_max_message_mb = fields.Integer(
+        "Mail Sync: largest email (MB)", default=50,
+        help="Emails larger than this are synced from their header and text only, never "
+             "downloaded whole; a note names what was left out (0: no limit).")
+    mail_sync_max_parts = fields.Integer(
+        "Mail Sync: most parts per email", default=500,
+        help="An email with more parts (attachments, inline pictures, nested messages) is "
+             "skipped and listed with the skipped messages (0: no limit).")
     mail_sync_billable_count = fields.Integer(
         "Billable mailboxes", compute="_compute_mail_sync_billable_count",
         help="Mailboxes of this company that are Enabled or in Error (not Pending, not "
@@ -41,6 +64,12 @@ class ResCompany(models.Model):
          "The Mail Sync mailbox limit cannot be negative."),
         ("mail_sync_daily_cap_positive", "CHECK(mail_sync_daily_cap >= 0)",
          "The Mail Sync daily cap cannot be negative."),
+        ("mail_sync_max_attachment_mb_positive", "CHECK(mail_sync_max_attachment_mb >= 0)",
+         "The Mail Sync attachment limit cannot be negative."),
+        ("mail_sync_max_message_mb_positive", "CHECK(mail_sync_max_message_mb >= 0)",
+         "The Mail Sync email size limit cannot be negative."),
+        ("mail_sync_max_parts_positive", "CHECK(mail_sync_max_parts >= 0)",
+         "The Mail Sync limit of parts per email cannot be negative."),
     ]
 
     @api.depends("mail_sync_daily_cap")
@@ -65,6 +94,12 @@ class ResCompany(models.Model):
             ["company_id"], ["__count"]))
         for company in self:
             company.mail_sync_billable_count = counts.get(company._origin, 0)
+
+    def _mail_sync_limits(self):
+        """The engine's ``Limits`` of this company's mailboxes."""
+        self.ensure_one()
+        return limits_from(self.mail_sync_max_attachment_mb, self.mail_sync_max_message_mb,
+                           self.mail_sync_max_parts)
 
     def write(self, vals):
         res = super().write(vals)

@@ -15,3 +15,9 @@ class ResConfigSettings(models.TransientModel):
         related="company_id.mail_sync_daily_cap", readonly=False)
     mail_sync_billable_count = fields.Integer(
         related="company_id.mail_sync_billable_count")
+    mail_sync_max_attachment_mb = fields.Integer(
+        related="company_id.mail_sync_max_attachment_mb", readonly=False)
+    mail_sync_max_message_mb = fields.Integer(
+        related="company_id.mail_sync_max_message_mb", readonly=False)
+    mail_sync_max_parts = fields.Integer(related="company_id.mail_sync_max_parts",
+                                         readonly=False)

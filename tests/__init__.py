@@ -19,3 +19,4 @@ from . import test_hostile_servers
 from . import test_idle_poll
 from . import test_protected_fields
 from . import test_sync_lock
+from . import test_bad_mail

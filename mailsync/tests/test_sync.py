@@ -292,12 +292,18 @@ def test_suspects_are_read_alone_and_skipped_uids_never(mailbox, dovecot):
                            and m.message_id == mid for m in msgs
                            for mid in [_mid_of(user, uid)])]
     suspect, skipped = wanted_inbox[3], wanted_inbox[5]
-    announced = []
+    announced, errors = [], []
     folders, report = sync_mailbox(
         user.config(), None, matcher=caller.matcher, recorder=caller.recorder, batch_size=200,
-        suspects={"INBOX": {suspect}}, skip_uids={"INBOX": {skipped}},
-        before_bodies=lambda fs, uids: announced.append((fs.name, list(uids))))
+        suspects={"INBOX": {suspect}},
+        skip_uids={"INBOX": {skipped: ("crashed", "the sync stopped twice")}},
+        before_bodies=lambda fs, uids: announced.append((fs.name, list(uids))),
+        on_errors=lambda fs, errs: errors.extend((fs.name, e) for e in errs))
     assert ("INBOX", [suspect]) in announced
+    [(folder, error)] = errors
+    assert (folder, error.kind, error.uid, error.header.message_id) == (
+        "INBOX", "crashed", skipped, _mid_of(user, skipped))
+    assert report.errors == [error]
     fetched = {uid for folder, uids in announced if folder == "INBOX" for uid in uids}
     assert skipped not in fetched and suspect in fetched
     calls = [c for c in caller.calls if c[0] == "INBOX"]

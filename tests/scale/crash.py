@@ -29,7 +29,7 @@ from common import (DOMAIN, BenchDovecot, correspondent_pool, expected_pairs, ga
                     imap_tops, load_dovecot, log, make_corpus, recorded_state, setup_records,
                     wait_child)
 
-STEPS = ["claimed", "sync_start", "headers", "parsed", "recorded_some", "recorded",
+STEPS = ["claimed", "sync_start", "headers", "bodies", "parsed", "recorded_some", "recorded",
          "before_commit", "committed", "sync_end"]
 BATCH = 8
 LOCK_KEY = 0x4D53594E
@@ -58,9 +58,11 @@ def reset(env, mailbox_id):
     env.cr.execute("DELETE FROM mail_sync_message WHERE mailbox_id = %s", [mailbox_id])
     env.cr.execute("DELETE FROM mail_sync_folder WHERE mailbox_id = %s", [mailbox_id])
     env.cr.execute("DELETE FROM mail_sync_log WHERE mailbox_id = %s", [mailbox_id])
+    env.cr.execute("DELETE FROM mail_sync_skipped WHERE mailbox_id = %s", [mailbox_id])
     env.cr.execute("""UPDATE mail_sync_mailbox SET state = 'enabled', synced_count = 0,
                              next_sync = NULL, last_sync = NULL, last_success = NULL,
-                             last_error = NULL, error_since = NULL
+                             last_error = NULL, error_since = NULL, sync_inflight = NULL,
+                             sync_suspects = NULL
                        WHERE id = %s""", [mailbox_id])
     env.invalidate_all()
 
@@ -77,6 +79,22 @@ def lock_free(env, mailbox_id):
     return free
 
 
+def retry_skipped(env, mailbox_id):
+    """What the owner's "Retry skipped messages" does: ``(recorded, still skipped)``."""
+    return env["mail.sync.mailbox"].browse(mailbox_id)._retry_skipped()
+
+
+def skipped(env, mailbox_id):
+    env.cr.execute("SELECT uid, kind FROM mail_sync_skipped WHERE mailbox_id = %s ORDER BY uid",
+                   [mailbox_id])
+    return [tuple(row) for row in env.cr.fetchall()]
+
+
+def inflight(env, mailbox_id):
+    env.cr.execute("SELECT sync_inflight FROM mail_sync_mailbox WHERE id = %s", [mailbox_id])
+    return env.cr.fetchone()[0]
+
+
 def mailbox_state(env, mailbox_id):
     env.cr.execute("SELECT state, last_error FROM mail_sync_mailbox WHERE id = %s", [mailbox_id])
     return env.cr.fetchone()
@@ -89,6 +107,7 @@ class CrashTest:
         self.mailbox_id, self.expected, self.tmp = mailbox_id, expected, tmp
         self.failures = []
         self.totals = {"lost": 0, "duplicated": 0, "unexpected": 0}
+        self.retried = 0  # messages skipped after two kills with them in flight, then retried
 
     def _wait_lock_free(self):
         t0 = time.monotonic()
@@ -120,6 +139,16 @@ class CrashTest:
         state, error = self.odoo.run(mailbox_state, self.mailbox_id)
         if state != "enabled":
             problems.append(f"mailbox {state}: {error}")
+        left = self.odoo.run(skipped, self.mailbox_id)
+        if left:
+            # Two kills with the same message alone in flight: skipped ("crashed"), by design.
+            # The owner's retry must then record it.
+            if any(kind != "crashed" for _uid, kind in left):
+                problems.append(f"skipped for another reason than two crashes: {left}")
+            self.retried += len(left)
+            recorded, still = self.odoo.run(retry_skipped, self.mailbox_id)
+            if still:
+                problems.append(f"{still} message(s) still skipped after the retry")
         entries, registry, folders = self.odoo.run(
             lambda env: recorded_state(env, [self.mailbox_id]))
         verdict = gate(self.expected, entries[self.mailbox_id], registry[self.mailbox_id])
@@ -193,6 +222,83 @@ class CrashTest:
         return landed
 
 
+def uid_of(dove, login, message_id):
+    """The INBOX UID of ``message_id`` as Dovecot numbers it."""
+    client = dove.client(login)
+    try:
+        client.select_folder("INBOX", readonly=True)
+        [uid] = client.search(["HEADER", "Message-ID", message_id])
+        return uid
+    finally:
+        client.logout()
+
+
+def poison_in_flight(test, dove, login2, expected2, messages):
+    """A message that kills the worker whenever it is read (SIGKILL while it is in flight):
+    the first run dies with its group in flight, the second run syncs the other mailbox first
+    (no starvation) and dies with the message alone in flight, the third skips it ("crashed")
+    and syncs the rest; the owner's retry then records it. Returns the list of problems."""
+    odoo, mailbox_id = test.odoo, test.mailbox_id
+    problems = []
+    odoo.run(reset, mailbox_id)
+    other_id = odoo.run(lambda env: setup_records(env, [login2], [], dove.host, dove.port,
+                                                  {})[0][login2])
+    inbox = sorted((m for m in messages if m.folder == "INBOX"
+                    and any(mid == m.message_id for mid, _lead in test.expected)),
+                   key=lambda m: m.date)
+    poison = inbox[len(inbox) // 2]
+    uid = uid_of(dove, test.login, poison.message_id)
+    spec = {"CRM_MAIL_SYNC_CRASH_AT": f"bodies@{mailbox_id}/INBOX/{uid}"}
+    runs = []
+    for index in range(3):
+        odoo.run(make_due, mailbox_id)
+        pid = odoo.fork(child_cron, env_vars=spec)
+        code, _secs = wait_child(pid, 300)
+        mark = odoo.run(inflight, mailbox_id)
+        other, other_registry, _f = odoo.run(lambda env: recorded_state(env, [other_id]))
+        other_gate = gate(expected2, other[other_id], other_registry[other_id])
+        runs.append((code, mark, other_gate["recorded"]))
+        if index < 2 and (code != -9 or not mark or uid not in mark["uids"]):
+            problems.append(f"run {index + 1}: exit {code}, mark {mark} (expected a kill with "
+                            f"UID {uid} in flight)")
+    (_c1, mark1, other1), (_c2, mark2, other2), (code3, mark3, _other3) = runs
+    if other1 != 0:
+        problems.append(f"the other mailbox was synced before the poisoned one in run 1 "
+                        f"({other1} recorded): the test shows nothing")
+    if other2 != len(expected2):
+        problems.append(f"run 2 did not sync the other mailbox first ({other2}/"
+                        f"{len(expected2)}): starvation")
+    if mark2 and mark2["uids"] != [uid]:
+        problems.append(f"run 2 died with {mark2['uids']} in flight, not UID {uid} alone")
+    if code3 != 0 or mark3:
+        problems.append(f"run 3 exited {code3} with mark {mark3}")
+    left = odoo.run(skipped, mailbox_id)
+    if left != [(uid, "crashed")]:
+        problems.append(f"skipped {left}, expected [({uid}, 'crashed')]")
+    state, error = odoo.run(mailbox_state, mailbox_id)
+    if state != "enabled":
+        problems.append(f"mailbox {state}: {error}")
+    entries, registry, folders = odoo.run(lambda env: recorded_state(env, [mailbox_id]))
+    without = {pair for pair in test.expected if pair[0] != poison.message_id}
+    verdict = gate(without, entries[mailbox_id], registry[mailbox_id])
+    if verdict["lost"] or verdict["duplicated"] or verdict["unexpected"]:
+        problems.append(f"after the skip: {verdict}")
+    for folder, top in imap_tops(dove, test.login).items():
+        if folders[mailbox_id].get(folder) != top:
+            problems.append(f"cursor of {folder} is {folders[mailbox_id].get(folder)}, "
+                            f"Dovecot says {top}")
+    recorded, still = odoo.run(retry_skipped, mailbox_id)
+    entries, registry, _folders = odoo.run(lambda env: recorded_state(env, [mailbox_id]))
+    verdict = gate(test.expected, entries[mailbox_id], registry[mailbox_id])
+    if still or verdict["lost"] or verdict["duplicated"]:
+        problems.append(f"after the retry: {still} still skipped, {verdict}")
+    log(f"  poison in flight (UID {uid}): run 1 killed with {len(mark1['uids']) if mark1 else 0}"
+        f" message(s) in flight, run 2 synced the other mailbox ({other2}/{len(expected2)}) "
+        f"then was killed with UID {uid} alone, run 3 skipped it ({left}) and synced the rest; "
+        f"the retry recorded {recorded}")
+    return problems
+
+
 def run(odoo_factory, template_db, long=False, seed=7):
     """Returns a result dict (passed/failed counts and the figures for the report)."""
     from common import clone_db, drop_db
@@ -202,11 +308,12 @@ def run(odoo_factory, template_db, long=False, seed=7):
     db = f"{template_db}_crash"
     dove = BenchDovecot(workdir=os.path.join(tmp, "dovecot"))
     try:
-        login = f"crash@{DOMAIN}"
+        login, login2 = f"crash@{DOMAIN}", f"crash2@{DOMAIN}"
         pool = correspondent_pool(seed, 30)
         messages = make_corpus(seed, login, pool, 90 if long else 60)
+        messages2 = make_corpus(seed + 1, login2, pool, 20)
         leads = sorted(random.Random(seed).sample(pool, 12))
-        load_dovecot(dove, {login: messages})
+        load_dovecot(dove, {login: messages, login2: messages2})
         dove.start()
         clone_db(template_db, db)
         odoo = odoo_factory(db)
@@ -225,10 +332,15 @@ def run(odoo_factory, template_db, long=False, seed=7):
         rnd = random.Random(seed)
         rounds = 20 if long else 6
         landed = sum(test.random_round(rnd, duration, i + 1) for i in range(rounds))
+        poison = poison_in_flight(test, dove, login2,
+                                  expected_pairs(messages2, login2, lead_ids), messages)
+        if poison:
+            log(f"  FAIL poison in flight: {'; '.join(poison)}")
         odoo.close_connections()
         return {
             "crash_points": len(points), "crash_points_killed": killed, "random_rounds": rounds,
-            "random_kills": landed, "lost": test.totals["lost"],
+            "random_kills": landed, "retried": test.retried, "poison": poison,
+            "lost": test.totals["lost"],
             "duplicated": test.totals["duplicated"], "unexpected": test.totals["unexpected"],
             "failures": test.failures, "expected_pairs": len(expected),
             "checks": len(points) + rounds + 1,

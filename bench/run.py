@@ -334,6 +334,9 @@ def phase_setup(state):
         lead_ids = {norm_addr(l.email_from): l.id for l in leads}
         cr.commit()
         mb_ids = {}
+        # The bench's Dovecot listens on loopback: allowed by the network rule.
+        env["ir.config_parameter"].sudo().set_param("crm_mail_sync.allowed_networks",
+                                                    state["dovecot_host"])
         for lg in logins if "mail.sync.mailbox" in env else ():  # absent only in --modules dev runs
             Mailbox = mailbox_model(env)
             port = state["dovecot_port"]

@@ -23,7 +23,7 @@ KINDS = (
     "auth", "imap_disabled", "app_password", "oauth_revoked", "certificate", "tls", "dns",
     "refused", "timeout", "dropped", "protocol", "over_quota", "throttled",
     "too_many_connections", "folder_missing", "message_too_large", "parse", "config", "key",
-    "rejected", "too_many_parts", "record", "crashed", "unknown",
+    "rejected", "too_many_parts", "record", "crashed", "not_allowed", "unknown",
 )
 
 # Kinds of one message's failure: the message is skipped (and can be retried), the mailbox
@@ -61,6 +61,8 @@ _MESSAGES = {
     "too_many_parts": "A message has more parts (attachments, inline parts) than the limit "
                       "allows.",
     "record": "A message could not be recorded.",
+    "not_allowed": "Mail Sync does not connect to this server or port: it is not a public mail "
+                   "server{where}.",
     "crashed": "The sync stopped twice while reading this message.",
     "config": "The mailbox settings are incomplete or not allowed{where}.",
     "key": "The stored password or token cannot be decrypted with this server's Mail Sync "
@@ -102,6 +104,10 @@ _GENERIC_FIXES = {
              "update of the addon may fix it; then use Retry skipped messages.",
     "too_many_parts": "This message is skipped. To sync it, raise the limit of parts per email "
                       "in Settings > CRM > Mail Sync, then use Retry skipped messages.",
+    "not_allowed": "Use your mail provider's public server name and its usual port (IMAP 993 or "
+                   "143, SMTP 465 or 587). A server on your company's own network must first be "
+                   "allowed by an administrator in Settings > CRM > Mail Sync > Allowed "
+                   "networks.",
     "record": "Nothing else is affected: this message is skipped, the others are synced. An "
               "update of the addon may fix it; then use Retry skipped messages.",
     "crashed": "This message is skipped so that the rest of the mailbox syncs. An update of the "

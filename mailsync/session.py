@@ -24,7 +24,7 @@ from imapclient import IMAPClient
 from imapclient import imap4 as _ic_imap4
 from imapclient import tls as _ic_tls
 
-from . import parse
+from . import netguard, parse
 from .errors import SyncError, classify
 from .types import (ROLE_ALL, ROLE_INBOX, ROLE_SENT, SECURITY_NONE, SECURITY_SSL,
                     SECURITY_STARTTLS, FolderState, HeaderInfo, MailboxConfig)
@@ -103,18 +103,33 @@ class _GreetingCapabilities:
 
 
 class _PlainIMAP4(_GreetingCapabilities, _Counting, _ic_imap4.IMAP4WithTimeout):
-    pass
+    def __init__(self, host, port, timeout, addresses):
+        self._addresses = addresses
+        super().__init__(host, port, timeout)
+
+    def _create_socket(self, timeout=None):
+        # To the addresses the network rule checked, never to a new DNS answer.
+        return netguard.connect(self._addresses, self.port,
+                                timeout if timeout is not None else self._timeout)
 
 
 class _TlsIMAP4(_GreetingCapabilities, _Counting, _ic_tls.IMAP4_TLS):
+    def __init__(self, host, port, ssl_context, timeout, addresses):
+        self._addresses = addresses
+        super().__init__(host, port, ssl_context, timeout)
+
     # imapclient 3.1's IMAP4_TLS drops the connect timeout (imaplib passes None down):
-    # a server that accepts but never completes the TLS handshake would hang forever.
+    # a server that accepts but never completes the TLS handshake would hang forever. The
+    # certificate is checked against the host name, the connection goes to a checked address.
     def _create_socket(self, timeout=None):
-        return super()._create_socket(timeout if timeout is not None else self._timeout)
+        sock = netguard.connect(self._addresses, self.port,
+                                timeout if timeout is not None else self._timeout)
+        return _ic_tls.wrap_socket(sock, self.ssl_context, self.host)
 
 
 class _Client(IMAPClient):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, addresses=(), **kwargs):
+        self._addresses = list(addresses)
         super().__init__(*args, **kwargs)
         # imapclient sets imaplib's debug level to 5 so that imaplib logs through its logger;
         # imaplib then builds the repr() of every response *before* the logger drops it: a
@@ -126,8 +141,9 @@ class _Client(IMAPClient):
     def _create_IMAP4(self):
         connect_timeout = getattr(self._timeout, "connect", None)
         if self.ssl:
-            return _TlsIMAP4(self.host, self.port, self.ssl_context, connect_timeout)
-        return _PlainIMAP4(self.host, self.port, connect_timeout)
+            return _TlsIMAP4(self.host, self.port, self.ssl_context, connect_timeout,
+                             self._addresses)
+        return _PlainIMAP4(self.host, self.port, connect_timeout, self._addresses)
 
     @property
     def bytes_in(self) -> int:
@@ -153,6 +169,17 @@ def _checked_endpoint(ep, what: str, provider: str):
         raise SyncError("config", f"unencrypted {what} is only allowed to the local machine",
                         host=ep.host, port=ep.port, provider=provider)
     return ep
+
+
+def _resolve(ep, what: str, config) -> list[str]:
+    """The checked addresses of ``ep`` (the network rule); an unencrypted connection only to
+    addresses of this machine (by name, checked before, and by address)."""
+    addresses = netguard.resolve(ep.host, ep.port, config.allowed_networks,
+                                 provider=config.provider)
+    if ep.security == SECURITY_NONE and not all(is_loopback(a) for a in addresses):
+        raise SyncError("config", f"unencrypted {what} is only allowed to the local machine",
+                        host=ep.host, port=ep.port, provider=config.provider)
+    return addresses
 
 
 def _str(value) -> str:
@@ -218,12 +245,13 @@ class ImapSession:
         if not cfg.access_token and not cfg.password:
             raise SyncError("config", "no password or access token", host=ep.host, port=ep.port,
                             provider=cfg.provider)
+        addresses = _resolve(ep, "IMAP", cfg)
         client = None
         try:
             ctx = ssl_context(self.cafile) if ep.security != SECURITY_NONE else None
             client = _Client(ep.host, ep.port, ssl=ep.security == SECURITY_SSL,
                              ssl_context=ctx if ep.security == SECURITY_SSL else None,
-                             timeout=cfg.timeout)
+                             timeout=cfg.timeout, addresses=addresses)
             if ep.security == SECURITY_STARTTLS:
                 if not client.has_capability("STARTTLS"):
                     raise SyncError("tls", "the server does not offer STARTTLS", host=ep.host,
@@ -486,6 +514,24 @@ def test_smtp(config: MailboxConfig, *, cafile: str | None = None) -> None:
         pass
 
 
+class _PinnedSMTP(smtplib.SMTP):
+    """smtplib.SMTP connected to addresses the network rule checked (TLS and STARTTLS still
+    check the certificate against the host name)."""
+
+    def __init__(self, addresses, host, port, **kwargs):
+        self._addresses = list(addresses)
+        super().__init__(host, port, **kwargs)
+
+    def _get_socket(self, host, port, timeout):
+        return netguard.connect(self._addresses, port, timeout)
+
+
+class _PinnedSMTP_SSL(smtplib.SMTP_SSL, _PinnedSMTP):  # noqa: N801 - smtplib's name
+    def __init__(self, addresses, host, port, **kwargs):
+        self._addresses = list(addresses)
+        smtplib.SMTP_SSL.__init__(self, host, port, **kwargs)
+
+
 class smtp_connection:  # noqa: N801 - used as a context manager like a function
     """A logged-in smtplib connection to ``config.smtp``; failures raise SyncError."""
 
@@ -503,14 +549,16 @@ class smtp_connection:  # noqa: N801 - used as a context manager like a function
     def __enter__(self) -> smtplib.SMTP:
         cfg = self.config
         ep = _checked_endpoint(cfg.smtp, "SMTP", cfg.provider)
+        addresses = _resolve(ep, "SMTP", cfg)
         login = cfg.smtp_login or cfg.login
         smtp = None
         try:
             ctx = ssl_context(self.cafile) if ep.security != SECURITY_NONE else None
             if ep.security == SECURITY_SSL:
-                smtp = smtplib.SMTP_SSL(ep.host, ep.port, timeout=cfg.timeout, context=ctx)
+                smtp = _PinnedSMTP_SSL(addresses, ep.host, ep.port, timeout=cfg.timeout,
+                                       context=ctx)
             else:
-                smtp = smtplib.SMTP(ep.host, ep.port, timeout=cfg.timeout)
+                smtp = _PinnedSMTP(addresses, ep.host, ep.port, timeout=cfg.timeout)
             smtp.ehlo()
             if ep.security == SECURITY_STARTTLS:
                 if not smtp.has_extn("starttls"):

@@ -36,6 +36,8 @@ class MailboxConfig:
     access_token: str | None = field(default=None, repr=False)  # XOAUTH2 when set
     provider: str = "generic"  # generic | gmail | outlook
     timeout: float = 30.0
+    # The network rule (netguard): what an administrator allowed beyond public servers.
+    allowed_networks: str = ""
 
     def __repr__(self):  # never show secrets, even in tracebacks
         return f"MailboxConfig(email={self.email!r}, imap={self.imap!r}, provider={self.provider!r})"

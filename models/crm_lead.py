@@ -22,7 +22,7 @@ class MailSyncedRecordMixin(models.AbstractModel):
             domain = [("model", "=", self._name), ("res_id", "in", self.ids),
                       ("mail_sync_mailbox_id", "!=", False)]
             if not Message._mail_sync_sees_private():
-                domain += ["|", ("mail_sync_private", "=", False),
+                domain += ["|", ("mail_sync_visibility", "!=", "private"),
                            ("mail_sync_private_user_id", "=", self.env.uid)]
             groups = Message.sudo()._read_group(domain, ["res_id"], ["__count"])
             counts = dict(groups)

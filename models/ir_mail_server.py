@@ -1,39 +1,17 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Odoo's outgoing-mail machinery, as used by Smart Mail.
 
-Smart Mail opens its SMTP sessions with ``ir.mail_server.connect`` (see
-``mail.sync.mailbox._smart_mail_connect``); this extension adds the two things Odoo lacks:
-
-- XOAUTH2 login that checks the server's reply (Odoo's ``google_gmail`` sends the AUTH command
-  and ignores the answer, so a bad token only surfaces as a 501 on MAIL FROM);
-- on a Smart Mail session, ``send_email`` keeps what was sent (for the Sent-folder copy) and the
-  original exception of a failure (to classify it: authentication, quota, 4xx, 5xx ...).
+Smart Mail opens its SMTP sessions itself (``mail.sync.mailbox._smart_mail_connect``: a verified
+certificate, the network rule, XOAUTH2 whose reply is checked — Odoo's ``connect`` verifies no
+certificate and ``google_gmail`` ignores the AUTH reply) and hands them to Odoo's ``send_email``.
+On such a session ``send_email`` keeps what was sent (for the Sent-folder copy) and the original
+exception of a failure (to classify it: authentication, quota, 4xx, 5xx ...).
 """
-import base64
-import smtplib
-
 from odoo import api, models
 
 
 class IrMailServer(models.Model):
     _inherit = "ir.mail_server"
-
-    def _smtp_login(self, connection, smtp_user, smtp_password):
-        if not self.env.context.get("mail_sync_xoauth2"):
-            return super()._smtp_login(connection, smtp_user, smtp_password)
-        # SASL XOAUTH2 (https://developers.google.com/gmail/imap/xoauth2-protocol); the
-        # "password" is the access token the mailbox just refreshed.
-        auth_string = f"user={smtp_user}\1auth=Bearer {smtp_password}\1\1"
-        connection.ehlo_or_helo_if_needed()
-        code, reply = connection.docmd(
-            "AUTH", "XOAUTH2 " + base64.b64encode(auth_string.encode()).decode())
-        if code == 334:
-            # The server's JSON error challenge: answer with an empty line to get the final
-            # (failure) reply.
-            code, reply = connection.docmd("")
-        if code != 235:
-            raise smtplib.SMTPAuthenticationError(code, reply)
-        return None
 
     @api.model
     def send_email(self, message, mail_server_id=None, smtp_server=None, smtp_port=None,

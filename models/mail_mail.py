@@ -3,8 +3,10 @@
 user's own SMTP server.
 
 Routing happens in ``mail.mail.send`` — the one door of every outgoing mail (chatter messages,
-the composer, mass mail, the mail queue cron, retries): mail whose author owns an enabled mailbox
-(and writes from one of their own addresses) is grouped per mailbox and handed to Odoo's own
+the composer, mass mail, the mail queue cron, retries): mail that the owner of an enabled
+mailbox wrote themselves (they created it — posted, scheduled, sent the template or the mass
+mailing; whoever's queue or cron sends it later — and they are its author, writing from one of
+their own addresses) is grouped per mailbox and handed to Odoo's own
 ``_send`` with an SMTP session that ``ir.mail_server.connect`` opened on the user's server; the
 rest goes through Odoo's usual outgoing server, untouched. Each routed mail is sent alone so
 that its outcome is known at once: the daily limit, the Sent-folder copy, the registry entry
@@ -77,10 +79,11 @@ class MailMail(models.Model):
         others = self.browse()
         found = {}
         for mail, mail_su in zip(self, self.sudo()):
-            key = (mail_su.author_id.id, mail_su.email_from)
+            key = (mail_su.create_uid.id, mail_su.author_id.id, mail_su.email_from)
             if key not in found:
                 found[key] = Mailbox._smart_mail_for(mail_su.author_id, mail_su.email_from,
-                                                     company=self.env.company)
+                                                     company=self.env.company,
+                                                     sender=mail_su.create_uid)
             mailbox = found[key]
             if mailbox:
                 routes[mailbox] |= mail

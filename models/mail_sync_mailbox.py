@@ -4,6 +4,7 @@
 The protocol work is the engine's (``..mailsync``); this model only builds the engine's
 ``MailboxConfig``, persists cursors, records what the engine hands over and keeps the status.
 """
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -20,6 +21,7 @@ from odoo.tools.translate import LazyTranslate
 
 from ..mailsync import crashpoint, errors, sync
 from ..mailsync.types import Endpoint, FolderState, MailboxConfig
+from .res_company import SHARING
 
 _logger = logging.getLogger(__name__)
 
@@ -51,6 +53,11 @@ PROVIDER_DEFAULTS = {
 GMAIL_DOMAINS = {"gmail.com", "googlemail.com"}
 OUTLOOK_DOMAINS = {"outlook.com", "hotmail.com", "live.com", "msn.com"}
 
+# The network rule (mailsync.netguard): hosts, addresses and networks an administrator allowed.
+ALLOWED_NETWORKS_PARAM = "crm_mail_sync.allowed_networks"
+# Test connection never waits longer than this for one server (seconds).
+TEST_TIMEOUT = 30.0
+
 # The states the cron syncs.
 SYNCING_STATES = ("enabled", "error")
 
@@ -64,6 +71,7 @@ ADVISORY_LOCK_KEY = 0x4D53594E
 PROTECTED_FIELDS = frozenset({
     "state", "last_sync", "last_success", "next_sync", "last_error", "error_since",
     "synced_count", "folder_ids", "log_ids", "skipped_ids", "sync_inflight", "sync_suspects",
+    "sharing",
     # mail_sync_mailbox_health
     "pending_since", "holds_seat", "error_count", "cap_day", "cap_base",
     # mail_sync_mailbox_smart_mail, mail_sync_fast_arrival
@@ -106,6 +114,7 @@ class MailSyncMailbox(models.Model):
     _name = "mail.sync.mailbox"
     _description = "Mail Sync mailbox"
     _order = "user_id, id"
+    _check_company_auto = True
     _rec_name = "email"
 
     active = fields.Boolean(default=True)
@@ -171,6 +180,11 @@ class MailSyncMailbox(models.Model):
                                    help="Messages a sync skipped (unreadable, over a limit, "
                                         "could not be recorded). Retry skipped messages syncs "
                                         "them again.")
+    sharing = fields.Selection(
+        SHARING, string="Synced emails shared with", readonly=True, copy=False,
+        help="Who sees the emails this mailbox records: the owner's choice (My Profile ▸ "
+             "Mail Sync), else the company's default. The owner and Mail Sync managers always "
+             "see them whole.")
     # Crash safety (see _crash_recovery): the UIDs being read, and how many syncs died with
     # each suspect in flight.
     sync_inflight = fields.Json("Messages in flight", readonly=True, copy=False)
@@ -262,11 +276,16 @@ class MailSyncMailbox(models.Model):
                     "An unencrypted SMTP connection is only allowed to the local machine "
                     "(localhost); choose SSL/TLS or STARTTLS for %s.", mailbox.smtp_host))
 
-    @api.constrains("user_id")
+    @api.constrains("user_id", "company_id")
     def _check_user_internal(self):
         for mailbox in self:
             if mailbox.user_id.share:
                 raise ValidationError(_("Only internal users can sync a mailbox."))
+            if mailbox.company_id not in mailbox.user_id.company_ids:
+                raise ValidationError(_(
+                    "%(user)s does not work for %(company)s: a mailbox syncs in one of its "
+                    "owner's companies.", user=mailbox.user_id.name,
+                    company=mailbox.company_id.name))
 
     # ------------------------------------------------------------------ CRUD
     def _check_protected_fields(self, vals):
@@ -293,19 +312,75 @@ class MailSyncMailbox(models.Model):
                 self = self.with_context({  # noqa: PLW0642
                     key: value for key, value in context.items()
                     if not (key.startswith("default_") and key[8:] in PROTECTED_FIELDS)})
+        if not (self.env.su or self.env.user.has_group("base.group_system")):
+            for vals in vals_list:
+                owner = vals.get("user_id") or self.env.context.get("default_user_id") \
+                    or self.env.uid
+                if owner != self.env.uid:
+                    raise AccessError(_("Only an administrator can set up a mailbox for "
+                                        "another user."))
         for vals in vals_list:
             if vals.get("email") and not vals.get("imap_login"):
                 vals["imap_login"] = vals["email"].strip()
         mailboxes = super().create(vals_list)
         mailboxes.invalidate_recordset(["password"])  # never keep the clear value around
+        mailboxes._apply_sharing()
         return mailboxes
+
+    def _check_ownership_write(self, vals):
+        """A mailbox belongs to one user and one company for life: only Settings
+        administrators hand it to another user or company, and only its owner changes it
+        (managers act on others' mailboxes through their buttons: retry, disconnect)."""
+        if self.env.su or self.env.user.has_group("base.group_system"):
+            return
+        if {"user_id", "company_id"} & set(vals):
+            raise AccessError(_("Only an administrator can give a mailbox to another user or "
+                                "move it to another company."))
+        others = self.filtered(lambda m: m.user_id != self.env.user)
+        if others:
+            raise AccessError(_("Only %s can change their mailbox's settings.",
+                                others[0].user_id.name))
+
+    # Where a stored secret goes, and whose it is: when one of them changes, the secrets go.
+    SECRET_BINDING_FIELDS = ("imap_host", "imap_port", "imap_security", "imap_login",
+                             "smtp_host", "smtp_port", "smtp_security", "smtp_login", "email",
+                             "user_id", "company_id")
+
+    def _secrets_to_forget(self, vals):
+        """The mailboxes of ``self`` whose server, login or owner ``vals`` really changes."""
+        names = [name for name in self.SECRET_BINDING_FIELDS if name in vals]
+        if not names:
+            return self.browse()
+        changed = self.browse()
+        for mailbox in self:
+            for name in names:
+                field = self._fields[name]
+                new = field.convert_to_record(field.convert_to_cache(vals[name], mailbox),
+                                              mailbox)
+                old = mailbox[name]
+                if isinstance(old, str) or isinstance(new, str):
+                    old, new = (old or "").strip().lower(), (new or "").strip().lower()
+                if old != new:
+                    changed |= mailbox
+                    break
+        return changed
 
     def write(self, vals):
         connection_fields = {"email", "provider", "auth_method", "imap_host", "imap_port",
                              "imap_security", "imap_login", "smtp_host", "smtp_port",
-                             "smtp_security", "smtp_login", "password", "user_id"}
+                             "smtp_security", "smtp_login", "password", "user_id", "company_id"}
         self._check_protected_fields(vals)
+        self._check_ownership_write(vals)
+        moved = self._secrets_to_forget(vals)
         res = super().write(vals)
+        if moved:
+            # A stored password or token is never sent to a server, or used by a user, other
+            # than the ones it was entered for: changed, they must be entered again.
+            self.env["mail.sync.credential"].sudo().search(
+                [("mailbox_id", "in", moved.ids)]
+                + ([("kind", "!=", "password")] if vals.get("password") else [])).unlink()
+            _logger.info("Mail Sync: mailbox(es) %s changed server, login or owner: stored "
+                         "secrets deleted", moved.ids)
         if "password" in vals:
             self.invalidate_recordset(["password"])  # never keep the clear value around
         # Changing how to connect needs a new connection test before syncing again
@@ -316,6 +391,32 @@ class MailSyncMailbox(models.Model):
             self.filtered(lambda m: m.state != "draft").sudo().with_context(
                 mail_sync_keep_state=True).write({"state": "draft"})
         return res
+
+    def unlink(self):
+        self._drop_hidden_content()
+        return super().unlink()
+
+    # ------------------------------------------------------------------ sharing
+    def _drop_hidden_content(self):
+        """The content these mailboxes recorded without sharing it whole goes with them: nobody
+        else may read it, and its attachments (kept on the mailbox) would lose their owner."""
+        messages = self.env["mail.message"].sudo().search([
+            ("mail_sync_mailbox_id", "in", self.ids),
+            ("mail_sync_visibility", "in", ("metadata", "private"))])
+        if messages:
+            messages.mail_sync_attachment_ids.unlink()
+            messages.write({"mail_sync_body": False})
+
+    def _apply_sharing(self):
+        """Bring ``sharing`` to the owner's choice (or the company's default) and the mail
+        already recorded in line with it (``mail.message._mail_sync_set_visibility``)."""
+        for mailbox in self.sudo():
+            wanted = mailbox.user_id.mail_sync_sharing or mailbox.company_id.mail_sync_sharing \
+                or "everyone"
+            if mailbox.sharing == wanted:
+                continue
+            mailbox.with_context(mail_sync_keep_state=True).write({"sharing": wanted})
+            self.env["mail.message"].sudo()._mail_sync_apply_mailbox_sharing(mailbox)
 
     # ------------------------------------------------------------------ secrets
     def _set_secret(self, kind, value, expires_at=None):
@@ -403,7 +504,14 @@ class MailSyncMailbox(models.Model):
             access_token=access_token,
             provider=mailbox.provider,
             timeout=float(self._get_param("connect_timeout", 30)),
+            allowed_networks=self._allowed_networks(),
         )
+
+    @api.model
+    def _allowed_networks(self):
+        """What an administrator allowed beyond public mail servers (Settings ▸ CRM ▸ Mail Sync
+        ▸ Allowed networks; the ``crm_mail_sync.allowed_networks`` parameter)."""
+        return self.env["ir.config_parameter"].sudo().get_param(ALLOWED_NETWORKS_PARAM) or ""
 
     def _own_addresses(self):
         """Normalised addresses of the mailbox owner: never matched against CRM records."""
@@ -430,13 +538,15 @@ class MailSyncMailbox(models.Model):
         return "%s\n%s" % (str(exc), errors.fix_for(exc.kind, exc.provider))
 
     def action_test_connection(self):
-        """Button: log in over IMAP, then SMTP; enable sync on success."""
+        """Button (the owner): log in over IMAP, then SMTP; enable sync on success."""
         self.ensure_one()
-        self.check_access("write")
+        self._check_owner_access()
         from ..mailsync import session
 
         try:
             config = self._mail_config()
+            # A button holds an HTTP worker: never longer than TEST_TIMEOUT per server.
+            config = dataclasses.replace(config, timeout=min(config.timeout, TEST_TIMEOUT))
             session.test_imap(config)
             if config.smtp:
                 session.test_smtp(config)
@@ -576,11 +686,15 @@ class MailSyncMailbox(models.Model):
             skip_uids, suspects = self._crash_recovery(folders, run)
             since = fields.Datetime.now() - timedelta(days=self.sync_days or 0) \
                 if self.sync_days else None
+            quota = self._sync_quota()
+            policy = self.env.context.get("mail_sync_policy")
+            if policy is not None:
+                policy.quota = quota  # no lead created for mail beyond the daily cap
             states, report = sync.sync_mailbox(
                 config, folders, matcher=match,
                 recorder=lambda fs, items, last: self._record_batch(run, fs, items, last),
                 since=since, batch_size=self._get_param("fetch_batch_size", 200),
-                deadline=deadline, quota=self._sync_quota(), limits=self._sync_limits(),
+                deadline=deadline, quota=quota, limits=self._sync_limits(),
                 skip_uids=skip_uids, suspects=suspects,
                 before_bodies=lambda fs, uids: self._mark_inflight(run, fs, uids),
                 on_errors=lambda fs, errs: run.pending_errors.extend(errs))
@@ -658,6 +772,8 @@ class MailSyncMailbox(models.Model):
                 folder.write({"uidvalidity": cursor[0], "last_uid": cursor[1]})
                 run.stored[folder_state.name] = cursor
             policy = self.env.context.get("mail_sync_policy")  # the matcher's own errors
+            if policy is not None and policy.quota is not None:
+                policy.quota -= recorded
             if policy is not None and policy.errors:
                 run.pending_errors += [e for e in policy.errors if e.folder == folder.name]
                 policy.errors = [e for e in policy.errors if e.folder != folder.name]
@@ -1011,6 +1127,8 @@ class MailSyncMailbox(models.Model):
 
     @api.model
     def _check_can_manage(self, user):
+        """Opening ``user``'s mailbox: their own, or anyone's for Mail Sync managers (who read
+        it) — setting one up for someone else is for administrators (``create``)."""
         if user != self.env.user and not self.env.user.has_group(
                 "crm_mail_sync.group_mail_sync_manager"):
             raise AccessError(_("You can only set up your own mailbox."))

@@ -419,7 +419,7 @@ class MailSyncMailbox(models.Model):
                 message.write({"mail_sync_mailbox_id": mailbox_id})
                 Registry.browse(registry_id).write({"mail_message_ids": [(4, message.id)]})
             messages -= handed
-        attachments = messages.attachment_ids
+        attachments = messages.attachment_ids | messages.mail_sync_attachment_ids
         if attachments:
             shared = Message.search([("attachment_ids", "in", attachments.ids),
                                      ("id", "not in", messages.ids)])

@@ -17,6 +17,7 @@ from odoo.tools import email_normalize
 
 from ..mailsync import errors
 from ..mailsync.parse import normalize_message_id
+from ..mailsync.session import smtp_connection
 from .mail_sync_mailbox import SYNCING_STATES
 from .mail_sync_message import NOT_POISON
 
@@ -62,27 +63,31 @@ class MailSyncMailbox(models.Model):
 
     # ------------------------------------------------------------------ routing
     @api.model
-    def _smart_mail_for(self, author, email_from, company=None):
-        """The mailbox that sends mail written by ``author`` (res.partner) from ``email_from``,
-        or an empty recordset (Odoo's usual outgoing server).
+    def _smart_mail_for(self, author, email_from, company=None, sender=None):
+        """The mailbox that sends mail written by ``author`` (res.partner) from ``email_from``
+        and created by the user ``sender`` (``mail.mail.create_uid``), or an empty recordset
+        (Odoo's usual outgoing server).
 
-        Routed: the author is an internal user whose mailbox is enabled (or in error: it still
-        syncs and a failure must show) and has an SMTP server, and the From address is one of
-        that user's own addresses — mail from another address (a shared one, a colleague's
-        in a template) is never sent through someone's personal mailbox.
+        Mail goes out through a user's mailbox only when that user sends it: ``sender`` is the
+        mailbox owner (an internal user), the author is the owner's own partner, the mailbox is
+        enabled (or in error: it still syncs and a failure must show) with an SMTP server, and
+        the From address is one of the owner's own addresses. A colleague posting with the
+        owner as author (``message_post(author_id=…)`` accepts any partner), automated actions
+        running as another user, mail from a shared address: Odoo's usual server.
         """
-        users = author.sudo().user_ids.filtered(lambda u: not u.share)
-        sender = email_normalize(email_from or "")
-        if not users or not sender:
+        if not sender or sender.share or author != sender.partner_id:
+            return self.browse()
+        sender_address = email_normalize(email_from or "")
+        if not sender_address:
             return self.browse()
         mailboxes = self.sudo().search([
-            ("user_id", "in", users.ids), ("state", "in", SYNCING_STATES),
+            ("user_id", "=", sender.id), ("state", "in", SYNCING_STATES),
             ("smtp_host", "!=", False), ("active", "=", True),
         ], order="id")
         if company:
             mailboxes = mailboxes.sorted(lambda m: m.company_id != company)
         for mailbox in mailboxes:
-            if sender in mailbox._own_addresses():
+            if sender_address in mailbox._own_addresses():
                 return mailbox
         return self.browse()
 
@@ -93,12 +98,15 @@ class MailSyncMailbox(models.Model):
 
     # ------------------------------------------------------------------ connection
     def _smart_mail_connect(self):
-        """A logged-in SMTP session on this mailbox's server, through Odoo's
-        ``ir.mail_server.connect`` (None in Odoo's test mode, like every ``connect``).
+        """A logged-in SMTP session on this mailbox's server (None in Odoo's test mode, like
+        every ``ir.mail_server.connect``).
 
-        XOAUTH2 when the mailbox is an OAuth one (``_mail_config`` gives a fresh access token),
-        else the password. The session sends From and envelope sender as the mailbox address.
-        Raises SyncError.
+        Opened by the engine (``mailsync.session.smtp_connection``), like Test connection and
+        the sync: the certificate is verified (Odoo's own ``connect`` does not verify it), the
+        server must pass the network rule, XOAUTH2 (a fresh access token from ``_mail_config``)
+        or the password, every reply checked. The session then carries what Odoo's
+        ``send_email`` reads: From and envelope sender are the mailbox address. Raises
+        SyncError.
         """
         self.ensure_one()
         if modules.module.current_test:
@@ -107,21 +115,7 @@ class MailSyncMailbox(models.Model):
         if config.smtp is None:
             raise errors.SyncError("config", "No SMTP server is set for this mailbox.",
                                    provider=self.provider)
-        token = config.access_token
-        IrMailServer = self.env["ir.mail_server"].sudo().with_context(
-            mail_sync_xoauth2=bool(token))
-        try:
-            connection = IrMailServer.connect(
-                host=config.smtp.host, port=config.smtp.port,
-                user=config.smtp_login or config.login,
-                password=token or config.password,
-                encryption=config.smtp.security,
-                smtp_from=self._smart_mail_sender())
-        except Exception as exc:  # noqa: BLE001 - classified for the user and the log
-            raise errors.classify(exc, host=config.smtp.host, port=config.smtp.port,
-                                  provider=self.provider, secrets=self._secrets()) from exc
-        if connection is None:
-            return None
+        connection = smtp_connection(config).__enter__()  # the caller quits it
         # What Odoo's _prepare_email_message reads: From header and envelope sender become the
         # mailbox address (never the company bounce or notification address).
         connection.from_filter = config.email

@@ -372,4 +372,15 @@ class MailSyncMessage(models.Model):
             "attachment_ids": [(6, 0, [rec.id for _a, rec in attachments])],
             "mail_sync_mailbox_id": mailbox.id,
             "mail_sync_direction": direction,
+            "mail_sync_participants": self._participants(email_from, header, parsed),
         }
+
+    @api.model
+    def _participants(self, email_from, header, parsed):
+        """"From …; To …; Cc …" (what is shared of an email that is not shared whole)."""
+        parts = [f"From: {email_from or '?'}"]
+        for label, addrs in (("To", header.to_addrs or parsed.to_addrs),
+                             ("Cc", header.cc_addrs or parsed.cc_addrs)):
+            if addrs:
+                parts.append(f"{label}: {', '.join(addrs)}")
+        return "; ".join(parts)[:2000]

@@ -13,8 +13,15 @@ write access to the record.
 """
 import dataclasses
 
+from markupsafe import escape
+
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError
+from odoo.tools import SQL
+
+from odoo.addons.mail.tools.discuss import Store
+
+from .res_company import SHARING
 
 MANAGER_GROUP = "crm_mail_sync.group_mail_sync_manager"
 
@@ -30,6 +37,10 @@ class MailSyncMessageRemoval(models.Model):
     res_id = fields.Many2oneReference(model_field="model", required=True, readonly=True)
     user_id = fields.Many2one("res.users", string="Removed by", readonly=True,
                               ondelete="set null")
+    company_id = fields.Many2one(
+        "res.company", readonly=True, index=True, ondelete="cascade",
+        help="The company of the mailbox that synced the removed email (managers see the "
+             "removals of their companies only).")
     subject = fields.Char(readonly=True)
 
     _sql_constraints = [
@@ -77,10 +88,57 @@ class MailMessage(models.Model):
 
     mail_sync_private = fields.Boolean(
         "Private (Mail Sync)", readonly=True, copy=False, groups="base.group_user",
-        help="Visible only to the user whose mailbox synced it and to Mail Sync managers.")
+        help="Made private one by one: visible only to the user whose mailbox synced it and to "
+             "Mail Sync managers, whatever the mailbox shares.")
     mail_sync_private_user_id = fields.Many2one(
-        "res.users", string="Private to", readonly=True, copy=False, index="btree_not_null",
-        ondelete="set null", groups="base.group_user")
+        "res.users", string="Owner (Mail Sync)", readonly=True, copy=False,
+        index="btree_not_null", ondelete="set null", groups="base.group_user",
+        help="The user whose mailbox synced this email: they (and Mail Sync managers) see it "
+             "whole, whatever it shares.")
+    mail_sync_visibility = fields.Selection(
+        SHARING, string="Shared with (Mail Sync)", readonly=True, copy=False, index=True,
+        groups="base.group_user",
+        help="Who sees this synced email: its mailbox's sharing, or Private when it was made "
+             "private.")
+    mail_sync_participants = fields.Char(
+        "Participants (Mail Sync)", readonly=True, copy=False, groups="base.group_user")
+    # The content of an email that is not shared whole (Subject and participants only, Private):
+    # moved out of ``body`` and ``attachment_ids``, where every reader and every export of the
+    # record would find it. Read back (as superuser) for the owner and Mail Sync managers only.
+    mail_sync_body = fields.Html(
+        "Hidden content (Mail Sync)", readonly=True, copy=False, sanitize=False,
+        groups="base.group_system")
+    mail_sync_attachment_ids = fields.Many2many(
+        "ir.attachment", "mail_sync_message_hidden_attachment_rel", "message_id",
+        "attachment_id", string="Hidden attachments (Mail Sync)", readonly=True, copy=False,
+        groups="base.group_system")
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        """Synced mail is shared as its mailbox shares (or private when made so): recorded with
+        its content in place, then moved out for what is not shared whole."""
+        mailboxes = self.env["mail.sync.mailbox"].sudo().browse(
+            {vals["mail_sync_mailbox_id"] for vals in vals_list
+             if vals.get("mail_sync_mailbox_id")})
+        owners = {mailbox.id: (mailbox.user_id.id, mailbox.sharing or "everyone")
+                  for mailbox in mailboxes}
+        targets = []
+        for vals in vals_list:
+            owner, sharing = owners.get(vals.get("mail_sync_mailbox_id"), (False, None))
+            if sharing is None:
+                targets.append(None)
+                continue
+            vals.setdefault("mail_sync_private_user_id", owner)
+            target = vals.pop("mail_sync_visibility", None) or (
+                "private" if vals.get("mail_sync_private") else sharing)
+            vals["mail_sync_visibility"] = "everyone"
+            targets.append(target)
+        messages = super().create(vals_list)
+        for visibility in ("metadata", "private"):
+            hidden = [m.id for m, target in zip(messages, targets) if target == visibility]
+            if hidden:
+                self.browse(hidden).sudo()._mail_sync_set_visibility(visibility)
+        return messages
 
     # ------------------------------------------------------------------ access
     @api.model
@@ -93,10 +151,10 @@ class MailMessage(models.Model):
         # Portal users too (synced mail is internal, but they may be its author).
         if not self.env.is_superuser() and not self._mail_sync_sees_private():
             domain = self._mail_sync_restrict(domain, [
-                "|", ("mail_sync_private", "=", False),
+                "|", ("mail_sync_visibility", "!=", "private"),
                 ("mail_sync_private_user_id", "=", self.env.uid)])
             # mail.message's _search runs its query without flushing these fields itself.
-            self.flush_model(["mail_sync_private", "mail_sync_private_user_id"])
+            self.flush_model(["mail_sync_visibility", "mail_sync_private_user_id"])
         return super()._search(domain, offset, limit, order)
 
     def _get_forbidden_access(self, operation):
@@ -104,11 +162,144 @@ class MailMessage(models.Model):
         if operation in ("read", "write") and not self._mail_sync_sees_private():
             rest = (self - forbidden).sudo()
             uid = self.env.uid
-            hidden = rest.filtered(lambda m: m.mail_sync_private
+            hidden = rest.filtered(lambda m: m.mail_sync_visibility == "private"
                                    and m.mail_sync_private_user_id.id != uid)
             if hidden:
                 forbidden += self.browse(hidden.ids)
         return forbidden
+
+    def _mail_sync_sees_content(self):
+        """The messages of ``self`` whose moved-out content the current user may see: the owner
+        and Mail Sync managers, on messages not shared whole."""
+        hidden = self.sudo().filtered(lambda m: m.mail_sync_visibility in ("metadata", "private"))
+        if not hidden or self._mail_sync_sees_private():
+            return hidden
+        return hidden.filtered(lambda m: m.mail_sync_private_user_id.id == self.env.uid)
+
+    def _read_format(self, fnames, load="_classic_read"):
+        result = super()._read_format(fnames, load=load)
+        if {"body", "attachment_ids"} & set(fnames) and self.env.user._is_internal():
+            owned = {message.id: message for message in self._mail_sync_sees_content()}
+            for values in result:
+                message = owned.get(values["id"])
+                if message is None:
+                    continue
+                if "body" in values and message.mail_sync_body:
+                    values["body"] = message.mail_sync_body
+                if "attachment_ids" in values and message.mail_sync_attachment_ids:
+                    values["attachment_ids"] = message.mail_sync_attachment_ids.ids
+        return result
+
+    def _to_store(self, store, /, *, fields=None, **kwargs):
+        super()._to_store(store, fields=fields, **kwargs)
+        for message in self._mail_sync_sees_content():
+            if message.mail_sync_attachment_ids:
+                store.add(self.browse(message.id), {"attachment_ids": Store.many(
+                    message.mail_sync_attachment_ids.sorted("id"))})
+
+    # ------------------------------------------------------------------ sharing
+    @api.model
+    def _mail_sync_apply_mailbox_sharing(self, mailbox):
+        """The mail of ``mailbox`` shared as its ``sharing`` says (what was made private one by
+        one stays private)."""
+        self.flush_model()
+        self.env.cr.execute(SQL(
+            "SELECT id FROM mail_message WHERE mail_sync_mailbox_id = %s "
+            "AND NOT COALESCE(mail_sync_private, false)", mailbox.id))
+        ids = [row[0] for row in self.env.cr.fetchall()]
+        self.browse(ids)._mail_sync_set_visibility(mailbox.sharing or "everyone")
+
+    def _mail_sync_set_visibility(self, visibility):
+        """Share these synced messages with ``visibility`` (everyone | metadata | private): the
+        content of what is not shared whole moves out of ``body`` and ``attachment_ids`` (and
+        the attachments off the record, onto the mailbox: only its owner and Mail Sync managers
+        may open them), what becomes shared whole moves back. A few queries whatever the
+        number of messages."""
+        if not self.ids:
+            return
+        self.flush_model()
+        self.env["ir.attachment"].flush_model()
+        cr = self.env.cr
+        ids = list(self.ids)
+        if visibility == "everyone":
+            cr.execute(SQL("""
+                UPDATE ir_attachment a SET res_model = m.model, res_id = m.res_id
+                  FROM mail_sync_message_hidden_attachment_rel r
+                  JOIN mail_message m ON m.id = r.message_id
+                 WHERE r.attachment_id = a.id AND r.message_id = ANY(%(ids)s)
+            """, ids=ids))
+            cr.execute(SQL("""
+                WITH moved AS (
+                    DELETE FROM mail_sync_message_hidden_attachment_rel
+                     WHERE message_id = ANY(%(ids)s) RETURNING message_id, attachment_id)
+                INSERT INTO message_attachment_rel (message_id, attachment_id)
+                SELECT message_id, attachment_id FROM moved ON CONFLICT DO NOTHING
+            """, ids=ids))
+            cr.execute(SQL("""
+                UPDATE mail_message SET body = mail_sync_body, mail_sync_body = NULL,
+                       mail_sync_visibility = 'everyone'
+                 WHERE id = ANY(%(ids)s) AND mail_sync_body IS NOT NULL
+            """, ids=ids))
+            cr.execute(SQL("""
+                UPDATE mail_message SET mail_sync_visibility = 'everyone'
+                 WHERE id = ANY(%(ids)s)
+            """, ids=ids))
+        else:
+            cr.execute(SQL("""
+                UPDATE ir_attachment a SET res_model = 'mail.sync.mailbox',
+                       res_id = m.mail_sync_mailbox_id
+                  FROM message_attachment_rel r
+                  JOIN mail_message m ON m.id = r.message_id
+                 WHERE r.attachment_id = a.id AND r.message_id = ANY(%(ids)s)
+                   AND m.mail_sync_mailbox_id IS NOT NULL
+            """, ids=ids))
+            cr.execute(SQL("""
+                WITH moved AS (
+                    DELETE FROM message_attachment_rel r USING mail_message m
+                     WHERE m.id = r.message_id AND r.message_id = ANY(%(ids)s)
+                       AND m.mail_sync_mailbox_id IS NOT NULL
+                 RETURNING r.message_id, r.attachment_id)
+                INSERT INTO mail_sync_message_hidden_attachment_rel (message_id, attachment_id)
+                SELECT message_id, attachment_id FROM moved ON CONFLICT DO NOTHING
+            """, ids=ids))
+            # The placeholder says what is shared: the participants (and who sees the rest).
+            for lang, message_ids in self._mail_sync_ids_by_owner_lang(ids).items():
+                note = self.with_context(lang=lang).env._(
+                    "The content and attachments of this email are visible to its owner and "
+                    "the Mail Sync managers only.")
+                cr.execute(SQL("""
+                    UPDATE mail_message m
+                       SET mail_sync_body = CASE WHEN m.mail_sync_body IS NULL THEN m.body
+                                                 ELSE m.mail_sync_body END,
+                           body = '<p><i>' || %(note)s || '</i></p>'
+                                  || CASE WHEN m.mail_sync_participants IS NULL THEN ''
+                                     ELSE '<p>' || replace(replace(replace(
+                                         m.mail_sync_participants, '&', '&amp;'), '<', '&lt;'),
+                                         '>', '&gt;') || '</p>' END
+                     WHERE m.id = ANY(%(ids)s)
+                """, note=str(escape(note)), ids=message_ids))
+            cr.execute(SQL("""
+                UPDATE mail_message m SET mail_sync_visibility = %(visibility)s,
+                       mail_sync_private_user_id = COALESCE(m.mail_sync_private_user_id,
+                                                            b.user_id)
+                  FROM mail_sync_mailbox b
+                 WHERE b.id = m.mail_sync_mailbox_id AND m.id = ANY(%(ids)s)
+            """, visibility=visibility, ids=ids))
+        self.invalidate_model()
+        self.env["ir.attachment"].invalidate_model(["res_model", "res_id"])
+
+    def _mail_sync_ids_by_owner_lang(self, ids):
+        """``{lang: [message id]}`` of synced messages, by their mailbox owner's language."""
+        self.env.cr.execute(SQL("""
+            SELECT COALESCE(p.lang, 'en_US'), array_agg(m.id)
+              FROM mail_message m
+              JOIN mail_sync_mailbox b ON b.id = m.mail_sync_mailbox_id
+              JOIN res_users u ON u.id = b.user_id
+              JOIN res_partner p ON p.id = u.partner_id
+             WHERE m.id = ANY(%s)
+          GROUP BY 1
+        """, list(ids)))
+        return dict(self.env.cr.fetchall())
 
     # ------------------------------------------------------------------ actions
     def _mail_sync_check_owner(self):
@@ -127,14 +318,19 @@ class MailMessage(models.Model):
 
     def action_mail_sync_make_private(self):
         self._mail_sync_check_owner()
-        for message in self.sudo():
-            message.write({"mail_sync_private": True,
-                           "mail_sync_private_user_id": message.mail_sync_mailbox_id.user_id.id})
+        messages = self.sudo()
+        messages.write({"mail_sync_private": True})
+        messages._mail_sync_set_visibility("private")
         return True
 
     def action_mail_sync_make_public(self):
+        """Back to what the mailbox shares (no longer private one by one)."""
         self._mail_sync_check_owner()
-        self.sudo().write({"mail_sync_private": False, "mail_sync_private_user_id": False})
+        messages = self.sudo()
+        messages.write({"mail_sync_private": False})
+        for mailbox in messages.mail_sync_mailbox_id:
+            messages.filtered(lambda m, b=mailbox: m.mail_sync_mailbox_id == b) \
+                ._mail_sync_set_visibility(mailbox.sharing or "everyone")
         return True
 
     def action_mail_sync_remove(self):
@@ -152,9 +348,12 @@ class MailMessage(models.Model):
                 known.add(key)
                 vals.append({"message_id": message.message_id, "model": message.model,
                              "res_id": message.res_id, "user_id": self.env.uid,
+                             "company_id": message.mail_sync_mailbox_id.company_id.id,
                              "subject": (message.subject or "")[:500]})
         Removal.create(vals)
+        hidden_attachments = messages.mail_sync_attachment_ids  # on the mailbox, not the record
         messages.unlink()
+        hidden_attachments.unlink()
         return {"type": "ir.actions.client", "tag": "soft_reload"}
 
     @staticmethod

@@ -22,11 +22,15 @@ from odoo import _, api, fields, models, tools
 from odoo.exceptions import ValidationError
 
 from ..mailsync import addresses, errors
-from ..mailsync.privacy import PUBLIC_DOMAINS, Policy, domain_of
+from ..mailsync.privacy import Policy, domain_of, is_shared_domain
 from .mail_sync_matcher import Match
 from .mail_sync_message import NOT_POISON
 
 _logger = logging.getLogger(__name__)
+
+# A mailbox whose connection test succeeded (its login proves the address): its domain counts
+# as the company's own.
+CONNECTED_STATES = ("enabled", "error")
 
 
 def normalize_domain(value):
@@ -40,8 +44,10 @@ def normalize_domain(value):
 
 
 def _email_domain(value):
+    """The domain of an address when it can be a company's own (no public suffix, no free
+    mail provider), else None."""
     domain = normalize_domain(domain_of(addresses.normalize(value or "") or ""))
-    return domain if domain and domain not in PUBLIC_DOMAINS else None
+    return domain if domain and not is_shared_domain(domain) else None
 
 
 def _own_domains_changed(env):
@@ -69,6 +75,7 @@ class SyncPolicy:
         self.pending = {}  # folder name -> [HeaderInfo] matching nothing (header index)
         self.known = set()  # Message-IDs the registry already holds (never indexed)
         self.errors = []  # message-level SyncErrors of the matcher (a lead it could not create)
+        self.quota = None  # messages this run may still record (the daily cap), None: no cap
 
     def __repr__(self):
         return f"SyncPolicy(mailbox={self.mailbox.id})"
@@ -176,6 +183,12 @@ class ResCompany(models.Model):
 
     @tools.ormcache("company_id")
     def _mail_sync_own_domains_cached(self, company_id):
+        """Own domains are the ones nobody can claim alone: the company's email and website
+        domains (set by administrators), the domains of the company's connected mailboxes (a
+        connection test proved a login there), and the domains at least two internal users
+        of the company have an address on (a user can change their own address: one alone
+        never makes a domain internal). Never a public suffix (``co.uk``) or a free mail
+        provider (``gmail.com``)."""
         company = self.browse(company_id).sudo()
         found = set()
         for value in (company.email, company.partner_id.email):
@@ -191,23 +204,25 @@ class ResCompany(models.Model):
                 found.add(domain)
         self.env["res.users"].flush_model(["partner_id", "share", "active", "company_ids"])
         self.env["res.partner"].flush_model(["email_normalized"])
-        self.env["mail.sync.mailbox"].flush_model(["company_id", "email"])
+        self.env["mail.sync.mailbox"].flush_model(["company_id", "email", "state", "active"])
         self.env.cr.execute("""
-            SELECT DISTINCT lower(split_part(p.email_normalized, '@', 2))
+            SELECT lower(split_part(p.email_normalized, '@', 2))
               FROM res_users u
               JOIN res_partner p ON p.id = u.partner_id
               JOIN res_company_users_rel r ON r.user_id = u.id AND r.cid = %(company)s
              WHERE NOT u.share AND u.active AND p.email_normalized LIKE '%%@%%'
+          GROUP BY 1 HAVING count(DISTINCT u.id) >= 2
              UNION
             SELECT DISTINCT lower(split_part(m.email, '@', 2))
               FROM mail_sync_mailbox m
-             WHERE m.company_id = %(company)s AND m.email LIKE '%%@%%'
-        """, {"company": company_id})
+             WHERE m.company_id = %(company)s AND m.active AND m.email LIKE '%%@%%'
+               AND m.state IN %(connected)s
+        """, {"company": company_id, "connected": CONNECTED_STATES})
         for (domain,) in self.env.cr.fetchall():
             domain = normalize_domain(domain)
             if domain:
                 found.add(domain)
-        return tuple(sorted(d for d in found if d not in PUBLIC_DOMAINS))
+        return tuple(sorted(d for d in found if not is_shared_domain(d)))
 
     def write(self, vals):
         res = super().write(vals)
@@ -278,16 +293,21 @@ class MailSyncMailbox(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         mailboxes = super().create(vals_list)
-        if any(_email_domain(mailbox.email) for mailbox in mailboxes):
+        if any(mailbox._own_domain_key()[0] for mailbox in mailboxes):
             _own_domains_changed(self.env)
         return mailboxes
 
+    def _own_domain_key(self):
+        self.ensure_one()
+        connected = self.active and self.state in CONNECTED_STATES
+        return (_email_domain(self.email) if connected else None, self.company_id.id)
+
     def write(self, vals):
-        if not {"email", "company_id"} & set(vals):
+        if not {"email", "company_id", "state", "active"} & set(vals):
             return super().write(vals)
-        before = {m.id: (_email_domain(m.email), m.company_id.id) for m in self}
+        before = {m.id: m._own_domain_key() for m in self}
         res = super().write(vals)
-        if any((_email_domain(m.email), m.company_id.id) != before.get(m.id) for m in self):
+        if any(m._own_domain_key() != before.get(m.id) for m in self):
             _own_domains_changed(self.env)
         return res
 
@@ -361,7 +381,15 @@ class MailSyncMatcher(models.AbstractModel):
         result = super()._match(mailbox, kept, own_addrs) if kept else {}
         unmatched = [h for h in kept if h.uid not in result and h.message_id not in holder.known]
         if unmatched and holder.create_leads:
-            result.update(self._new_leads(mailbox, unmatched, own_addrs, policy, holder))
+            candidates = unmatched
+            if holder.quota is not None:
+                # The daily cap records the first ``quota`` wanted messages (by UID): no lead
+                # for a message that will wait for tomorrow.
+                room = max(holder.quota, 0)
+                first = set(sorted(list(result) + [h.uid for h in unmatched])[:room])
+                candidates = [h for h in unmatched if h.uid in first]
+            if candidates:
+                result.update(self._new_leads(mailbox, candidates, own_addrs, policy, holder))
             unmatched = [h for h in unmatched if h.uid not in result]
         if unmatched and holder.index:
             for header in unmatched:

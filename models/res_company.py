@@ -17,6 +17,13 @@ BILLABLE_STATES = ("enabled", "error")
 
 MB = 1 << 20
 
+# Who sees the mail a mailbox records (res.users.mail_sync_sharing, company default).
+SHARING = [
+    ("everyone", "Everyone who can see the record"),
+    ("metadata", "Subject and participants only"),
+    ("private", "Private"),
+]
+
 
 def limits_from(attachment_mb, message_mb, parts):
     """The engine's ``Limits`` from a company's settings (0 or empty: no limit)."""
@@ -54,6 +61,11 @@ class ResCompany(models.Model):
         "Mail Sync: most parts per email", default=500,
         help="An email with more parts (attachments, inline pictures, nested messages) is "
              "skipped and listed with the skipped messages (0: no limit).")
+    mail_sync_sharing = fields.Selection(
+        SHARING, string="Mail Sync: share synced emails with", default="everyone",
+        required=True,
+        help="The default for users who did not choose: who sees the emails their mailbox "
+             "records on leads and contacts (the owner and Mail Sync managers always do).")
     mail_sync_billable_count = fields.Integer(
         "Billable mailboxes", compute="_compute_mail_sync_billable_count",
         help="Mailboxes of this company that are Enabled or in Error (not Pending, not "
@@ -103,6 +115,9 @@ class ResCompany(models.Model):
 
     def write(self, vals):
         res = super().write(vals)
+        if "mail_sync_sharing" in vals:
+            self.env["mail.sync.mailbox"].sudo().search(
+                [("company_id", "in", self.ids)])._apply_sharing()
         if "mail_sync_mailbox_limit" in vals:
             # A raised limit (or none) frees seats: the cron promotes the Pending mailboxes.
             self.env["mail.sync.mailbox"]._trigger_promotion()

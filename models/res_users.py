@@ -1,9 +1,21 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 from odoo import SUPERUSER_ID, _, api, fields, models
 
+from .res_company import SHARING
+
 
 class ResUsers(models.Model):
     _inherit = "res.users"
+
+    mail_sync_sharing = fields.Selection(
+        SHARING, string="Share my synced emails",
+        help="Who sees the emails your mailbox records on leads and contacts. Empty: your "
+             "company's default.\n"
+             "Everyone who can see the record: the whole email.\n"
+             "Subject and participants only: others see that an email was exchanged (date, "
+             "direction, participants, subject), not its content or attachments.\n"
+             "Private: only you and the Mail Sync managers.\n"
+             "A change applies to the emails already synced too.")
 
     mail_sync_mailbox_id = fields.Many2one(
         "mail.sync.mailbox", string="Mail Sync mailbox", compute="_compute_mail_sync_mailbox",
@@ -17,7 +29,26 @@ class ResUsers(models.Model):
     @property
     def SELF_READABLE_FIELDS(self):
         return super().SELF_READABLE_FIELDS + [
-            "mail_sync_mailbox_id", "mail_sync_state", "mail_sync_state_description"]
+            "mail_sync_mailbox_id", "mail_sync_state", "mail_sync_state_description",
+            "mail_sync_sharing"]
+
+    @property
+    def SELF_WRITEABLE_FIELDS(self):
+        return super().SELF_WRITEABLE_FIELDS + ["mail_sync_sharing"]
+
+    def unlink(self):
+        # Their mailboxes go with them (ondelete cascade, in the database): their hidden mail
+        # content first (mail.sync.mailbox.unlink does not run for a cascade).
+        self.env["mail.sync.mailbox"].sudo().with_context(active_test=False).search(
+            [("user_id", "in", self.ids)])._drop_hidden_content()
+        return super().unlink()
+
+    def write(self, vals):
+        res = super().write(vals)
+        if "mail_sync_sharing" in vals:
+            self.env["mail.sync.mailbox"].sudo().search(
+                [("user_id", "in", self.ids)])._apply_sharing()
+        return res
 
     @api.depends_context("company", "uid")
     def _compute_mail_sync_mailbox(self):
@@ -35,10 +66,16 @@ class ResUsers(models.Model):
                 sees_all or uid == self.env.uid) else False
 
     def _search_mail_sync_mailbox(self, operator, value):
+        """Who has a mailbox: Mail Sync managers may ask about anyone; a user only about
+        themselves (nobody learns by a search which colleagues connected a mailbox)."""
         Mailbox = self.env["mail.sync.mailbox"].sudo()
         in_company = [("company_id", "=", self.env.company.id)]
+        if not (self.env.su or self.env.user.has_group("crm_mail_sync.group_mail_sync_manager")):
+            in_company.append(("user_id", "=", self.env.uid))
         if value is False and operator in ("=", "!="):
             users = Mailbox._search(in_company).subselect("user_id")
+            if operator == "=" and len(in_company) > 1:  # "no mailbox": only oneself is known
+                return [("id", "=", self.env.uid), ("id", "not in", users)]
             return [("id", "not in" if operator == "=" else "in", users)]
         users = Mailbox._search(in_company + [("id", operator, value)]).subselect("user_id")
         return [("id", "in", users)]

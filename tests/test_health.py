@@ -432,7 +432,8 @@ class TestHealth(MailSyncCase):
         b_attachments = self._synced(b).attachment_ids
         self.assertTrue(b_attachments)
         # Before: A's sender routes A's mail through A's SMTP.
-        self.assertEqual(self.Mailbox._smart_mail_for(self.user_sales.partner_id, a.email), a)
+        self.assertEqual(self.Mailbox._smart_mail_for(self.user_sales.partner_id, a.email,
+                                                           sender=self.user_sales), a)
 
         self._disconnect(a, "remove")
 
@@ -463,7 +464,8 @@ class TestHealth(MailSyncCase):
             [("mailbox_id", "=", a.id)]))
         self.assertFalse(a.folder_ids)
         self.assertFalse(a.holds_seat)
-        self.assertFalse(self.Mailbox._smart_mail_for(self.user_sales.partner_id, a.email))
+        self.assertFalse(self.Mailbox._smart_mail_for(self.user_sales.partner_id, a.email,
+                                                           sender=self.user_sales))
         last_sync = a.last_sync
         self._cron()
         self.assertEqual(a.last_sync, last_sync)  # never synced again

@@ -76,6 +76,7 @@ class TestInstall(MailSyncCase):
         login, password = self._dovecot_user()
         mailbox = self._mailbox(self.user_sales, login, password)
         other_company = self.env["res.company"].create({"name": "Other Co"})
+        self.user_sales.company_ids = [(4, other_company.id)]
         copy = mailbox.copy({"company_id": other_company.id})
         self.assertFalse(copy.has_password)
         self.assertEqual(copy.state, "draft")

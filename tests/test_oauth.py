@@ -405,7 +405,7 @@ class TestOAuth(MailSyncCase, HttpCase):
         introspections = self.oauth.calls["introspect"]
         self._connect(mailbox)
         self.assertEqual(mailbox.auth_method, "oauth")
-        self.assertTrue(mailbox.has_password)  # still stored, but not used
+        self.assertFalse(mailbox.has_password)  # the server changed: the password is gone
         config = mailbox._mail_config()
         self.assertIsNone(config.password)
         self.assertTrue(config.access_token)

@@ -153,30 +153,42 @@ class TestPrivacy(BeyondCase):
         self.assertIn(mid, self.on(self.partner_ann))
 
     def test_own_domains_follow_users_and_mailboxes(self):
-        """A new colleague's (or mailbox's) domain is excluded at once, without a restart; the
-        never-log list and unrelated writes clear no cache (nothing of them is cached)."""
+        """A domain becomes the company's own at once, without a restart, when two colleagues
+        have an address there or a mailbox there is connected; the never-log list and unrelated
+        writes clear no cache (nothing of them is cached)."""
         Exclusion = self.env["mail.sync.exclusion"].sudo()
         self.assertNotIn("newbranch.example", self.company._mail_sync_own_domains())  # cached
         user = mail_new_test_user(self.env, login="ms_branch", name="Bea Branch",
                                   email="bea@newbranch.example", groups="base.group_user")
+        # One colleague alone never makes a domain internal (a user edits their own address).
+        self.assertNotIn("newbranch.example", self.company._mail_sync_own_domains())
+        mail_new_test_user(self.env, login="ms_branch2", name="Cy Branch",
+                           email="cy@newbranch.example", groups="base.group_user")
         self.assertIn("newbranch.example", self.company._mail_sync_own_domains())
         user.email = "bea@otherbranch.example"
         domains = self.company._mail_sync_own_domains()
-        self.assertIn("otherbranch.example", domains)
+        self.assertNotIn("otherbranch.example", domains)
         self.assertNotIn("newbranch.example", domains)
+        user.email = "bea@newbranch.example"
+        self.assertIn("newbranch.example", self.company._mail_sync_own_domains())
         user.active = False
-        self.assertNotIn("otherbranch.example", self.company._mail_sync_own_domains())
+        self.assertNotIn("newbranch.example", self.company._mail_sync_own_domains())
+        # A mailbox's domain counts once it is connected (a connection test proved the login).
         mailbox = self._mailbox(self.user_jr, self.login, self.password)
         mailbox.email = "julia@jrbranch.example"
+        self.assertNotIn("jrbranch.example", Exclusion._policy_for(mailbox).domains)
+        mailbox._enable()
         self.assertIn("jrbranch.example", Exclusion._policy_for(mailbox).domains)
         # Nothing to forget: exclusions, a customer's address, a mailbox address in the same
         # domain, the company's flags.
+        login2, password2 = self._dovecot_user()
+        draft = self._mailbox(self.user_sales, login2, password2)
         registry_class = type(self.env.registry)
         with patch.object(registry_class, "clear_cache", autospec=True) as clear_cache:
             entry = Exclusion.create({"value": "acme.example"})
             entry.note = "customer"
             self.partner_ann.email = "ann.smith@acme-group.example"
-            mailbox.email = "julia.junior@jrbranch.example"
+            draft.email = "sam@draftbranch.example"  # not connected: not an own domain
             self.company.mail_sync_skip_auto = False
             self.assertIn("acme.example", Exclusion._policy_for(mailbox).domains)
             entry.unlink()

@@ -18,7 +18,7 @@ VALUES = {
     "last_success": "2024-01-01 00:00:00", "last_error": False, "smtp_sent_count": 0,
     "smtp_sent_date": False, "fast_checked_at": False, "folder_ids": [(5, 0, 0)],
     "log_ids": [(5, 0, 0)], "skipped_ids": [(5, 0, 0)], "sync_inflight": False,
-    "sync_suspects": {"1:INBOX": {"7": 5}},
+    "sync_suspects": {"1:INBOX": {"7": 5}}, "sharing": "everyone",
 }
 
 

@@ -38,6 +38,8 @@ EXPECTED = {
         "read_colleague_log": role in MANAGERS,
         "read_mail_on_colleague_lead": role in READS_ALL_LEADS,
         "read_mail_on_jr_lead": role in READS_ALL_LEADS | {"jr_salesperson"},
+        # Settings administrators may hand a mailbox over (its secrets are deleted then).
+        "write_colleague_mailbox": role == "administrator",
     }
     for role in ROLES
 }
@@ -46,8 +48,9 @@ ACCESS_LOGGERS = ("odoo.addons.base.models.ir_rule", "odoo.addons.base.models.ir
                   "odoo.models", "odoo.http", "odoo.addons.mail.models.mail_message")
 
 
-@tagged("post_install", "-at_install")
-class TestRoles(MailSyncCase, HttpCase):
+class RolesCase(MailSyncCase, HttpCase):
+    """A user of each role, a colleague, mailboxes, error-log entries, and mail the Jr's mailbox
+    synced (with attachments) onto the colleague's lead and the Jr's own lead."""
 
     @classmethod
     def setUpClass(cls):
@@ -120,12 +123,17 @@ class TestRoles(MailSyncCase, HttpCase):
             "message_id": f"<{direction}.{lead.id}@test.example>",
             "attachment_ids": [Command.set(attachment.ids)],
             "mail_sync_mailbox_id": mailbox.id, "mail_sync_direction": direction,
+            "mail_sync_participants": f"From: buyer@bigco.example; To: {mailbox.email}",
         })
 
     # ------------------------------------------------------------------ ORM
     def _forbidden(self, func, *args, **kwargs):
         with self.assertRaises(AccessError), mute_logger(*ACCESS_LOGGERS):
             func(*args, **kwargs)
+
+
+@tagged("post_install", "-at_install")
+class TestRoles(RolesCase):
 
     def test_install_maps_the_roles(self):
         for role, user in self.users.items():
@@ -168,17 +176,30 @@ class TestRoles(MailSyncCase, HttpCase):
         else:
             self._forbidden(colleague.read, ["state"])
             self._forbidden(colleague._check_disconnect_access)
-        self._forbidden(colleague.write, {"imap_host": "attacker.example"})
-        self._forbidden(colleague.write, {"password": "overwritten"})
-        self._forbidden(colleague.unlink)
+        if expected["write_colleague_mailbox"]:
+            with self.env.cr.savepoint(flush=False) as savepoint:
+                colleague.write({"imap_host": "127.0.0.2"})
+                self.assertFalse(colleague.has_password)  # never sent to the new server
+                savepoint.rollback()
+                self.env.invalidate_all()
+        else:
+            self._forbidden(colleague.write, {"imap_host": "attacker.example"})
+            self._forbidden(colleague.write, {"password": "overwritten"})
+            self._forbidden(colleague.unlink)
         self._forbidden(self.mailbox_b.with_user(user).read, ["state"])
         # Nor through the users: another user's Mail Sync status for managers only.
         shown = self.colleague.with_user(user).read(["mail_sync_state", "mail_sync_mailbox_id"])
         self.assertEqual(shown[0]["mail_sync_state"],
                          "draft" if expected["read_colleague_mailbox"] else False)
         self.assertEqual(user.with_user(user).mail_sync_state, "draft")
-        self._forbidden(Mailbox.create, {"user_id": self.user_employee.id, "email": "x@y.example",
-                                         "imap_host": "127.0.0.1", "imap_security": "none"})
+        other_user = {"user_id": self.user_employee.id, "email": "x@y.example",
+                      "imap_host": "127.0.0.1", "imap_security": "none"}
+        if expected["write_colleague_mailbox"]:  # administrators set up a mailbox for anyone
+            with self.env.cr.savepoint(flush=False) as savepoint:
+                Mailbox.create(other_user)
+                savepoint.rollback()
+        else:
+            self._forbidden(Mailbox.create, other_user)
         # Error log: own and (managers) the company's; read only.
         Log = self.env["mail.sync.log"].with_user(user)
         logs = Log.search([])
@@ -296,9 +317,10 @@ class TestRoles(MailSyncCase, HttpCase):
         else:
             self._rpc_denied(MB, "read", [colleague], ["state"])
             self._rpc_denied(MB, "export_data", [colleague], ["email"])
-        self._rpc_denied(MB, "write", [colleague], {"imap_host": "attacker.example"})
-        self._rpc_denied(MB, "write", [colleague], {"password": "overwritten"})
-        self._rpc_denied(MB, "unlink", [colleague])
+        if not expected["write_colleague_mailbox"]:
+            self._rpc_denied(MB, "write", [colleague], {"imap_host": "attacker.example"})
+            self._rpc_denied(MB, "write", [colleague], {"password": "overwritten"})
+            self._rpc_denied(MB, "unlink", [colleague])
         self._rpc_denied(MB, "read", [self.mailbox_b.id], ["state"])
         # Error log.
         log_ids = {row["id"] for row in self._rpc_ok(LOG, "search_read", [], ["message"])}
@@ -342,3 +364,97 @@ class TestRoles(MailSyncCase, HttpCase):
         listed = {m["id"] if isinstance(m, dict) else m for m in chatter["messages"]}
         self.assertEqual(listed & set(self.all_synced.ids),
                          want & set(self.on_colleague_lead.ids))
+
+
+@tagged("post_install", "-at_install")
+class TestSharing(RolesCase):
+    """The Jr's sharing (everyone / subject and participants only / private) x each role x
+    chatter, message search, RPC read and attachment download."""
+
+    def _expect(self, role, message, mode):
+        on_jr_lead = message == self.msg_jr_lead
+        readable_record = role in READS_ALL_LEADS or (on_jr_lead and role == "jr_salesperson")
+        whole = role in MANAGERS or role == "jr_salesperson"  # the owner and managers
+        listed = readable_record and (mode != "private" or whole)
+        content = listed and (mode == "everyone" or whole)
+        return listed, content
+
+    def test_three_modes_for_each_role(self):
+        from odoo.addons.mail.tools.discuss import Store
+
+        jr = self.users["jr_salesperson"]
+        originals = {m.id: (m.body, m.attachment_ids) for m in self.all_synced}
+        for mode in ("metadata", "private", "everyone", "metadata"):
+            jr.with_user(jr).write({"mail_sync_sharing": mode})  # the owner's own choice
+            self.assertEqual(self.mailboxes["jr_salesperson"].sharing, mode)
+            self.env.invalidate_all()
+            for role, user in self.users.items():
+                with self.subTest(mode=mode, role=role):
+                    Message = self.env["mail.message"].with_user(user)
+                    found = Message.search([("id", "in", self.all_synced.ids)])
+                    store = Store()
+                    found._to_store(store)
+                    chatter = {row["id"]: row for row in
+                               store.get_result().get("mail.message", [])}
+                    for message in self.all_synced:
+                        listed, content = self._expect(role, message, mode)
+                        body, attachments = originals[message.id]
+                        self.assertEqual(message in found, listed, message.subject)
+                        if not listed:
+                            self._forbidden(message.with_user(user).read, ["body"])
+                            self._forbidden(attachments.with_user(user).read, ["datas"])
+                            continue
+                        read = message.with_user(user).read(["body", "subject",
+                                                             "attachment_ids"])[0]
+                        self.assertEqual(read["subject"], message.subject)  # always shared
+                        shown = str(chatter[message.id]["body"])
+                        if content:
+                            self.assertEqual(str(read["body"]), str(body))
+                            self.assertIn("Synced", shown)
+                            self.assertEqual(read["attachment_ids"], attachments.ids)
+                            self.assertEqual(chatter[message.id]["attachment_ids"],
+                                             attachments.ids)
+                            attachments.with_user(user).read(["datas"])
+                        else:
+                            self.assertNotIn("Synced", str(read["body"]))
+                            self.assertIn("buyer@bigco.example", str(read["body"]))
+                            self.assertNotIn("Synced", shown)
+                            self.assertFalse(read["attachment_ids"])
+                            self.assertFalse(chatter[message.id]["attachment_ids"])
+                            self._forbidden(attachments.with_user(user).read, ["datas"])
+                        if not content:  # searching the content never finds what is not shown
+                            self.assertFalse(Message.search([("id", "=", message.id),
+                                                             ("body", "ilike", "Synced")]))
+        # Back to everyone: everything as it was.
+        jr.with_user(jr).write({"mail_sync_sharing": "everyone"})
+        for message in self.all_synced:
+            self.assertEqual(str(message.body), str(originals[message.id][0]))
+            self.assertEqual(message.attachment_ids, originals[message.id][1])
+            self.assertEqual(message.attachment_ids.res_model, "crm.lead")
+
+    def test_downloads_follow_the_sharing(self):
+        jr = self.users["jr_salesperson"]
+        jr.with_user(jr).write({"mail_sync_sharing": "metadata"})
+        attachment = self.msg_jr_lead.sudo().mail_sync_attachment_ids
+        self.assertTrue(attachment)
+        for role in ("salesperson", "jr_salesperson", "sales_manager"):
+            with self.subTest(role=role):
+                self.authenticate(self.users[role].login, self.users[role].login)
+                response = self.url_open(f"/web/content/{attachment.id}?download=true")
+                _listed, content = self._expect(role, self.msg_jr_lead, "metadata")
+                self.assertEqual(response.status_code == 200, content, response.status_code)
+                if content:
+                    self.assertEqual(response.content, b"synced received attachment")
+
+    def test_company_default_and_new_mail(self):
+        """The company default applies to users who did not choose, to mail synced later too;
+        only administrators change it."""
+        self._forbidden(self.env.company.with_user(self.users["sales_manager"]).write,
+                        {"mail_sync_sharing": "private"})
+        self.env.company.sudo().write({"mail_sync_sharing": "private"})
+        mailbox = self.mailboxes["salesperson"]
+        self.assertEqual(mailbox.sharing, "private")
+        message = self._synced_message(mailbox, self.lead_jr, "received")  # recorded later
+        self.assertEqual(message.mail_sync_visibility, "private")
+        self.assertNotIn("Synced", message.body)
+        self._forbidden(message.with_user(self.users["jr_salesperson"]).read, ["body"])

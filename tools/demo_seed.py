@@ -25,6 +25,11 @@ admin = env.ref("base.user_admin")  # noqa: F821  (odoo shell provides env)
 if "mail.sync.mailbox" not in env:  # noqa: F821
     print("demo_seed: model mail.sync.mailbox not installed yet; mailbox not configured")
 else:
+    # The demo's Dovecot and SMTP listen on loopback: allowed, as an administrator allows a
+    # company server (Settings > CRM > Mail Sync > Allowed networks).
+    env["ir.config_parameter"].sudo().set_param(  # noqa: F821
+        "crm_mail_sync.allowed_networks",
+        ", ".join(sorted({os.environ["DEMO_IMAP_HOST"], os.environ["DEMO_SMTP_HOST"]})))
     Mailbox = env["mail.sync.mailbox"].sudo()  # noqa: F821
     mailbox = Mailbox.with_context(active_test=False).search([("user_id", "=", admin.id)], limit=1)
     if mailbox:

@@ -20,6 +20,16 @@ class MailSyncDisconnectWizard(models.TransientModel):
     synced_entry_count = fields.Integer("Synced chatter entries",
                                         compute="_compute_synced_entry_count")
 
+    @api.model_create_multi
+    def create(self, vals_list):
+        """Only for a mailbox the caller may disconnect (its owner, a Mail Sync manager of its
+        company): else the wizard would tell its address, owner and count."""
+        for vals in vals_list:
+            self.env["mail.sync.mailbox"].browse(
+                vals.get("mailbox_id") or self.env.context.get("default_mailbox_id")
+            )._check_disconnect_access()
+        return super().create(vals_list)
+
     @api.depends("mailbox_id")
     def _compute_synced_entry_count(self):
         counts = dict(self.env["mail.message"].sudo()._read_group(

@@ -44,6 +44,16 @@ class MailSyncDryRun(models.TransientModel):
                 "%(records)s leads and contacts.", count=wizard.email_count, days=wizard.days,
                 records=len(wizard.line_ids))
 
+    @api.model_create_multi
+    def create(self, vals_list):
+        """A dry run reads a mailbox's mail: its owner's only."""
+        for vals in vals_list:
+            mailbox = self.env["mail.sync.mailbox"].browse(
+                vals.get("mailbox_id") or self.env.context.get("default_mailbox_id")
+                or self.env.context.get("active_id"))
+            mailbox._check_owner_access()
+        return super().create(vals_list)
+
     @api.model
     def default_get(self, fields_list):
         res = super().default_get(fields_list)
@@ -58,7 +68,7 @@ class MailSyncDryRun(models.TransientModel):
     def action_run(self):
         self.ensure_one()
         mailbox = self.mailbox_id
-        mailbox.check_access("write")  # the owner (record rules: only owners write mailboxes)
+        mailbox._check_owner_access()
         if self.days <= 0:
             raise UserError(_("Choose how many days back to look."))
         try:
@@ -106,11 +116,23 @@ class MailSyncDryRun(models.TransientModel):
                         targets.update(("crm.lead", i) for i in match.lead_ids)
                         targets.update(("res.partner", i) for i in match.partner_ids)
         per_record = Counter(t for targets in by_message.values() for t in targets)
-        lines = []
+        # Records are named with the caller's rights: one line counts those they cannot read.
+        readable = {model: set(self.env[model].browse(
+            [res_id for m, res_id in per_record if m == model])._filtered_access("read").ids)
+            for model in ("crm.lead", "res.partner")}
+        lines, hidden_records, hidden_count = [], 0, 0
         for (model, res_id), count in per_record.most_common():
+            if res_id not in readable[model]:
+                hidden_records += 1
+                hidden_count += count
+                continue
             lines.append({"lead_id": res_id if model == "crm.lead" else False,
                           "partner_id": res_id if model == "res.partner" else False,
                           "count": count})
+        if hidden_records:
+            lines.append({"name": _("1 record you cannot see") if hidden_records == 1 else
+                          _("%s records you cannot see", hidden_records),
+                          "count": hidden_count})
         counters = holder.policy().counters
         return {"count": len(by_message), "scanned": len(scanned), "auto": counters["auto"],
                 "excluded": counters["excluded"], "lines": lines}
@@ -122,6 +144,8 @@ class MailSyncDryRunLine(models.TransientModel):
     _order = "count desc, id"
 
     wizard_id = fields.Many2one("mail.sync.dry.run", required=True, ondelete="cascade")
+    name = fields.Char("Records", readonly=True,
+                       help="Set for the line that counts the records you cannot see.")
     lead_id = fields.Many2one("crm.lead", string="Lead", readonly=True)
     partner_id = fields.Many2one("res.partner", string="Contact", readonly=True)
     count = fields.Integer("Emails", readonly=True)

@@ -25,6 +25,9 @@ from mailsync.testing.dovecot import shared_dovecot  # noqa: E402
 from mailsync.testing.smtp_server import shared_smtp  # noqa: E402
 
 _serial = itertools.count(1)
+# The test servers listen on loopback: allowed by the network rule (mailsync.netguard), as an
+# administrator allows a company server.
+LOOPBACK_ALLOWED = "127.0.0.1"
 
 
 @dataclass
@@ -66,6 +69,7 @@ class MailUser:
             smtp_login=self.login,
             password=self.password,
             timeout=10.0,
+            allowed_networks=LOOPBACK_ALLOWED,
         )
         values.update(overrides)
         return MailboxConfig(**values)

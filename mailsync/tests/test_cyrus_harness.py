@@ -255,7 +255,8 @@ def _config(cyrus, login):
     from mailsync.types import Endpoint, MailboxConfig
 
     return MailboxConfig(email=login, imap=Endpoint(cyrus.host, cyrus.port, "none"), login=login,
-                         password=cyrus.password(login), timeout=10.0)
+                         password=cyrus.password(login), timeout=10.0,
+                         allowed_networks="127.0.0.1")
 
 
 def test_engine_session_reads_cyrus(cyrus, user):

@@ -203,7 +203,8 @@ def test_large_message_memory(loaded, tmp_path):
         from mailsync.types import Endpoint, Limits, MailboxConfig, SyncReport
         config = MailboxConfig(email={user.login!r}, login={user.login!r},
                                password={user.password!r},
-                               imap=Endpoint({user.server.host!r}, {user.server.port}, "none"))
+                               imap=Endpoint({user.server.host!r}, {user.server.port}, "none"),
+                               allowed_networks="127.0.0.1")
         with ImapSession(config) as session:
             session.examine({folder!r})
             [header] = session.fetch_headers([{uid}])

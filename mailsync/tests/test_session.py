@@ -246,7 +246,8 @@ def test_imap_xoauth2_session_and_sync():
         dc.append(who, "INBOX", msg.raw)
         token = oauth.issue_tokens(who)["access_token"]
         cfg = MailboxConfig(email=who, imap=Endpoint(dc.host, dc.port, "none"), login=who,
-                            access_token=token, provider="gmail", timeout=10)
+                            access_token=token, provider="gmail", timeout=10,
+                            allowed_networks="127.0.0.1")
         imap.test_imap(cfg)
         got = []
         sync_mailbox(cfg, None, matcher=lambda hs: {h.uid: 1 for h in hs},

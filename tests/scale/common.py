@@ -209,6 +209,7 @@ def setup_records(env, logins, leads, host, port, params):
         mailbox._enable()
         mailbox_ids[login] = mailbox.id
     Param = env["ir.config_parameter"].sudo()
+    Param.set_param("crm_mail_sync.allowed_networks", host)  # the test Dovecot's address
     for key, value in params.items():
         Param.set_param(f"crm_mail_sync.{key}", str(value))
     return mailbox_ids, lead_ids

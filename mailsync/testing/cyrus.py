@@ -1,4 +1,5 @@
-"""A private Cyrus IMAP server on loopback, for tests: the same interface as ``DovecotServer``.
+"""A private Cyrus IMAP server on loopback, for tests: the same interface as ``DovecotServer``
+(both are :class:`~.imap_server.ImapTestServer`: lifecycle, client, append, flags … live there).
 
 Debian's ``cyrus-imapd`` conflicts with the installed ``dovecot-imapd``, so it is never installed:
 :func:`ensure_cyrus_root` downloads the packages once with ``apt-get download`` and unpacks them
@@ -45,7 +46,6 @@ What a caller must know (how Cyrus differs from the Dovecot harness):
 """
 from __future__ import annotations
 
-import atexit
 import contextlib
 import fcntl
 import glob
@@ -57,15 +57,14 @@ import pwd
 import re
 import secrets
 import shutil
-import signal
 import socket
-import ssl
 import subprocess
 import tempfile
 import threading
 import time
 
-from . import LOOPBACK, free_port, self_signed_cert, wait_for_port
+from . import LOOPBACK, self_signed_cert
+from .imap_server import SPECIAL_USE, ImapTestServer, others_can_traverse, start_or_attach
 
 ENV_VAR = "MAILSYNC_CYRUS"
 ROOT_ENV = "MAILSYNC_CYRUS_ROOT"
@@ -79,15 +78,7 @@ _MARKER = ".mailsync-cyrus-root.json"
 _CHECKED_BINARIES = ("usr/lib/cyrus/bin/master", "usr/lib/cyrus/bin/imapd",
                      "usr/lib/cyrus/bin/ctl_cyrusdb", "usr/lib/cyrus/bin/reconstruct",
                      "usr/lib/cyrus/bin/mbpath", "usr/lib/cyrus/bin/idled", "usr/sbin/saslpasswd2")
-SPECIAL_USE = (
-    ("Drafts", r"\Drafts"),
-    ("Sent", r"\Sent"),
-    ("Trash", r"\Trash"),
-    ("Junk", r"\Junk"),
-    ("Archive", r"\Archive"),
-)
 HEADER_8BIT = {"keep": ("no", "no"), "munge": ("yes", "no"), "reject": ("no", "yes")}
-_FORBIDDEN = re.compile(r"[:\r\n\0]")
 _LOGIN = re.compile(r"[A-Za-z0-9\-_+]+@[A-Za-z0-9.\-_]+")  # no dot before the @ (see above)
 _DOTTED_LOGIN = re.compile(r"[A-Za-z0-9.\-_+]+@[A-Za-z0-9.\-_]+")
 
@@ -315,25 +306,10 @@ def _write_marker(root, packages):
         json.dump({"version": CYRUS_VERSION, "packages": packages, "made": time.time()}, fh)
 
 
-def _others_can_traverse(path):
-    """True if an unprivileged user can reach ``path`` (every parent has o+x)."""
-    path = os.path.abspath(path)
-    while True:
-        try:
-            if not os.stat(path).st_mode & 0o001:
-                return False
-        except FileNotFoundError:
-            pass
-        parent = os.path.dirname(path)
-        if parent == path:
-            return True
-        path = parent
-
-
 def _reachable_root(root):
     """``root`` if Cyrus's user (nobody) can reach it, else a copy of it in /var/tmp (made once:
     without a mount namespace nothing else gets nobody past a 0700 home directory)."""
-    if os.geteuid() != 0 or _others_can_traverse(root):
+    if os.geteuid() != 0 or others_can_traverse(root):
         return root
     tag = hashlib.sha1(root.encode()).hexdigest()[:12]
     copy = os.path.join("/var/tmp", f"mailsync-cyrus-root-{tag}")
@@ -406,13 +382,16 @@ class _SyslogSink:
             os.unlink(self.path)
 
 
-class CyrusServer:
+class CyrusServer(ImapTestServer):
     """One private Cyrus IMAP. Use as a context manager or call start()/stop()."""
 
-    host = LOOPBACK
+    name = "Cyrus"
+    workdir_prefix = "mailsync-cyrus-"
     separator = "."
     sent_folder = "INBOX.Sent"
     admin = "cyrusadmin"
+    _LOGIN = _LOGIN
+    _refused_errors = (AppendRefused,)
 
     def __init__(self, workdir=None, port=None, oauth_introspection_url=None, ssl_port=None,
                  header_8bit="keep"):
@@ -420,18 +399,13 @@ class CyrusServer:
             raise CyrusUnavailable("the Cyrus harness has no XOAUTH2/OAUTHBEARER")
         if header_8bit not in HEADER_8BIT:
             raise ValueError(f"header_8bit is one of {sorted(HEADER_8BIT)}, not {header_8bit!r}")
-        self._own_workdir = workdir is None
-        self.workdir = os.path.abspath(workdir or tempfile.mkdtemp(prefix="mailsync-cyrus-"))
-        if self._own_workdir:
-            os.chmod(self.workdir, 0o755)  # mkdtemp's 0700 would keep nobody out
-        self.port = port
-        self.ssl_port = ssl_port
+        super().__init__(workdir, port, ssl_port)  # its own work dir is 0755: nobody gets in
         self.oauth_introspection_url = None
         self.header_8bit = header_8bit
-        tag = hashlib.sha1(self.workdir.encode()).hexdigest()[:12]
+        tag = self._tag()
         # Cyrus runs as nobody: everything it touches lives where nobody can reach it.
         run_dir = os.path.join(self.workdir, "cyrus")
-        if os.geteuid() == 0 and not _others_can_traverse(self.workdir):
+        if os.geteuid() == 0 and not self._workdir_reachable():
             run_dir = os.path.join("/var/tmp", f"mailsync-cyrus-{tag}")
         self.run_dir = run_dir
         self.config_file = os.path.join(run_dir, "imapd.conf")
@@ -450,10 +424,8 @@ class CyrusServer:
             self.syslog_socket = os.path.join(tempfile.gettempdir(), f"mailsync-cy-{tag}.sock")
         self.root = None
         self.admin_password = None
-        self._proc = None
         self._sink = None
-        self._attached = False
-        self._lock = threading.Lock()
+        self._namespace = False
 
     # ---- lifecycle -------------------------------------------------------------------------
     def _cyrus_user(self):
@@ -576,41 +548,19 @@ class CyrusServer:
                     os.lchown(os.path.join(base, name), uid, gid)
         os.chown(self.run_dir, uid, gid)
 
-    def start(self, timeout=15.0):
-        if self._proc is not None or self._attached:
-            return self
+    def _before_start(self):
         self.root = ensure_cyrus_root()
-        namespace = _namespace_works(os.path.join(self.run_dir, "ns-probe"))
+        self._namespace = _namespace_works(os.path.join(self.run_dir, "ns-probe"))
         self._prepare()
-        fixed = self.port is not None
-        last_error = ""
-        for _attempt in range(3 if not fixed else 1):
-            if not fixed:
-                self.port = free_port()
-                self.ssl_port = free_port()
-                while self.ssl_port == self.port:
-                    self.ssl_port = free_port()
-            elif self.ssl_port is None:
-                self.ssl_port = free_port()
-            # Cyrus's services refuse to run as root: nobody must reach the binaries. In the
-            # namespace the root is bind-mounted into run_dir; else a copy may be needed.
-            inner_root = (os.path.join(self.run_dir, "root") if namespace
-                          else _reachable_root(self.root))
-            self._write_config(inner_root)
-            self._chown_run_dir()
-            log_offset = len(self.log_text())
-            self._proc = self._spawn(namespace, inner_root)
-            alive = lambda: self._proc.poll() is None  # noqa: E731
-            ok = wait_for_port(self.host, self.port, timeout, alive=alive)
-            ok = ok and wait_for_port(self.host, self.ssl_port, timeout, alive=alive)
-            if ok and self._greets():
-                return self
-            self._kill()
-            last_error = self.log_text()[log_offset:]
-            if "in use" not in last_error:
-                break
-        raise RuntimeError(
-            f"Cyrus did not start (config {self.config_file}):\n{last_error[-4000:]}")
+
+    def _launch(self):
+        # Cyrus's services refuse to run as root: nobody must reach the binaries. In the
+        # namespace the root is bind-mounted into run_dir; else a copy may be needed.
+        inner_root = (os.path.join(self.run_dir, "root") if self._namespace
+                      else _reachable_root(self.root))
+        self._write_config(inner_root)
+        self._chown_run_dir()
+        return self._spawn(self._namespace, inner_root)
 
     def _spawn(self, namespace, inner_root):
         master_args = [self._bin("master", inner_root), "-C", self.config_file, "-M",
@@ -647,74 +597,29 @@ class CyrusServer:
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True, cwd=self.run_dir)
 
-    def _greets(self):
-        try:
-            with socket.create_connection((self.host, self.port), timeout=5) as sock:
-                return sock.recv(200).startswith(b"* OK")
-        except OSError:
-            return False
-
-    def _kill(self):
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGTERM)  # master ends its children itself
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)  # any straggler of the instance's process group
-
-    def stop(self):
-        if self._attached:
-            return
-        self._kill()
+    def _cleanup(self):
         if self._sink is not None:
             self._sink.close()
             self._sink = None
-        if self._own_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        super()._cleanup()
         if self._own_workdir or self.run_dir != os.path.join(self.workdir, "cyrus"):
             # (the root's bind mount exists only in master's namespace: from here run_dir/root
             # is an empty directory, and the cache itself is never touched)
             shutil.rmtree(self.run_dir, ignore_errors=True)
-
-    @property
-    def pid(self):
-        return self._proc.pid if self._proc else None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     # ---- description for other processes ----------------------------------------------------
     def describe(self):
         """What another process needs to attach (the ``MAILSYNC_CYRUS`` JSON)."""
         return {
             "kind": "cyrus",
-            "host": self.host,
-            "port": self.port,
-            "ssl_port": self.ssl_port,
-            "cafile": self.cafile,
-            "workdir": self.workdir,
+            **self._description(),
             "run_dir": self.run_dir,
             "root": self.root,
-            "passwd_dir": self.passwd_dir,
-            "config_file": self.config_file,
-            "log_path": self.log_path,
             "admin": self.admin,
             "admin_password": self.admin_password,
             "sent_folder": self.sent_folder,
             "separator": self.separator,
             "header_8bit": self.header_8bit,
-            "pid": self.pid,
         }
 
     @classmethod
@@ -722,8 +627,7 @@ class CyrusServer:
         """A handle on a server another process runs (``info`` as written by describe())."""
         self = cls(workdir=info["workdir"], port=int(info["port"]),
                    ssl_port=int(info["ssl_port"]) if info.get("ssl_port") else None,
-                   header_8bit=info.get("header_8bit") or "keep")
-        self._own_workdir = False
+                   header_8bit=info.get("header_8bit") or "keep")._attached_to(info)
         self.run_dir = info.get("run_dir") or self.run_dir
         self.config_file = info.get("config_file") or os.path.join(self.run_dir, "imapd.conf")
         self.cyrus_conf = os.path.join(self.run_dir, "cyrus.conf")
@@ -737,7 +641,6 @@ class CyrusServer:
         self.log_path = info.get("log_path") or self.log_path
         self.root = info.get("root") or ensure_cyrus_root()
         self.admin_password = info.get("admin_password")
-        self._attached = True
         return self
 
     # ---- tools of the root -------------------------------------------------------------------
@@ -759,20 +662,16 @@ class CyrusServer:
             os.chmod(self.sasldb, 0o640)
 
     # ---- users ---------------------------------------------------------------------------------
-    def _user_file(self, login):
-        return os.path.join(self.passwd_dir, login.lower())
+    def _login_error(self, login):
+        if _DOTTED_LOGIN.fullmatch(login or ""):
+            return f"Cyrus (separator '.') cannot serve a login with a dot before the @: {login!r}"
+        return super()._login_error(login)
 
     def add_user(self, login, password):
         """Create (or re-password) a mailbox user; usable at once, no restart. ``login`` is an
         e-mail address without a dot before the @ (Cyrus lower-cases it). Its INBOX and the
         special-use folders (``INBOX.Sent`` …) exist when this returns."""
-        if not _LOGIN.fullmatch(login or ""):
-            if _DOTTED_LOGIN.fullmatch(login or ""):
-                raise ValueError(f"Cyrus (separator '.') cannot serve a login with a dot before "
-                                 f"the @: {login!r}")
-            raise ValueError(f"logins are e-mail addresses like alice@example.test, not {login!r}")
-        if not password or _FORBIDDEN.search(password):
-            raise ValueError("passwords may not be empty or contain ':' or line breaks")
+        self._check_credentials(login, password)
         login = login.lower()
         path = self._user_file(login)
         if os.path.exists(path) and self.password(login) == password:
@@ -823,118 +722,16 @@ class CyrusServer:
         name = f"user.{local}{real[len('INBOX'):]}@{domain}"
         return self._tool([self._bin("mbpath"), "-C", self.config_file, name]).strip()
 
-    # ---- IMAP helpers --------------------------------------------------------------------------
-    def ssl_context(self):
-        """An SSLContext that trusts this server's certificate."""
-        return ssl.create_default_context(cafile=self.cafile)
-
-    def client(self, login, password=None, *, ssl_port=False, timeout=30):
-        """An ``imapclient.IMAPClient`` logged in as ``login`` (plain port unless ssl_port)."""
-        from imapclient import IMAPClient
-
-        if ssl_port:
-            client = IMAPClient(self.host, port=self.ssl_port, ssl=True,
-                                ssl_context=self.ssl_context(), timeout=timeout)
-        else:
-            client = IMAPClient(self.host, port=self.port, ssl=False, timeout=timeout)
-        try:
-            client.login(login, password if password is not None else self.password(login))
-        except Exception:
-            with contextlib.suppress(Exception):
-                client.shutdown()
-            raise
-        return client
-
+    # ---- IMAP helpers (client, append, append_many, flags… are ImapTestServer's) -------------
     def admin_client(self):
         """An IMAPClient logged in as the Cyrus admin (sees ``user.<local>…@<domain>``)."""
         return self.client(self.admin, self.admin_password)
 
-    @contextlib.contextmanager
-    def _session(self, login):
-        client = self.client(login)
-        try:
-            yield client
-        finally:
-            with contextlib.suppress(Exception):
-                client.logout()
-
-    @staticmethod
-    def _ensure_folder(client, real):
-        if real != "INBOX" and not client.folder_exists(real):
-            client.create_folder(real)
-            with contextlib.suppress(Exception):
-                client.subscribe_folder(real)
-
-    def create_folder(self, login, name):
-        """Create ``name`` (mapped, see folder_name) if missing; returns the Cyrus name."""
-        real = self.folder_name(name)
-        with self._session(login) as client:
-            self._ensure_folder(client, real)
-        return real
-
-    def append(self, login, folder, raw_bytes, flags=(), when=None):
-        """APPEND ``raw_bytes`` to ``folder`` (mapped; created if missing); returns the new UID.
-        Raises :class:`AppendRefused` when Cyrus refuses the message."""
-        if isinstance(raw_bytes, str):
-            raw_bytes = raw_bytes.encode()
-        real = self.folder_name(folder)
-        with self._session(login) as client:
-            self._ensure_folder(client, real)
-            return self._append(client, real, raw_bytes, flags, when)
-
-    @staticmethod
-    def _append(client, real, raw_bytes, flags, when):
-        try:
-            response = client.append(real, raw_bytes, flags=tuple(flags), msg_time=when)
-        except client.AbortError:
-            raise
-        except client.Error as e:
-            reason = re.sub(r"^append failed:\s*", "", str(e), flags=re.I)
-            raise AppendRefused(real, reason) from None
-        if isinstance(response, bytes):
-            response = response.decode(errors="replace")
-        match = re.search(r"APPENDUID \d+ (\d+)", response or "")
-        if match:
-            return int(match.group(1))
-        client.select_folder(real, readonly=True)
-        return max(client.search(["ALL"]))
-
-    def append_many(self, login, folder, messages, skip_refused=False):
-        """APPEND several ``raw`` or ``(raw, flags, when)`` in one session; returns the UIDs
-        (``None`` for a message Cyrus refused when ``skip_refused``, else AppendRefused)."""
-        real = self.folder_name(folder)
-        uids = []
-        with self._session(login) as client:
-            self._ensure_folder(client, real)
-            for item in messages:
-                raw, flags, when = (item, (), None) if isinstance(item, (bytes, str)) else item
-                if isinstance(raw, str):
-                    raw = raw.encode()
-                try:
-                    uids.append(self._append(client, real, raw, flags, when))
-                except AppendRefused:
-                    if not skip_refused:
-                        raise
-                    uids.append(None)
-        return uids
-
-    def flags(self, login, folder):
-        """``{uid: tuple(flags as str)}`` of every message in ``folder`` (read-only; without
-        ``\\Recent``, which depends on the session, not on the mailbox)."""
-        real = self.folder_name(folder)
-        with self._session(login) as client:
-            client.select_folder(real, readonly=True)
-            data = client.fetch("1:*", ["FLAGS"]) if client.search(["ALL"]) else {}
-        result = {}
-        for uid, item in sorted(data.items()):
-            flags = (f.decode() if isinstance(f, bytes) else str(f) for f in item[b"FLAGS"])
-            result[uid] = tuple(f for f in flags if f != "\\Recent")
-        return result
-
-    def uidvalidity(self, login, folder):
-        with self._session(login) as client:
-            status = client.folder_status(self.folder_name(folder), ["UIDVALIDITY"])
-            return int(status[b"UIDVALIDITY"])
+    def _refusal(self, folder, error):
+        # append() and append_many() raise AppendRefused when Cyrus refuses the message
+        # (append_many(skip_refused=True) gives None for it instead).
+        reason = re.sub(r"^append failed:\s*", "", str(error), flags=re.I)
+        return AppendRefused(folder, reason)
 
     def reset_uidvalidity(self, login, folder):
         """Give ``folder`` a new, higher UIDVALIDITY; its messages stay (same bytes, flags and
@@ -1042,16 +839,9 @@ class CyrusServer:
             current = ""
         return commands
 
-    def log_text(self):
+    def _log_files(self):
         """Cyrus's syslog records (``cyrus.log``) and master's own output."""
-        text = ""
-        for path in (self.log_path, self.master_log):
-            try:
-                with open(path, errors="replace") as fh:
-                    text += fh.read()
-            except FileNotFoundError:
-                pass
-        return text
+        return (self.log_path, self.master_log)
 
 
 def _q(path):
@@ -1071,16 +861,5 @@ def shared_cyrus():
     global _shared
     with _shared_lock:
         if _shared is None:
-            info = os.environ.get(ENV_VAR)
-            if info:
-                _shared = CyrusServer.attach(json.loads(info))
-            else:
-                server = CyrusServer()
-                try:
-                    server.start()
-                except BaseException:
-                    server.stop()
-                    raise
-                atexit.register(server.stop)
-                _shared = server
+            _shared = start_or_attach(CyrusServer, ENV_VAR)
         return _shared

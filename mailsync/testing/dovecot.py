@@ -10,37 +10,27 @@ Users live in per-user passwd-files (a new path is read at first login), so :met
 a running server, also from another process (see :func:`shared_dovecot`). With
 ``oauth_introspection_url`` the server also accepts XOAUTH2/OAUTHBEARER, checking each token
 with an RFC 7662 introspection POST (TESTING-NOTES.md).
+
+The lifecycle, the IMAP helpers (client, append, append_many, flags, uidvalidity …) and
+describe()/attach()'s common half are :class:`~.imap_server.ImapTestServer`'s, shared with the
+Cyrus harness (:mod:`.cyrus`); here are Dovecot's configuration, users and reset_uidvalidity.
 """
 from __future__ import annotations
 
-import atexit
 import contextlib
 import grp
-import hashlib
-import json
 import os
 import pwd
-import re
 import shutil
-import signal
-import ssl
 import subprocess
 import tempfile
 import threading
 import time
 
-from . import LOOPBACK, free_port, self_signed_cert, wait_for_port
+from . import LOOPBACK, self_signed_cert
+from .imap_server import SPECIAL_USE, ImapTestServer, start_or_attach
 
 ENV_VAR = "MAILSYNC_DOVECOT"
-SPECIAL_USE = (
-    ("Drafts", r"\Drafts"),
-    ("Sent", r"\Sent"),
-    ("Trash", r"\Trash"),
-    ("Junk", r"\Junk"),
-    ("Archive", r"\Archive"),
-)
-_FORBIDDEN = re.compile(r"[:\r\n\0]")
-_LOGIN = re.compile(r"[A-Za-z0-9.\-_+]+@[A-Za-z0-9.\-_]+")
 
 
 def dovecot_binary():
@@ -57,31 +47,16 @@ def _doveadm_binary():
     raise RuntimeError("doveadm is not installed (it comes with dovecot-core)")
 
 
-def _others_can_traverse(path):
-    """True if an unprivileged user can reach ``path`` (every parent has o+x)."""
-    path = os.path.abspath(path)
-    while True:
-        try:
-            if not os.stat(path).st_mode & 0o001:
-                return False
-        except FileNotFoundError:
-            pass
-        parent = os.path.dirname(path)
-        if parent == path:
-            return True
-        path = parent
-
-
-class DovecotServer:
+class DovecotServer(ImapTestServer):
     """One private Dovecot. Use as a context manager or call start()/stop()."""
 
-    host = LOOPBACK
+    name = "Dovecot"
+    workdir_prefix = "mailsync-dovecot-"
+    sent_folder = "Sent"
+    separator = "/"
 
     def __init__(self, workdir=None, port=None, oauth_introspection_url=None, ssl_port=None):
-        self._own_workdir = workdir is None
-        self.workdir = os.path.abspath(workdir or tempfile.mkdtemp(prefix="mailsync-dovecot-"))
-        self.port = port
-        self.ssl_port = ssl_port
+        super().__init__(workdir, port, ssl_port)
         self.oauth_introspection_url = oauth_introspection_url
         self.config_file = os.path.join(self.workdir, "dovecot.conf")
         # One passwd-file per user: Dovecot re-reads a passwd-file at most once a second, but a
@@ -91,16 +66,13 @@ class DovecotServer:
         self.cafile = os.path.join(self.workdir, "tls", "cert.pem")
         self.keyfile = os.path.join(self.workdir, "tls", "key.pem")
         # Unix sockets need short paths (108 bytes) that the unprivileged mail processes can reach.
-        tag = hashlib.sha1(self.workdir.encode()).hexdigest()[:12]
+        tag = self._tag()
         self.base_dir = os.path.join(tempfile.gettempdir(), f"mailsync-dc-{tag}")
         # Mail belongs to an unprivileged user: it must be able to reach it.
         mail_root = os.path.join(self.workdir, "mail")
-        if not _others_can_traverse(self.workdir):
+        if not self._workdir_reachable():
             mail_root = os.path.join("/var/tmp", f"mailsync-mail-{tag}")
         self.mail_root = mail_root
-        self._proc = None
-        self._attached = False
-        self._lock = threading.Lock()
 
     # ---- lifecycle -------------------------------------------------------------------------
     def _mail_owner(self):
@@ -223,115 +195,43 @@ class DovecotServer:
         # A stale anvil/auth socket makes the first failed login wait 5 s (TESTING-NOTES).
         shutil.rmtree(self.base_dir, ignore_errors=True)
 
-    def start(self, timeout=15.0):
-        if self._proc is not None or self._attached:
-            return self
-        binary = dovecot_binary()
+    def _before_start(self):
+        dovecot_binary()  # a clear error when it is missing
         self._prepare()
-        fixed = self.port is not None
-        last_error = ""
-        for _attempt in range(3 if not fixed else 1):
-            if not fixed:
-                self.port = free_port()
-                self.ssl_port = free_port()
-                while self.ssl_port == self.port:
-                    self.ssl_port = free_port()
-            elif self.ssl_port is None:
-                self.ssl_port = free_port()
-            self._write_config()
-            log_offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
-            self._proc = subprocess.Popen(
-                [binary, "-F", "-c", self.config_file],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            ok = wait_for_port(self.host, self.port, timeout, alive=lambda: self._proc.poll() is None)
-            ok = ok and wait_for_port(self.host, self.ssl_port, timeout, alive=lambda: self._proc.poll() is None)
-            if ok and self._greets():
-                return self
-            output = ""
-            if self._proc.poll() is not None:
-                output = self._proc.stdout.read().decode(errors="replace")
-            self._kill()
-            last_error = output + self.log_text()[log_offset:]
-            if "in use" not in last_error:
-                break
-        raise RuntimeError(f"Dovecot did not start (config {self.config_file}):\n{last_error[-4000:]}")
 
-    def _greets(self):
-        import socket
+    def _launch(self):
+        self._write_config()
+        return subprocess.Popen(
+            [dovecot_binary(), "-F", "-c", self.config_file],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
-        try:
-            with socket.create_connection((self.host, self.port), timeout=5) as sock:
-                return sock.recv(200).startswith(b"* OK")
-        except OSError:
-            return False
+    def _launch_output(self):
+        return self._proc.stdout.read().decode(errors="replace")
 
-    def _kill(self):
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)  # any straggler of the instance's process group
-        if proc.stdout:
-            proc.stdout.close()
-
-    def stop(self):
-        if self._attached:
-            return
-        self._kill()
+    def _cleanup(self):
         shutil.rmtree(self.base_dir, ignore_errors=True)
-        if self._own_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            if self.mail_root != os.path.join(self.workdir, "mail"):
-                shutil.rmtree(self.mail_root, ignore_errors=True)
-
-    @property
-    def pid(self):
-        return self._proc.pid if self._proc else None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        super()._cleanup()
+        if self._own_workdir and self.mail_root != os.path.join(self.workdir, "mail"):
+            shutil.rmtree(self.mail_root, ignore_errors=True)
 
     # ---- description for other processes ----------------------------------------------------
     def describe(self):
         """What another process needs to attach (the ``MAILSYNC_DOVECOT`` JSON)."""
         return {
-            "host": self.host,
-            "port": self.port,
-            "ssl_port": self.ssl_port,
-            "cafile": self.cafile,
-            "workdir": self.workdir,
-            "passwd_dir": self.passwd_dir,
-            "config_file": self.config_file,
-            "log_path": self.log_path,
+            **self._description(),
             "mail_root": self.mail_root,
             "oauth_introspection_url": self.oauth_introspection_url,
-            "pid": self.pid,
         }
 
     @classmethod
     def attach(cls, info):
         """A handle on a server another process runs (``info`` as written by describe())."""
-        self = cls.__new__(cls)
-        self._own_workdir = False
+        self = cls.__new__(cls)._attached_to(info)
         self.workdir = info["workdir"]
-        self.port = int(info["port"])
-        self.ssl_port = int(info["ssl_port"]) if info.get("ssl_port") else None
         self.cafile = info.get("cafile") or os.path.join(self.workdir, "tls", "cert.pem")
         self.keyfile = os.path.join(os.path.dirname(self.cafile), "key.pem")
         self.passwd_dir = info.get("passwd_dir") or os.path.join(self.workdir, "users")
@@ -340,15 +240,9 @@ class DovecotServer:
         self.mail_root = info.get("mail_root") or os.path.join(self.workdir, "mail")
         self.oauth_introspection_url = info.get("oauth_introspection_url")
         self.base_dir = None
-        self._proc = None
-        self._attached = True
-        self._lock = threading.Lock()
         return self
 
     # ---- users ---------------------------------------------------------------------------------
-    def _user_file(self, login):
-        return os.path.join(self.passwd_dir, login.lower())
-
     def users(self):
         """``{login: password}`` of every user."""
         result = {}
@@ -361,10 +255,7 @@ class DovecotServer:
     def add_user(self, login, password):
         """Create (or re-password) a mailbox user; usable at once, no restart. ``login`` is an
         e-mail address (Dovecot lower-cases it)."""
-        if not _LOGIN.fullmatch(login or ""):
-            raise ValueError(f"logins are e-mail addresses like alice@example.test, not {login!r}")
-        if not password or _FORBIDDEN.search(password):
-            raise ValueError("passwords may not be empty or contain ':' or line breaks")
+        self._check_credentials(login, password)
         path = self._user_file(login)
         existed = os.path.exists(path)
         if existed and self.password(login) == password:
@@ -387,96 +278,7 @@ class DovecotServer:
             raise KeyError(f"no such Dovecot user: {login}") from None
         return password[len("{PLAIN}"):] if password.startswith("{PLAIN}") else password
 
-    # ---- IMAP helpers --------------------------------------------------------------------------
-    def ssl_context(self):
-        """An SSLContext that trusts this server's certificate."""
-        return ssl.create_default_context(cafile=self.cafile)
-
-    def client(self, login, password=None, *, ssl_port=False, timeout=30):
-        """An ``imapclient.IMAPClient`` logged in as ``login`` (plain port unless ssl_port)."""
-        from imapclient import IMAPClient
-
-        if ssl_port:
-            client = IMAPClient(self.host, port=self.ssl_port, ssl=True,
-                                ssl_context=self.ssl_context(), timeout=timeout)
-        else:
-            client = IMAPClient(self.host, port=self.port, ssl=False, timeout=timeout)
-        try:
-            client.login(login, password if password is not None else self.password(login))
-        except Exception:
-            with contextlib.suppress(Exception):
-                client.shutdown()
-            raise
-        return client
-
-    @contextlib.contextmanager
-    def _session(self, login):
-        client = self.client(login)
-        try:
-            yield client
-        finally:
-            with contextlib.suppress(Exception):
-                client.logout()
-
-    @staticmethod
-    def _ensure_folder(client, folder):
-        if folder.upper() != "INBOX" and not client.folder_exists(folder):
-            client.create_folder(folder)
-            with contextlib.suppress(Exception):
-                client.subscribe_folder(folder)
-
-    def create_folder(self, login, name):
-        with self._session(login) as client:
-            self._ensure_folder(client, name)
-        return name
-
-    def append(self, login, folder, raw_bytes, flags=(), when=None):
-        """APPEND ``raw_bytes`` to ``folder`` (created if missing); returns the new UID."""
-        if isinstance(raw_bytes, str):
-            raw_bytes = raw_bytes.encode()
-        with self._session(login) as client:
-            self._ensure_folder(client, folder)
-            return self._append(client, folder, raw_bytes, flags, when)
-
-    @staticmethod
-    def _append(client, folder, raw_bytes, flags, when):
-        response = client.append(folder, raw_bytes, flags=tuple(flags), msg_time=when)
-        if isinstance(response, bytes):
-            response = response.decode(errors="replace")
-        match = re.search(r"APPENDUID \d+ (\d+)", response or "")
-        if match:
-            return int(match.group(1))
-        client.select_folder(folder, readonly=True)  # no UIDPLUS: the highest UID is ours
-        return max(client.search(["ALL"]))
-
-    def append_many(self, login, folder, messages):
-        """APPEND several ``raw`` or ``(raw, flags, when)`` in one session; returns the UIDs."""
-        uids = []
-        with self._session(login) as client:
-            self._ensure_folder(client, folder)
-            for item in messages:
-                raw, flags, when = (item, (), None) if isinstance(item, (bytes, str)) else item
-                if isinstance(raw, str):
-                    raw = raw.encode()
-                uids.append(self._append(client, folder, raw, flags, when))
-        return uids
-
-    def flags(self, login, folder):
-        """``{uid: tuple(flags as str)}`` of every message in ``folder`` (read-only; without
-        ``\\Recent``, which depends on the session, not on the mailbox)."""
-        with self._session(login) as client:
-            client.select_folder(folder, readonly=True)
-            data = client.fetch("1:*", ["FLAGS"]) if client.search(["ALL"]) else {}
-        result = {}
-        for uid, item in sorted(data.items()):
-            flags = (f.decode() if isinstance(f, bytes) else str(f) for f in item[b"FLAGS"])
-            result[uid] = tuple(f for f in flags if f != "\\Recent")  # per-session, not state
-        return result
-
-    def uidvalidity(self, login, folder):
-        with self._session(login) as client:
-            return int(client.folder_status(folder, ["UIDVALIDITY"])[b"UIDVALIDITY"])
-
+    # ---- IMAP helpers (the rest are ImapTestServer's) ----------------------------------------
     def reset_uidvalidity(self, login, folder):
         """Give ``folder`` a new UIDVALIDITY; its messages stay (same bytes, flags and dates)
         but get new UIDs. Returns the new UIDVALIDITY."""
@@ -506,13 +308,6 @@ class DovecotServer:
             raise RuntimeError(f"doveadm {' '.join(args)} failed: {result.stderr.strip()}")
         return result.stdout
 
-    def log_text(self):
-        try:
-            with open(self.log_path, errors="replace") as fh:
-                return fh.read()
-        except FileNotFoundError:
-            return ""
-
 
 # ---- one server per process ---------------------------------------------------------------------
 _shared = None
@@ -525,12 +320,5 @@ def shared_dovecot():
     global _shared
     with _shared_lock:
         if _shared is None:
-            info = os.environ.get(ENV_VAR)
-            if info:
-                _shared = DovecotServer.attach(json.loads(info))
-            else:
-                server = DovecotServer()
-                server.start()
-                atexit.register(server.stop)
-                _shared = server
+            _shared = start_or_attach(DovecotServer, ENV_VAR)
         return _shared

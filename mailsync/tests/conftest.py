@@ -103,3 +103,26 @@ def mail_user(dovecot, smtp):
     """A fresh user with its own empty mailbox: ``.login``/``.email``, ``.password``,
     ``.client()``, ``.append()``, ``.config(security)``."""
     return new_mail_user(dovecot, smtp)
+
+
+# ---- both test IMAP servers (test_imap_servers.py) ----------------------------------------------
+@pytest.fixture(scope="session", params=["dovecot", "cyrus"])
+def imap_server(request):
+    """The shared Dovecot or the shared Cyrus (``ImapTestServer`` API: the ``dovecot`` one's,
+    plus ``sent_folder`` and ``folder_name()``; Cyrus adds telemetry). Cyrus is skipped, with
+    the reason, only where it cannot be had at all."""
+    if request.param == "dovecot":
+        return shared_dovecot()
+    from mailsync.testing.cyrus import CyrusUnavailable, shared_cyrus
+
+    try:
+        return shared_cyrus()
+    except CyrusUnavailable as e:
+        pytest.skip(f"Cyrus unavailable: {e}")
+
+
+@pytest.fixture
+def imap_user(imap_server):
+    """A fresh user with its own empty mailbox on ``imap_server`` (a ``MailUser``; its login
+    has no dot before the @, which Cyrus cannot serve)."""
+    return new_mail_user(imap_server, prefix="srv")

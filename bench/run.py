@@ -548,13 +548,14 @@ def phase_bandwidth(state):
     with registry.cursor() as cr:
         env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
         mb = mailbox_model(env).browse(state["mailbox_ids"][state["unmatched_login"]])
-        mb.imap_port = proxy.port
+        # A changed server drops the stored password: it goes with the port.
+        mb.write({"imap_port": proxy.port, "password": PASSWORD})
         cr.commit()
         _runs, tot = sync_until_done(mb, cr)
         time.sleep(0.2)
         env.cr.execute("SELECT count(*) FROM mail_message WHERE mail_sync_mailbox_id = %s", [mb.id])
         recorded = env.cr.fetchone()[0]
-        mb.imap_port = state["dovecot_port"]
+        mb.write({"imap_port": state["dovecot_port"], "password": PASSWORD})
         cr.commit()
     n = state["unmatched_messages"]
     engine = (tot.get("headers_bytes", 0) + tot.get("bodies_bytes", 0)) / n

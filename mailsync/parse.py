@@ -21,6 +21,7 @@ import email
 import email.header
 import email.utils
 import hashlib
+import html
 import mimetypes
 import re
 from email import policy as email_policy
@@ -54,7 +55,15 @@ def _charset_ok(charset: str | None) -> str | None:
     charset = str(charset).strip().strip('"\'').lower()
     aliases = {"utf8": "utf-8", "x-unknown": None, "unknown-8bit": None, "8bit": None,
                "ks_c_5601-1987": "cp949", "windows-874": "cp874", "x-sjis": "shift_jis",
-               "gb2312": "gb18030", "gbk": "gb18030", "cp-850": "cp850"}
+               "gb2312": "gb18030", "gbk": "gb18030", "cp-850": "cp850",
+               # As browsers and mail clients read them (the WHATWG Encoding Standard): mail
+               # labelled Latin-1 is mostly Windows-1252, whose € and curly quotes would
+               # otherwise turn into invisible control characters.
+               "iso-8859-1": "cp1252", "iso8859-1": "cp1252", "latin1": "cp1252",
+               "latin-1": "cp1252", "l1": "cp1252", "iso_8859-1": "cp1252",
+               "iso-ir-100": "cp1252", "ibm819": "cp1252", "cp819": "cp1252",
+               "iso-8859-9": "cp1254", "latin5": "cp1254", "iso-8859-11": "cp874",
+               "tis-620": "cp874"}
     if charset in aliases:
         charset = aliases[charset]
         if charset is None:
@@ -195,14 +204,33 @@ def _norm_for_hash(value) -> str:
     return re.sub(r"\s+", " ", _unsurrogate(str(value))).strip()
 
 
-def synthesize_message_id(from_, to, cc, date, subject) -> str:
-    """A stable Message-ID for a message that has none, from its raw header values. The header
-    fetch and the full parse give the same id for the same message."""
+# A message without Message-ID is identified by its headers and the beginning of its body:
+# this many bytes of it (``BODY.PEEK[TEXT]<0.N>`` in the header fetch, the same bytes of the
+# raw message in the full parse).
+BODY_DIGEST_BYTES = 65536
+
+
+def synthesize_message_id(from_, to, cc, date, subject, body=None) -> str:
+    """A stable Message-ID for a message that has none, from its raw header values and the
+    first ``BODY_DIGEST_BYTES`` of its body (``body``): two messages with the same headers and
+    different bodies get two ids; the same message in two folders gets one. The header fetch
+    and the full parse give the same id for the same message."""
     h = hashlib.sha256()
     for v in (from_, to, cc, date, subject):
         h.update(_norm_for_hash(v).encode("utf-8", "surrogatepass"))
         h.update(b"\x00")
+    if body is not None:
+        h.update(hashlib.sha256(bytes(body[:BODY_DIGEST_BYTES])).digest())
     return f"<{h.hexdigest()}@mailsync.invalid>"
+
+
+def body_of(raw: bytes) -> bytes:
+    """What IMAP calls ``BODY[TEXT]`` of a raw message: everything after the header block."""
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        index = raw.find(separator)
+        if index >= 0:
+            return raw[index + len(separator):]
+    return b""
 
 
 def parse_date(value, defects: list | None = None) -> dt.datetime | None:
@@ -267,8 +295,11 @@ def _first(headers, name):
 # --- headers -------------------------------------------------------------------------------
 
 def parse_headers(raw_header_bytes: bytes, *, folder: str, uid: int, size: int = 0,
-                  flags=(), gm_msgid=None, gm_labels=(), internal_date=None) -> HeaderInfo:
-    """HeaderInfo from the header fields fetched by the session. Never raises."""
+                  flags=(), gm_msgid=None, gm_labels=(), internal_date=None,
+                  body=None) -> HeaderInfo:
+    """HeaderInfo from the header fields fetched by the session. Never raises. ``body``: the
+    beginning of the body, for the id of a message without Message-ID (see
+    :func:`synthesize_message_id`); the session fetches it for those only."""
     try:
         msg = BytesParser(policy=email_policy.compat32).parsebytes(
             bytes(raw_header_bytes or b""), headersonly=True)
@@ -278,7 +309,7 @@ def parse_headers(raw_header_bytes: bytes, *, folder: str, uid: int, size: int =
     internal_date = _aware_utc(internal_date)
     try:
         return _header_info(headers, folder, uid, size, flags, gm_msgid, gm_labels,
-                            internal_date)
+                            internal_date, body)
     except Exception:  # noqa: BLE001 - the last resort: an id that still dedupes
         return HeaderInfo(folder=folder, uid=int(uid), message_id=synthesize_message_id(
             None, None, None, None, repr(raw_header_bytes)[:2000]), subject="", date=None,
@@ -303,12 +334,13 @@ def _flag_str(f) -> str:
 
 
 def _header_info(headers, folder, uid, size, flags, gm_msgid, gm_labels,
-                 internal_date) -> HeaderInfo:
+                 internal_date, body) -> HeaderInfo:
     mid = normalize_message_id(_first(headers, "message-id"))
+    synthetic = not mid
     if not mid:
         mid = synthesize_message_id(_first(headers, "from"), _first(headers, "to"),
                                     _first(headers, "cc"), _first(headers, "date"),
-                                    _first(headers, "subject"))
+                                    _first(headers, "subject"), body)
     refs = message_ids(" ".join(headers.get("references", [])))
     irt = message_ids(_first(headers, "in-reply-to"))
     return HeaderInfo(
@@ -330,6 +362,7 @@ def _header_info(headers, folder, uid, size, flags, gm_msgid, gm_labels,
                                          _first(headers, "precedence"),
                                          _first(headers, "list-id")),
         internal_date=internal_date,
+        synthetic_id=synthetic,
     )
 
 
@@ -372,7 +405,7 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int | None = None,
             parts = count_parts(root)
             if limits.max_parts and parts > limits.max_parts:
                 return _refused_message(raw, limits, f"{parts} MIME parts", msg)
-            return _parsed(msg, root, len(raw), limits, defects)
+            return _parsed(msg, root, raw, limits, defects)
         except Exception as e:  # noqa: BLE001
             errors.append(f"{type(e).__name__}: {e}"[:200])
     # Nothing worked: keep the raw text so that nothing is lost.
@@ -392,7 +425,7 @@ def _refused_message(raw, limits, what, msg=None) -> ParsedMessage:
             msg = BytesParser(policy=email_policy.compat32).parsebytes(raw, headersonly=True)
         except Exception:  # noqa: BLE001
             msg = email.message.Message()
-    parsed = parse_header_block(_raw_headers(msg), len(raw), [])
+    parsed = parse_header_block(_raw_headers(msg), len(raw), [], body_of(raw))
     parsed.defects = _clean_defects(parsed.defects)
     parsed.refused = ("too_many_parts", f"The message has {what}, over the limit of "
                                         f"{limits.max_parts}")
@@ -425,13 +458,14 @@ def display_address(value, defects: list | None = None) -> str:
     return clean_line(decoded, NAME_MAX + 320)
 
 
-def parse_header_block(headers: dict, size: int, defects: list) -> ParsedMessage:
-    """The header fields of a ParsedMessage (no body yet) from ``_raw_headers`` output."""
+def parse_header_block(headers: dict, size: int, defects: list, body=None) -> ParsedMessage:
+    """The header fields of a ParsedMessage (no body yet) from ``_raw_headers`` output;
+    ``body``: the raw body (its beginning), for the id of a message without Message-ID."""
     mid = normalize_message_id(_first(headers, "message-id"))
     if not mid:
         mid = synthesize_message_id(_first(headers, "from"), _first(headers, "to"),
                                     _first(headers, "cc"), _first(headers, "date"),
-                                    _first(headers, "subject"))
+                                    _first(headers, "subject"), body)
         defects.append("missing Message-ID; synthesised")
     from_raw = headers.get("from", [])
     from_addrs = addresses.extract(from_raw)
@@ -451,11 +485,24 @@ def parse_header_block(headers: dict, size: int, defects: list) -> ParsedMessage
         body_text=None,
         defects=defects,
         size=size,
+        received_date=_received_date(headers.get("received", [])),
+        date_header=clean_line(_first(headers, "date") or "", 200),
     )
 
 
-def _parsed(msg, root, size: int, limits: Limits, defects: list) -> ParsedMessage:
-    parsed = parse_header_block(_raw_headers(msg), size, defects)
+def _received_date(values) -> dt.datetime | None:
+    """The date of the newest (topmost) Received header that has one."""
+    for value in values:
+        text = str(value)
+        if ";" in text:
+            date = parse_date(text.rpartition(";")[2])
+            if date is not None:
+                return date
+    return None
+
+
+def _parsed(msg, root, raw: bytes, limits: Limits, defects: list) -> ParsedMessage:
+    parsed = parse_header_block(_raw_headers(msg), len(raw), defects, body_of(raw))
     walker = Walker(limits, defects)
     walker.walk(root)
     for d in getattr(msg, "defects", ()) or ():
@@ -557,18 +604,50 @@ class StdPart:
 
 # --- the walk ----------------------------------------------------------------------------------
 
+# Parts a mail client shows as text, unless they are attachments (Content-Disposition):
+# the body types, and the machine-readable reports of bounces and receipts, which a reader
+# wants to see too. Any other text/* part is an attachment with its own extension.
+INLINE_TEXT = frozenset({
+    "text/plain", "text/html", "text/enriched", "text/markdown", "text/x-markdown",
+    "text/rfc822-headers", "message/delivery-status", "message/global-delivery-status",
+    "message/disposition-notification", "message/global-disposition-notification",
+    "message/feedback-report", "message/global-headers",
+})
+# The header fields of a forwarded message shown above its body, as mail clients do.
+QUOTED_HEADERS = ("From", "Date", "Subject", "To", "Cc")
+
+
+def text_to_html(text: str) -> str:
+    """Plain text as simple HTML: paragraphs on blank lines, line breaks kept, escaped."""
+    paragraphs = re.split(r"\n[ \t]*\n", (text or "").replace("\r\n", "\n").strip("\n"))
+    return "".join("<p>%s</p>" % html.escape(para).replace("\n", "<br>")
+                   for para in paragraphs if para.strip())
+
+
+class _Quote:
+    """A forwarded (or attached) message shown inline: its header lines and its own blocks."""
+
+    __slots__ = ("headers", "blocks")
+
+    def __init__(self, headers):
+        self.headers = headers  # [(name, value)]
+        self.blocks = []
+
+
 class Walker:
-    """Reads a tree of parts into text bodies, attachments and omitted parts, within
-    ``limits``. Iterative (no recursion limit on nesting). One bad part never loses the others:
-    its error becomes a defect."""
+    """Reads a tree of parts the way a mail client shows it: every inline text part in order
+    (a ``multipart/alternative`` by its richest alternative), forwarded messages inline as a
+    quote with their own attachments, the rest as attachments — within ``limits``. Iterative
+    (no recursion limit on nesting). One bad part never loses the others: its error becomes a
+    defect."""
 
     def __init__(self, limits: Limits | None, defects: list, *, text_only=False):
         self.limits = limits or Limits()
         self.defects = defects
         self.text_only = text_only  # the message is over its limit: text parts only
         self.omitted_reason = None
-        self.texts: list[str] = []
-        self.htmls: list[str] = []
+        self.blocks: list = []  # ("text" | "html", str) or _Quote, in document order
+        self._open = [self.blocks]  # the block list being filled (nested quotes)
         self.attachments: list[Attachment] = []
         self.omitted: list[Omitted] = []
 
@@ -577,6 +656,9 @@ class Walker:
         first = True
         while stack:
             node = stack.pop()
+            if node is _CLOSE_QUOTE:
+                self._open.pop()
+                continue
             try:
                 if not first:
                     self.defects.extend(node.part_defects())
@@ -592,65 +674,98 @@ class Walker:
             children = node.children()
             if children is None:
                 self.defects.append(f"{ctype} without usable boundary; kept as text")
-                self._text(node, "text/plain")
+                self._text(node, "text/plain", None, keep=False)
                 return []
             if ctype == "multipart/alternative":
                 return self._alternative(children)
             return list(children)
-        if node.inner() is not None:
-            self._nested(node)
-            return []
         disposition = node.disposition()
         filename = node.filename(self.defects)
-        if ctype in ("text/plain", "text/html") and disposition != "attachment" \
-                and not filename:
-            self._text(node, ctype)
+        if node.inner() is not None:
+            return self._nested(node, disposition, filename)
+        if ctype in INLINE_TEXT and disposition != "attachment":
+            self._text(node, ctype, filename, keep=bool(filename))
             return []
         self._attachment(node, ctype, disposition, filename)
         return []
 
     @staticmethod
-    def _alternative(children) -> list:
-        # The best HTML and the best text of the alternatives (the last of each wins, per
-        # RFC 2046 ordering); other alternatives (calendar, …) are kept as attachments.
-        best_html = best_text = None
-        others = []
+    def _shows_html(node) -> bool:
+        """Whether a part holds HTML a client would show (itself, or within a multipart)."""
+        stack = [node]
+        while stack:
+            part = stack.pop()
+            ctype = part.content_type()
+            if ctype == "text/html":
+                return True
+            if ctype.startswith("multipart/"):
+                stack.extend(part.children() or ())
+        return False
+
+    def _alternative(self, children) -> list:
+        """The richest alternative a client can show (the last HTML one, else the last text
+        one, RFC 2046 order); alternatives no client shows as text (a calendar invitation …)
+        are kept as attachments; the other text versions are dropped."""
+        best, best_rank, kept = None, 0, []
         for sub in children:
             ctype = sub.content_type()
-            if ctype == "text/html" and sub.disposition() != "attachment":
-                best_html = sub
-            elif ctype == "text/plain" and sub.disposition() != "attachment":
-                best_text = sub
+            if sub.disposition() == "attachment":
+                kept.append(sub)
+                continue
+            if self._shows_html(sub):
+                rank = 2
+            elif ctype in INLINE_TEXT or ctype.startswith("multipart/"):
+                rank = 1
             else:
-                others.append(sub)
-        return others + [n for n in (best_text, best_html) if n is not None]
+                kept.append(sub)
+                continue
+            if rank >= best_rank:
+                best, best_rank = sub, rank
+        return kept + ([best] if best is not None else [])
 
-    def _text(self, node, ctype):
-        if self._over_limit(node, "", ctype):
+    def _text(self, node, ctype, filename, keep):
+        """A text part shown in place; with a file name, also kept as an attachment."""
+        if self._over_limit(node, "" if not keep else filename, ctype, shown=True):
             return
-        text = clean(decode_bytes(node.payload(self.defects), node.charset(), self.defects,
-                                  ctype))
-        (self.htmls if ctype == "text/html" else self.texts).append(text)
+        data = node.payload(self.defects)
+        text = clean(decode_bytes(data, node.charset(), self.defects, ctype))
+        self._open[-1].append(("html" if ctype == "text/html" else "text", text))
+        if keep:
+            self._add(Attachment(filename=filename, content_type=ctype, data=data,
+                                 content_id=node.content_id(), inline=True))
 
-    def _nested(self, node):
+    def _nested(self, node, disposition, filename) -> list:
+        """A forwarded or attached message: shown inline as a quote (its header lines, then its
+        body) with its own attachments kept; attached as a file too when it was an
+        attachment."""
         inner = node.inner()
-        subject = ""
-        try:
-            subject = clean_line(decode_header_text(_first(inner.headers(), "subject")), 150)
-        except Exception:  # noqa: BLE001
-            subject = ""
-        name = node.filename(self.defects) or _safe_filename(subject or "message") + ".eml"
-        if not name.lower().endswith(".eml"):
-            name += ".eml"
-        if self._over_limit(node, name, "message/rfc822"):
-            return
-        self._add(Attachment(filename=name, content_type="message/rfc822",
-                             data=inner.as_bytes(), content_id=node.content_id(), inline=False))
+        headers = inner.headers()
+        lines = []
+        for name in QUOTED_HEADERS:
+            value = _first(headers, name.lower())
+            if value:
+                shown = display_address(value, self.defects) if name in ("From",) else \
+                    clean_line(decode_header_text(value, self.defects), 1000)
+                lines.append((name, shown))
+        if disposition == "attachment" and not self.text_only:
+            subject = dict(lines).get("Subject", "")
+            name = filename or _safe_filename(subject[:150] or "message") + ".eml"
+            if not name.lower().endswith(".eml"):
+                name += ".eml"
+            if not self._over_limit(node, name, "message/rfc822"):
+                self._add(Attachment(filename=name, content_type="message/rfc822",
+                                     data=inner.as_bytes(), content_id=node.content_id(),
+                                     inline=False))
+        quote = _Quote(lines)
+        self._open[-1].append(quote)
+        self._open.append(quote.blocks)
+        return [inner, _CLOSE_QUOTE]
 
     def _attachment(self, node, ctype, disposition, filename):
         cid = node.content_id()
         if not filename:
-            ext = mimetypes.guess_extension(ctype) or ".bin"
+            ext = mimetypes.guess_extension(ctype) or (".txt" if ctype.startswith("text/")
+                                                       else ".bin")
             filename = f"attachment-{len(self.attachments) + len(self.omitted) + 1}{ext}"
         if self._over_limit(node, filename, ctype):
             return
@@ -658,14 +773,13 @@ class Walker:
         self._add(Attachment(filename=filename, content_type=ctype,
                              data=node.payload(self.defects), content_id=cid, inline=inline))
 
-    def _over_limit(self, node, filename, ctype) -> bool:
+    def _over_limit(self, node, filename, ctype, shown=False) -> bool:
         """True (and the part noted as omitted) when ``node`` must not be fetched or kept:
-        the message is over its limit and this is no text part, or its known size is over the
-        attachment limit. Sizes known only once decoded are checked in ``_add``."""
+        the message is over its limit and this is no text shown in place, or its known size is
+        over the attachment limit. Sizes known only once decoded are checked in ``_add``."""
         size = node.size_hint()
         limit = self.limits.max_attachment_bytes
-        is_text = ctype in ("text/plain", "text/html") and not filename
-        if self.text_only and not is_text:
+        if self.text_only and not (shown and not filename):
             self.omitted.append(Omitted(filename or "", ctype, size or 0,
                                         self.omitted_reason))
             return True
@@ -683,14 +797,45 @@ class Walker:
             return
         self.attachments.append(att)
 
+    @staticmethod
+    def _flatten(blocks, kind):
+        out = []
+        for block in blocks:
+            if isinstance(block, _Quote):
+                out += Walker._flatten(block.blocks, kind)
+            elif block[0] == kind:
+                out.append(block[1])
+        return out
+
+    @staticmethod
+    def _html(blocks) -> str:
+        out = []
+        for block in blocks:
+            if isinstance(block, _Quote):
+                head = "".join("<b>%s:</b> %s<br>" % (html.escape(name), html.escape(value))
+                               for name, value in block.headers)
+                out.append('<blockquote class="o_mail_sync_forwarded">%s%s</blockquote>'
+                           % (f"<p>{head}</p>" if head else "", Walker._html(block.blocks)))
+            elif block[0] == "html":
+                out.append(block[1])
+            else:
+                out.append(text_to_html(block[1]))
+        return "\n".join(out)
+
     def finish(self, parsed: ParsedMessage) -> ParsedMessage:
-        """Put what the walk found into ``parsed``."""
-        parsed.body_html = "\n".join(self.htmls) if self.htmls else None
-        parsed.body_text = "\n\n".join(self.texts) if self.texts else None
+        """Put what the walk found into ``parsed``: ``body`` (everything shown, in order, as
+        HTML), ``body_html`` / ``body_text`` (the HTML parts, the text parts)."""
+        htmls, texts = self._flatten(self.blocks, "html"), self._flatten(self.blocks, "text")
+        parsed.body_html = "\n".join(htmls) if htmls else None
+        parsed.body_text = "\n\n".join(texts) if texts else None
+        parsed.body = self._html(self.blocks) or None
         parsed.attachments = self.attachments
         parsed.omitted = self.omitted
         parsed.defects = _clean_defects(self.defects)
         return parsed
+
+
+_CLOSE_QUOTE = object()  # marks, on the walk's stack, the end of a forwarded message
 
 
 # --- part helpers ------------------------------------------------------------------------------
@@ -733,6 +878,8 @@ def _payload_bytes(part, defects) -> bytes:
             data = payload.encode("utf-8", "surrogateescape")
         elif isinstance(payload, bytes):
             data = payload
+        elif isinstance(payload, list):  # message/delivery-status: blocks of header fields
+            data = b"\r\n".join(_as_bytes(sub) for sub in payload)
         else:
             data = b""
     cte = str(part.get("Content-Transfer-Encoding", "") or "").strip().lower()

@@ -411,20 +411,37 @@ class ImapSession:
         finally:
             self.headers_bytes += self.bytes_in - before
         folder = self.selected or ""
-        result = []
-        for uid in sorted(data):
+
+        def header_of(uid, body=None):
             row = data[uid]
             raw = b""
             for key, value in row.items():
                 if isinstance(key, bytes) and key.upper().startswith(b"BODY[HEADER"):
                     raw = value or b""
                     break
-            result.append(parse.parse_headers(
+            return parse.parse_headers(
                 raw, folder=folder, uid=int(uid), size=row.get(b"RFC822.SIZE") or 0,
                 flags=row.get(b"FLAGS") or (), gm_msgid=row.get(b"X-GM-MSGID"),
                 gm_labels=row.get(b"X-GM-LABELS") or (),
-                internal_date=row.get(b"INTERNALDATE")))
-        return result
+                internal_date=row.get(b"INTERNALDATE"), body=body)
+
+        result = {uid: header_of(uid) for uid in sorted(data)}
+        # A message without Message-ID is known by its headers and the beginning of its body
+        # (parse.synthesize_message_id): one more FETCH, for those messages only.
+        nameless = [uid for uid, header in result.items() if header.synthetic_id]
+        if nameless:
+            item = f"BODY.PEEK[TEXT]<0.{parse.BODY_DIGEST_BYTES}>"
+            before = self.bytes_in
+            try:
+                bodies = self._fetch(nameless, [item])
+            finally:
+                self.headers_bytes += self.bytes_in - before
+            for uid in nameless:
+                body = next((value for key, value in (bodies.get(uid) or {}).items()
+                             if isinstance(key, bytes) and key.upper().startswith(b"BODY[TEXT]")),
+                            b"")
+                result[uid] = header_of(uid, body or b"")
+        return list(result.values())
 
     def fetch_raw(self, uids) -> dict[int, bytes]:
         """{uid: whole raw message} via BODY.PEEK[] (flags untouched)."""

@@ -314,6 +314,8 @@ def fetch_parsed(session, header, limits: Limits | None = None) -> ParsedMessage
     header_msg = _headers_message(header_bytes)
     defects: list = []
     parsed = parse_header_block(_raw_headers(header_msg), header.size or 0, defects)
+    if header.synthetic_id:  # made up from the body's beginning, as the header fetch did
+        parsed.message_id = header.message_id
     try:
         root = _read_tree(fetcher, structure, header_msg)
         parts = count_parts(root)
@@ -337,6 +339,8 @@ def fetch_header_only(session, header, reason=OMITTED_MESSAGE_LIMIT) -> ParsedMe
     header_msg = _headers_message(_find(row, "BODY[HEADER]") or b"")
     defects = ["the server gave no usable structure of this message; its body was not read"]
     parsed = parse_header_block(_raw_headers(header_msg), header.size or 0, defects)
+    if header.synthetic_id:
+        parsed.message_id = header.message_id
     parsed.omitted = [Omitted("", "", header.size or 0, reason)]
     parsed.defects = [clean_line(d, 300) for d in defects]
     return parsed

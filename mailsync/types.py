@@ -73,6 +73,7 @@ class HeaderInfo:
     gm_labels: tuple[str, ...] = ()
     auto_submitted: bool = False  # Auto-Submitted / Precedence bulk / List-Id
     internal_date: dt.datetime | None = None  # the server's INTERNALDATE (aware, UTC)
+    synthetic_id: bool = False  # the message has no Message-ID: ``message_id`` is made up
 
     @property
     def all_addrs(self) -> tuple[str, ...]:
@@ -127,8 +128,8 @@ class ParsedMessage:
     cc_addrs: tuple[str, ...]
     in_reply_to: str | None
     references: tuple[str, ...]
-    body_html: str | None
-    body_text: str | None
+    body_html: str | None  # the HTML parts
+    body_text: str | None  # the text parts
     attachments: list[Attachment] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
     size: int = 0
@@ -136,6 +137,11 @@ class ParsedMessage:
     # Set when the message is refused as a whole (kind of SyncError, e.g. "too_many_parts",
     # and one sentence): the caller skips it instead of recording it.
     refused: tuple[str, str] | None = None
+    # What a mail client shows, in order, as HTML: every inline text part (text as simple
+    # HTML), the richest alternative, forwarded messages as quotes. What the chatter shows.
+    body: str | None = None
+    received_date: dt.datetime | None = None  # the newest Received header's date (aware)
+    date_header: str = ""  # the Date header as written (kept when it is not used)
 
 
 @dataclass
@@ -143,7 +149,8 @@ class SyncReport:
     folders: int = 0
     headers_seen: int = 0
     matched: int = 0
-    recorded: int = 0
+    recorded: int = 0  # messages handed to the recorder (the caller may say what it stored)
+    entries: int = 0  # set by the caller: what the recorder created (chatter entries)
     bodies_bytes: int = 0
     headers_bytes: int = 0
     deferred: int = 0  # held back by the daily cap

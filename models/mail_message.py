@@ -12,3 +12,7 @@ class MailMessage(models.Model):
     mail_sync_direction = fields.Selection(
         [("sent", "Sent"), ("received", "Received")], string="Synced direction",
         readonly=True, copy=False, groups="base.group_user")
+    mail_sync_date_header = fields.Char(
+        "Date header (Mail Sync)", readonly=True, copy=False, groups="base.group_user",
+        help="The email's own Date header, when it was not believed (missing, in the future or "
+             "before 1990) and the server's reception date was shown instead.")

@@ -21,6 +21,7 @@ from odoo.tools.translate import LazyTranslate
 
 from ..mailsync import crashpoint, errors, sync
 from ..mailsync.types import Endpoint, FolderState, MailboxConfig
+from .mail_sync_message import Counts
 from .res_company import SHARING
 
 _logger = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class SyncRun:
         self.suspects = {}  # crash safety: what _crash_recovery kept, pruned at the end
         self.skipped = 0
         self.failed = {}  # folder name -> UIDs skipped by this run
+        self.recorded = Counts(0, 0)  # emails and chatter entries this run recorded
 
     def __repr__(self):  # never the secrets
         return f"SyncRun(folders={len(self.folders)}, skipped={self.skipped})"
@@ -738,13 +740,16 @@ class MailSyncMailbox(models.Model):
         })
         if run.suspects:
             self._prune_suspects(run)
+        # Honest counts: what reached the database (a copy met twice is one email).
+        report.recorded, report.entries = run.recorded
         folder_errors = [error for error in report.errors if error.uid is None]
         for error in folder_errors:  # message-level ones were logged with their batch
             self.env["mail.sync.log"].sudo()._log(self, error, secrets=run.secrets)
         _logger.info(
             "Mail Sync: mailbox %s synced: %s folder(s), %s header(s), %s matched, "
-            "%s recorded, %s skipped%s", self.id, report.folders, report.headers_seen,
-            report.matched, report.recorded, run.skipped,
+            "%s email(s) recorded (%s chatter entries), %s skipped%s", self.id,
+            report.folders, report.headers_seen, report.matched, report.recorded,
+            report.entries, run.skipped,
             " (stopped at the time limit)" if report.stopped_early else "")
         crashpoint.reached("sync_end", self.id)
         return report
@@ -773,13 +778,14 @@ class MailSyncMailbox(models.Model):
                 run.stored[folder_state.name] = cursor
             policy = self.env.context.get("mail_sync_policy")  # the matcher's own errors
             if policy is not None and policy.quota is not None:
-                policy.quota -= recorded
+                policy.quota -= recorded.emails
             if policy is not None and policy.errors:
                 run.pending_errors += [e for e in policy.errors if e.folder == folder.name]
                 policy.errors = [e for e in policy.errors if e.folder != folder.name]
             skipped, run.pending_errors = run.pending_errors + failures, []
             self._skip_messages(run, folder, skipped)
-            self._batch_done(run, recorded)
+            self._batch_done(run, recorded.emails)
+            run.recorded += recorded
         crashpoint.reached("before_commit", self.id)
         if run.auto_commit:
             self.env.cr.commit()

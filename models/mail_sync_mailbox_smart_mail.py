@@ -15,11 +15,11 @@ from email.utils import formataddr, getaddresses
 from odoo import _, api, fields, models, modules
 from odoo.tools import email_normalize
 
-from ..mailsync import errors
+from ..mailsync import addresses, errors
 from ..mailsync.parse import normalize_message_id
 from ..mailsync.session import smtp_connection
 from .mail_sync_mailbox import SYNCING_STATES
-from .mail_sync_message import NOT_POISON
+from .mail_sync_message import NOT_POISON, address_lines
 
 _logger = logging.getLogger(__name__)
 
@@ -213,9 +213,19 @@ class MailSyncMailbox(models.Model):
         if not message_id:
             return
         Registry = self.env["mail.sync.message"].sudo()
-        if Registry.search_count([("mailbox_id", "=", self.id),
-                                  ("message_id", "=", message_id)], limit=1):
-            return  # another mail.mail of the same message (other recipients): one copy
+        # Every recipient of this mail.mail: the copy in Sent names no one new (the message
+        # is on the record already, and is recorded nowhere else).
+        named = set(addresses.extract(
+            value for message in messages for name in ("From", "To", "Cc", "Bcc")
+            for value in message.get_all(name, []))) - set(self._own_addresses())
+        row = Registry.search([("mailbox_id", "=", self.id), ("message_id", "=", message_id)],
+                              limit=1)
+        if row:
+            # Another mail.mail of the same message (other recipients): one copy, and its
+            # recipients are named too.
+            if row.addresses and not named <= set(row.addresses.split()):
+                row.addresses = address_lines(named | set(row.addresses.split()))
+            return
         try:
             with self.env.cr.savepoint():
                 Registry.create({
@@ -225,6 +235,7 @@ class MailSyncMailbox(models.Model):
                     "date": fields.Datetime.now(),
                     "subject": (subject or "")[:500],
                     "mail_message_ids": [(6, 0, mail_message.ids)],
+                    "addresses": address_lines(named),
                 })
         except NOT_POISON:
             raise

@@ -14,6 +14,7 @@ normalised address appears in From, To or Cc. Decisions:
 from dataclasses import dataclass, field
 
 from odoo import api, models
+from odoo.tools import SQL
 
 
 @dataclass
@@ -25,6 +26,9 @@ class Match:
     # normalised address -> partner id, for the author (includes colleagues)
     authors: dict = field(default_factory=dict)
     record_names: dict = field(default_factory=dict)  # (model, id) -> name
+    # the normalised addresses the message names, the mailbox's own left out (the registry
+    # keeps them: a later copy is wanted only for the records of addresses not seen before)
+    addresses: tuple = ()
 
 
 def address_variants(address):
@@ -46,13 +50,37 @@ class MailSyncMatcher(models.AbstractModel):
 
     @api.model
     def _known_message_ids(self, mailbox, message_ids):
+        """``{Message-ID: addresses seen (a set, or None: every address)}`` for those of
+        ``message_ids`` this mailbox recorded."""
         if not message_ids:
-            return set()
-        self.env["mail.sync.message"].flush_model(["mailbox_id", "message_id"])
-        self.env.cr.execute(
-            "SELECT message_id FROM mail_sync_message WHERE mailbox_id = %s "
-            "AND message_id = ANY(%s)", (mailbox.id, list(message_ids)))
-        return {row[0] for row in self.env.cr.fetchall()}
+            return {}
+        self.env["mail.sync.message"].flush_model(["mailbox_id", "message_id", "addresses"])
+        self.env.cr.execute(SQL(
+            "SELECT message_id, addresses FROM mail_sync_message WHERE mailbox_id = %s "
+            "AND message_id = ANY(%s)", mailbox.id, list(message_ids)))
+        return {mid: set(addresses.split()) if addresses else None
+                for mid, addresses in self.env.cr.fetchall()}
+
+    @api.model
+    def _records_holding(self, message_ids):
+        """``{Message-ID: {(model, res_id)}}``: the leads and contacts that already hold (or
+        removed) each of ``message_ids``. One query (none without ids)."""
+        if not message_ids:
+            return {}
+        self.env["mail.message"].flush_model(["model", "res_id", "message_id"])
+        self.env["mail.sync.message.removal"].flush_model(["message_id", "model", "res_id"])
+        ids = list(message_ids)
+        self.env.cr.execute(SQL("""
+            SELECT message_id, model, res_id FROM mail_message
+             WHERE message_id = ANY(%s) AND model IN ('crm.lead', 'res.partner')
+             UNION
+            SELECT message_id, model, res_id FROM mail_sync_message_removal
+             WHERE message_id = ANY(%s)
+        """, ids, ids))
+        holding = {}
+        for message_id, model, res_id in self.env.cr.fetchall():
+            holding.setdefault(message_id, set()).add((model, res_id))
+        return holding
 
     @api.model
     def _find_records(self, mailbox, addrs):
@@ -108,17 +136,30 @@ class MailSyncMatcher(models.AbstractModel):
         if not headers:
             return {}
         known = self._known_message_ids(mailbox, {h.message_id for h in headers})
-        candidates = [h for h in headers if h.message_id not in known]
-        addrs = {a for h in candidates for a in h.all_addrs if a} - set(own_addrs)
+        addrs = {a for h in headers for a in h.all_addrs if a} - set(own_addrs)
         if not addrs:
             return {}
         leads, partners, names = self._find_records(mailbox, addrs)
+        # A Message-ID already recorded is wanted again only for the records of addresses its
+        # earlier copies did not name (a copy Cc'd to more people, a Bcc copy in another
+        # folder), and only where it is not yet: nothing is fetched for a replay or a plain
+        # second copy, and a chatter entry someone deleted does not come back.
+        holding = self._records_holding(
+            [mid for mid, seen in known.items() if seen is not None])
         result = {}
-        for header in candidates:
+        for header in headers:
             involved = [a for a in dict.fromkeys(header.all_addrs) if a and a not in own_addrs]
-            lead_ids = sorted({lid for a in involved for lid in leads.get(a, ())})
-            partner_ids = sorted({pid for a in involved for pid, contact in partners.get(a, ())
+            linking = involved
+            if header.message_id in known:
+                seen = known[header.message_id]
+                linking = [a for a in involved if seen is not None and a not in seen]
+            lead_ids = sorted({lid for a in linking for lid in leads.get(a, ())})
+            partner_ids = sorted({pid for a in linking for pid, contact in partners.get(a, ())
                                   if contact})
+            if header.message_id in known:
+                held = holding.get(header.message_id, set())
+                lead_ids = [i for i in lead_ids if ("crm.lead", i) not in held]
+                partner_ids = [i for i in partner_ids if ("res.partner", i) not in held]
             if not lead_ids and not partner_ids:
                 continue
             authors = {a: partners[a][0][0] for a in header.from_addrs if a in partners}
@@ -126,5 +167,6 @@ class MailSyncMatcher(models.AbstractModel):
                 lead_ids=tuple(lead_ids), partner_ids=tuple(partner_ids), authors=authors,
                 record_names={key: names[key] for key in
                               [("crm.lead", i) for i in lead_ids]
-                              + [("res.partner", i) for i in partner_ids]})
+                              + [("res.partner", i) for i in partner_ids]},
+                addresses=tuple(involved))
         return result

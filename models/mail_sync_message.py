@@ -6,6 +6,7 @@ is downloaded, so a replay (crash, UIDVALIDITY change, the same mail in two fold
 nothing twice. Rows are written in the same transaction as the chatter messages and the folder
 cursor.
 """
+import dataclasses
 import datetime
 import logging
 import re
@@ -21,6 +22,8 @@ from ..mailsync.types import OMITTED_MESSAGE_LIMIT
 
 _logger = logging.getLogger(__name__)
 
+# A Date before this is not believed (nor one more than a day ahead): INTERNALDATE instead.
+EARLIEST_DATE = datetime.datetime(1990, 1, 1)
 _CID_RE = re.compile(r"""(["'])cid:([^"']+)\1""", re.I)
 
 # Types a browser would run or render as a page on Odoo's origin: stored as text/plain, as
@@ -34,7 +37,50 @@ ACTIVE_TYPES = frozenset({
 })
 # Failures that are not a message's fault: the transaction itself is at stake (serialization,
 # deadlock, lock timeout, lost connection). They are raised, never isolated as a bad message.
+# Outlook's rich-text attachment: no reader but Outlook's opens it, the chatter says so.
+TNEF_TYPES = frozenset({"application/ms-tnef", "application/vnd.ms-tnef"})
 NOT_POISON = (psycopg2.OperationalError, psycopg2.InterfaceError)
+
+
+class Counts(tuple):
+    """What a recording made: ``emails`` (Message-IDs recorded, or recorded on more records)
+    and ``entries`` (chatter messages created)."""
+
+    __slots__ = ()
+
+    def __new__(cls, emails, entries):
+        return super().__new__(cls, (emails, entries))
+
+    emails = property(lambda self: self[0])
+    entries = property(lambda self: self[1])
+
+    def __add__(self, other):
+        return Counts(self[0] + other[0], self[1] + other[1])
+
+
+def merge_copies(items):
+    """``items`` with one entry per Message-ID: the first copy, on the records of every copy
+    (a copy Cc'd to more people, or a Bcc copy, names more of them), with the addresses of
+    every copy."""
+    merged = {}
+    for header, parsed, match in items:
+        first = merged.get(header.message_id)
+        if first is None:
+            merged[header.message_id] = (header, parsed, match)
+            continue
+        old = first[2]
+        merged[header.message_id] = (first[0], first[1], dataclasses.replace(
+            old, lead_ids=tuple(dict.fromkeys(old.lead_ids + match.lead_ids)),
+            partner_ids=tuple(dict.fromkeys(old.partner_ids + match.partner_ids)),
+            authors={**match.authors, **old.authors},
+            record_names={**match.record_names, **old.record_names},
+            addresses=tuple(dict.fromkeys(old.addresses + match.addresses))))
+    return list(merged.values())
+
+
+def address_lines(addresses):
+    """The registry's ``addresses`` value: sorted, one per line."""
+    return "\n".join(sorted(set(filter(None, addresses)))) or False
 
 
 def attachment_mimetype(content_type):
@@ -74,6 +120,10 @@ class MailSyncMessage(models.Model):
     mail_message_ids = fields.Many2many(
         "mail.message", "mail_sync_message_mail_message_rel", "sync_message_id",
         "mail_message_id", string="Chatter entries", readonly=True)
+    # The addresses the email named (normalised, one per line, the mailbox's own left out),
+    # over every copy recorded: a later copy naming others (Cc'd to more people, a Bcc copy)
+    # is recorded on their records too. Empty on rows older than this field: no copy adds.
+    addresses = fields.Text(readonly=True)
 
     _sql_constraints = [
         ("mailbox_message_unique", "unique(mailbox_id, message_id)",
@@ -97,8 +147,10 @@ class MailSyncMessage(models.Model):
 
     @api.model
     def _body(self, parsed, mailbox=None):
-        if parsed.body_html:
-            body = Markup(parsed.body_html)  # sanitized by mail.message's Html field
+        if parsed.body:  # every part a mail client shows, in order (mailsync.parse.Walker)
+            body = Markup(parsed.body)  # sanitized by mail.message's Html field
+        elif parsed.body_html:
+            body = Markup(parsed.body_html)
         elif parsed.body_text:
             body = plaintext2html(parsed.body_text)
         else:
@@ -112,12 +164,17 @@ class MailSyncMessage(models.Model):
     @api.model
     def _omitted_notes(self, parsed, mailbox):
         """One sentence per part that was not synced, in the mailbox owner's language:
-        "report.pdf (73 MB) was not synced: over the 25 MB limit." """
-        if not parsed.omitted:
-            return []
-        company = mailbox.company_id
+        "report.pdf (73 MB) was not synced: over the 25 MB limit.", and one per attachment that
+        a reader would not expect (Outlook's winmail.dat)."""
         env = self.with_context(lang=mailbox.user_id.lang or self.env.lang).env
-        notes = []
+        notes = [env._(
+            "%(name)s is Outlook's rich-text format (TNEF): it is kept as an attachment, and "
+            "opens in Outlook or a TNEF viewer.", name=attachment.filename)
+            for attachment in parsed.attachments
+            if attachment.content_type.lower() in TNEF_TYPES]
+        if not parsed.omitted:
+            return notes
+        company = mailbox.company_id
         for omitted in parsed.omitted:
             size = human_size(omitted.size)
             if omitted.reason == OMITTED_MESSAGE_LIMIT:
@@ -141,14 +198,13 @@ class MailSyncMessage(models.Model):
     def _record_isolated(self, mailbox, folder, items, own_addrs):
         """Record ``items`` like ``_record``; when that fails, retry in halves, each under a
         savepoint, until every good message is recorded and each message that still fails is
-        isolated. Returns ``(recorded, failures, savepoints)``: ``failures`` are message-level
-        ``SyncError`` (kind ``record``) to skip. Failures of the transaction itself (a
+        isolated. Returns ``(counts, failures, savepoints)``: ``counts`` as ``_record``'s,
+        ``failures`` message-level ``SyncError`` (kind ``record``) to skip. Failures of the transaction itself (a
         serialization failure, a lost connection) are raised, never blamed on a message."""
-        unique = {}
-        for item in items:  # one entry per Message-ID before splitting (a copy in each half
-            unique.setdefault(item[0].message_id, item)  # would collide in the registry)
-        pieces, failures = [list(unique.values())], []
-        recorded = savepoints = 0
+        # One entry per Message-ID before splitting (a copy in each half would collide in the
+        # registry), its records those of every copy.
+        pieces, failures = [merge_copies(items)], []
+        recorded, savepoints = Counts(0, 0), 0
         while pieces:
             piece = pieces.pop()
             if not piece:
@@ -176,18 +232,16 @@ class MailSyncMessage(models.Model):
     def _record(self, mailbox, folder, items, own_addrs):
         """Record ``items`` (``(HeaderInfo, ParsedMessage, Match)``) of ``folder`` on their
         matched leads and contacts as chatter emails, without notifying anyone, and register
-        their Message-IDs. Returns the number of messages recorded.
+        their Message-IDs. Returns the ``Counts`` of what it recorded: emails (Message-IDs
+        recorded, or recorded on more records) and chatter entries created.
 
         Batched: one query for what the records already hold (duplicates, threading parents),
         one create for the attachments, one for the chatter entries, one for the registry.
         """
-        # One entry per Message-ID (the same mail can come twice in a batch).
-        unique = {}
-        for header, parsed, match in items:
-            unique.setdefault(header.message_id, (header, parsed, match))
+        unique = {item[0].message_id: item for item in merge_copies(items)}
         items = list(unique.values())
         if not items:
-            return 0
+            return Counts(0, 0)
         items.sort(key=lambda item: (self._message_date(item[0], item[1]), item[0].uid))
 
         Message = self.env["mail.message"].sudo().with_context(
@@ -292,10 +346,23 @@ class MailSyncMessage(models.Model):
                 [value for pair in parent_fix for value in pair])
             self.env["mail.message"].invalidate_model(["parent_id", "child_ids"])
 
-        # Registry rows, linked to the chatter entries they created.
+        # Registry rows, linked to the chatter entries they created. A Message-ID this mailbox
+        # recorded before (a copy with more recipients) keeps its row and gains the entries.
         messages_of = {}
         for (header, _p, _m, _model, _res_id), message in zip(plan, messages):
             messages_of.setdefault(header.message_id, []).append(message.id)
+        existing = {row.message_id: row for row in self.sudo().search([
+            ("mailbox_id", "=", mailbox.id), ("message_id", "in", list(unique))])}
+        for message_id, row in existing.items():
+            vals = {}
+            if messages_of.get(message_id):
+                vals["mail_message_ids"] = [(4, mid) for mid in messages_of[message_id]]
+            if row.addresses:
+                seen = set(row.addresses.split())
+                if not set(unique[message_id][2].addresses) <= seen:
+                    vals["addresses"] = address_lines(seen | set(unique[message_id][2].addresses))
+            if vals:
+                row.write(vals)
         self.sudo().create([{
             "mailbox_id": mailbox.id,
             "folder_id": folder.id,
@@ -306,8 +373,10 @@ class MailSyncMessage(models.Model):
             "subject": (header.subject or parsed.subject or "")[:500],
             "in_reply_to": header.in_reply_to or False,
             "mail_message_ids": [(6, 0, messages_of.get(header.message_id, []))],
-        } for header, parsed, _match in items])
-        return len(items)
+            "addresses": address_lines(match.addresses),
+        } for header, parsed, match in items if header.message_id not in existing])
+        emails = len([mid for mid in unique if mid not in existing or messages_of.get(mid)])
+        return Counts(emails, len(messages))
 
     # ------------------------------------------------------------------ helpers
     @api.model
@@ -321,9 +390,16 @@ class MailSyncMessage(models.Model):
 
     @api.model
     def _message_date(self, header, parsed):
-        """The Date header, else the server's INTERNALDATE, else now."""
-        return (self._naive(header.date or parsed.date or header.internal_date)
-                or fields.Datetime.now())
+        """The date a mail client shows: the Date header, else the server's INTERNALDATE, else
+        the newest Received header's date — each only when plausible (not before 1990, not
+        more than a day ahead); else now."""
+        now = fields.Datetime.now()
+        for candidate in (header.date or parsed.date, header.internal_date,
+                          parsed.received_date):
+            value = self._naive(candidate)
+            if value and EARLIEST_DATE <= value <= now + datetime.timedelta(days=1):
+                return value
+        return now
 
     @api.model
     def _find_parent(self, header, model, res_id, known):
@@ -373,6 +449,10 @@ class MailSyncMessage(models.Model):
             "mail_sync_mailbox_id": mailbox.id,
             "mail_sync_direction": direction,
             "mail_sync_participants": self._participants(email_from, header, parsed),
+            # The Date header as written, when the chatter's date is not it.
+            "mail_sync_date_header": parsed.date_header if parsed.date_header and (
+                self._naive(header.date or parsed.date) != self._message_date(header, parsed))
+            else False,
         }
 
     @api.model

@@ -192,6 +192,13 @@ class MailMessage(models.Model):
 
     def _to_store(self, store, /, *, fields=None, **kwargs):
         super()._to_store(store, fields=fields, **kwargs)
+        if self.env.user._is_internal():
+            # A Date header that was not believed: the chatter shows the server's reception
+            # date, the date's tooltip says what the email itself claimed.
+            for message in self.sudo().filtered("mail_sync_date_header"):
+                store.add(self.browse(message.id), {"mail_sync_date_note": _(
+                    "The email's own Date header said “%(date)s”; the date the mail server "
+                    "received it is shown instead.", date=message.mail_sync_date_header)})
         for message in self._mail_sync_sees_content():
             if message.mail_sync_attachment_ids:
                 store.add(self.browse(message.id), {"attachment_ids": Store.many(

@@ -366,7 +366,7 @@ class MailSyncMatcher(models.AbstractModel):
         known = super()._known_message_ids(mailbox, message_ids)
         holder = self.env.context.get("mail_sync_policy")
         if holder is not None:
-            holder.known |= known
+            holder.known |= set(known)
         return known
 
     @api.model
@@ -463,6 +463,8 @@ class MailSyncMatcher(models.AbstractModel):
                          mailbox.id, lead.id)
             for header in sender_headers:
                 match = Match(lead_ids=(lead.id,), partner_ids=(), authors={},
-                              record_names={("crm.lead", lead.id): lead.name})
+                              record_names={("crm.lead", lead.id): lead.name},
+                              addresses=tuple(a for a in dict.fromkeys(header.all_addrs)
+                                              if a and a not in own_addrs))
                 result[header.uid] = match
         return result

@@ -9,6 +9,7 @@ import itertools
 import json
 import secrets
 import socket
+import unittest
 from collections import defaultdict
 from datetime import timedelta
 
@@ -19,13 +20,15 @@ from odoo.addons.mail.tests.common import mail_new_test_user
 
 from ..mailsync import addresses
 from ..mailsync.testing.corpus import generate
+from ..mailsync.testing.cyrus import CyrusUnavailable, shared_cyrus
 from ..mailsync.testing.dovecot import shared_dovecot
 from ..models.mail_sync_mailbox import ALLOWED_NETWORKS_PARAM
 
 
 def new_login(prefix="sam"):
-    """A mailbox login that no other test (or earlier run on a kept server) used."""
-    return f"{prefix}.{secrets.token_hex(4)}@sales.example.test"
+    """A mailbox login that no other test (or earlier run on a kept server) used (no dot in
+    the local part: Cyrus, the second test server, uses "." as its folder separator)."""
+    return f"{prefix}-{secrets.token_hex(4)}@sales.example.test"
 
 
 @contextlib.contextmanager
@@ -58,14 +61,19 @@ class MailSyncCase(TransactionCase):
     """Users: ``user_jr`` (Sales: own documents), ``user_sales`` (all documents),
     ``user_manager`` (Sales: administrator), ``user_employee`` (no sales rights).
     Leads and contacts: see ``_setup_crm``; ``cls.correspondents`` lists the addresses
-    the generated mail is exchanged with (matching and non-matching ones)."""
+    the generated mail is exchanged with (matching and non-matching ones).
+
+    ``cls.dovecot`` is the IMAP server of the test: the shared Dovecot, or the shared Cyrus for
+    a class with ``IMAP = "cyrus"`` (the tests about IMAP behaviour run on both)."""
+
+    IMAP = "dovecot"
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.env = cls.env(context=dict(cls.env.context, tracking_disable=True,
                                        mail_create_nolog=True))
-        cls.dovecot = shared_dovecot()
+        cls.dovecot = cls._imap_server()
         cls.company = cls.env.company
         # The test servers listen on 127.0.0.1: allowed, as an administrator would allow a
         # company server (the network rule refuses private addresses otherwise).
@@ -120,6 +128,15 @@ class MailSyncCase(TransactionCase):
             "old@gone.example", "stranger@nowhere.example", "eve@ourco.example",
         ]
 
+    @classmethod
+    def _imap_server(cls):
+        if cls.IMAP == "cyrus":
+            try:
+                return shared_cyrus()
+            except CyrusUnavailable as exc:
+                raise unittest.SkipTest(f"CYRUS NOT AVAILABLE: {exc}") from None
+        return shared_dovecot()
+
     # ------------------------------------------------------------------ mailboxes
     @classmethod
     def _dovecot_user(cls, login=None, password=None):
@@ -161,15 +178,22 @@ class MailSyncCase(TransactionCase):
 
     @classmethod
     def _load(cls, login, messages, flag_every=3):
-        """APPEND the corpus to Dovecot, one session per folder; some get flags."""
+        """APPEND the corpus to the IMAP server, one session per folder; some get flags.
+        Returns the messages the server stored (Cyrus refuses a few kinds of broken mail that
+        Dovecot keeps, e.g. a NUL byte in a body): the expectations are about those."""
         by_folder = defaultdict(list)
         for index, message in enumerate(messages):
             flags = (b"\\Seen",) if index % flag_every == 0 else ()
             if index % 7 == 0:
                 flags += (b"\\Flagged",)
-            by_folder[message.folder].append((message.raw, flags, message.date))
-        for folder, items in by_folder.items():
-            cls.dovecot.append_many(login, folder, items)
+            by_folder[message.folder].append((message, (message.raw, flags, message.date)))
+        stored = set()
+        for folder, pairs in by_folder.items():
+            uids = cls.dovecot.append_many(login, folder, [item for _m, item in pairs],
+                                           skip_refused=True)
+            stored.update(id(message) for (message, _i), uid in zip(pairs, uids)
+                          if uid is not None)
+        return [message for message in messages if id(message) in stored]
 
     def _sync(self, mailbox):
         """One cron-like run of one mailbox (no commit)."""

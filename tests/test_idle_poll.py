@@ -79,3 +79,10 @@ class TestIdlePoll(MailSyncCase):
         Credential = self.env["mail.sync.credential"].sudo()
         self.assertEqual(Credential._decrypt(facts.password_token), "changed-meanwhile")
         self.assertNotIn(second.id, store)
+
+
+@tagged("post_install", "-at_install")
+class TestIdlePollCyrus(TestIdlePoll):
+    """The idle poll on Cyrus IMAP: STATUS only there too."""
+    IMAP = "cyrus"
+    allow_inherited_tests_method = True

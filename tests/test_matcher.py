@@ -81,6 +81,35 @@ class TestMatcher(MailSyncCase):
                               header(2, ["ann.smith@acme.example"], [self.mailbox.email])])
         self.assertEqual(set(result), {2})
 
+    def test_known_message_id_wanted_for_new_addresses_only(self):
+        """A copy naming someone its earlier copies did not is wanted for that someone's
+        records only, and not where the message is already; a copy naming no one new, or a
+        message recorded before the registry kept addresses, is not wanted at all."""
+        Registry = self.env["mail.sync.message"].sudo()
+        Registry.create({"mailbox_id": self.mailbox.id, "message_id": "<m1@test.example>",
+                         "addresses": "ann.smith@acme.example"})
+        Registry.create({"mailbox_id": self.mailbox.id, "message_id": "<m2@test.example>",
+                         "addresses": "ann.smith@acme.example\nbob@bobco.example"})
+        # Dmitri's lead already holds the third one (recorded there by another copy).
+        Registry.create({"mailbox_id": self.mailbox.id, "message_id": "<m3@test.example>",
+                         "addresses": "ann.smith@acme.example"})
+        self.env["mail.message"].sudo().create({
+            "model": "crm.lead", "res_id": self.lead_dmitri.id, "message_type": "email",
+            "message_id": "<m3@test.example>", "body": "<p>already here</p>"})
+        result = self._match([
+            header(1, ["ann.smith@acme.example"], [self.mailbox.email],
+                   cc=["bob@bobco.example"]),
+            header(2, ["ann.smith@acme.example"], [self.mailbox.email],
+                   cc=["bob@bobco.example"]),
+            header(3, ["ann.smith@acme.example"], [self.mailbox.email],
+                   cc=["dmitri@ru.example"]),
+        ])
+        self.assertEqual(set(result), {1})
+        self.assertEqual(result[1].lead_ids, (self.lead_bob.id,))
+        self.assertEqual(result[1].partner_ids, (self.partner_bob.id,))
+        self.assertEqual(set(result[1].addresses), {"ann.smith@acme.example",
+                                                    "bob@bobco.example"})
+
     def test_query_count_independent_of_batch_size(self):
         headers = [header(i, [addr], [self.mailbox.email])
                    for i, addr in enumerate(self.correspondents * 20)]

@@ -26,7 +26,8 @@ class TestSyncCorpus(MailSyncCase):
         old_start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=60)
         cls.old_messages = cls._corpus(cls.login, 2, seed=cls.login + "-old", start=old_start,
                                        malformed_ratio=0)
-        cls._load(cls.login, cls.old_messages + cls.messages)
+        stored = cls._load(cls.login, cls.old_messages + cls.messages)
+        cls.messages = [m for m in cls.messages if m in stored]
 
     def setUp(self):
         super().setUp()
@@ -179,7 +180,7 @@ class TestSyncChanges(MailSyncCase):
         login, password = self._dovecot_user()
         messages = self._corpus(login, n, seed=f"changes-{self._testMethodName}",
                                 malformed_ratio=0, **kwargs)
-        self._load(login, messages)
+        messages = self._load(login, messages)
         mailbox = self._enabled_mailbox(self.user_sales, login, password)
         return login, messages, mailbox
 
@@ -282,3 +283,18 @@ class TestSyncChanges(MailSyncCase):
         for message in synced:
             self.assertNotIn("<script", message.body)
             self.assertNotIn("onerror", message.body)
+
+
+@tagged("post_install", "-at_install")
+class TestSyncCorpusCyrus(TestSyncCorpus):
+    """The same corpus and expectations on Cyrus IMAP (other folder names, other flags case,
+    other refusals)."""
+    IMAP = "cyrus"
+    allow_inherited_tests_method = True
+
+
+@tagged("post_install", "-at_install")
+class TestSyncChangesCyrus(TestSyncChanges):
+    """New mail, a UIDVALIDITY change, old mail appended later, on Cyrus IMAP."""
+    IMAP = "cyrus"
+    allow_inherited_tests_method = True

@@ -135,6 +135,17 @@ class TestUi(MailSyncCase, HttpCase):
             self.assertIn("description_field", arch, view)
 
     # ------------------------------------------------------------------ the browser
+    def test_tour_date_note_in_the_chatter(self):
+        lead = self.env["crm.lead"].create({"name": "Dated", "email_from": "x@dated.example",
+                                            "user_id": self.rep.id})
+        Message = self.env["mail.message"].sudo()
+        Message.create({"model": "crm.lead", "res_id": lead.id, "message_type": "email",
+                        "body": "<p>Sent in 1979</p>", "subtype_id": self.env.ref(
+                            "mail.mt_comment").id,
+                        "mail_sync_date_header": "Mon, 1 Jan 1979 09:00:00 +0000"})
+        lead.message_post(body="An ordinary note", message_type="comment")
+        self._tour("crm_mail_sync_date_note_tour", self.rep, start=f"/odoo/crm.lead/{lead.id}")
+
     def test_tour_setup_from_the_top_bar(self):
         self._tour("crm_mail_sync_setup_tour", self.rep,
                    password=self.password, imap_host=self.dovecot.host,

@@ -41,16 +41,27 @@ def run(args):
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, lambda *a: stop.set())
+    from mailsync.testing.cyrus import CyrusServer, CyrusUnavailable
+
     dovecot = DovecotServer(workdir=os.path.join(workdir, "dovecot"), port=args.imap_port,
                             ssl_port=args.imaps_port,
                             oauth_introspection_url=args.oauth_introspection_url)
     smtp = SmtpServer(workdir=os.path.join(workdir, "smtp"), port=args.smtp_port,
                       ssl_port=args.smtps_port, token_validator=args.oauth_introspection_url)
+    # A second IMAP server for the tests about IMAP behaviour (not needed by the demo).
+    cyrus = CyrusServer(workdir=os.path.join(workdir, "cyrus")) if args.cyrus else None
     try:
         dovecot.start()
         smtp.start()
         env = {"MAILSYNC_DOVECOT": json.dumps(dovecot.describe()),
                "MAILSYNC_SMTP": json.dumps(smtp.describe())}
+        if cyrus is not None:
+            try:
+                cyrus.start()
+                env["MAILSYNC_CYRUS"] = json.dumps(cyrus.describe())
+            except CyrusUnavailable as exc:
+                print(f"services: no Cyrus ({exc}); the Cyrus tests will say so", flush=True)
+                cyrus = None
         tmp = env_file + ".tmp"
         with open(tmp, "w") as fh:
             json.dump(env, fh)
@@ -63,6 +74,8 @@ def run(args):
                 return 1
         return 0
     finally:
+        if cyrus is not None:
+            cyrus.stop()
         smtp.stop()
         dovecot.stop()
         for path in (env_file, pid_file):
@@ -144,6 +157,8 @@ def main(argv=None):
     parser.add_argument("--smtps-port", type=int)
     parser.add_argument("--oauth-introspection-url")
     parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--cyrus", action="store_true",
+                        help="also a Cyrus IMAP server (the test command's second IMAP server)")
     args = parser.parse_args(argv)
     args.state_dir = os.path.abspath(args.state_dir)
     if args.workdir:
@@ -154,6 +169,8 @@ def main(argv=None):
         value = getattr(args, option)
         if value is not None:
             args.passthrough += ["--" + option.replace("_", "-"), str(value)]
+    if args.cyrus:
+        args.passthrough.append("--cyrus")
     return {"start": start, "stop": stop, "run": run}[args.action](args)
 
 

@@ -80,15 +80,17 @@ if [ "$RUN_ODOO" = 1 ] && [ "$HAVE_ODOO" = 1 ]; then
     ensure_chromium || exit 1
 fi
 
-# ---- one Dovecot + one SMTP server for the whole run --------------------------------------------
-if ! "$PY" "$REPO/tools/services.py" start --state-dir "$RUN_DIR/services" > "$RUN_DIR/services.env"; then
-    say "could not start Dovecot/SMTP"
+# ---- one Dovecot, one Cyrus and one SMTP server for the whole run -------------------------------
+if ! "$PY" "$REPO/tools/services.py" start --cyrus --state-dir "$RUN_DIR/services" \
+        > "$RUN_DIR/services.env"; then
+    say "could not start Dovecot/Cyrus/SMTP"
     exit 1
 fi
 SERVICES_STARTED=1
 # shellcheck disable=SC1091
 . "$RUN_DIR/services.env"
 export MAILSYNC_DOVECOT MAILSYNC_SMTP
+[ -n "${MAILSYNC_CYRUS:-}" ] && export MAILSYNC_CYRUS
 
 TOTAL_PASSED=0
 TOTAL_FAILED=0

@@ -19,7 +19,7 @@ from email.header import Header
 from email.utils import format_datetime
 
 from .. import addresses
-from ..parse import synthesize_message_id
+from ..parse import body_of, synthesize_message_id
 from ..text import clean_line
 from ..types import DIRECTION_RECEIVED, DIRECTION_SENT
 
@@ -223,7 +223,8 @@ def generate(seed, user: str, correspondents, n: int, *, malformed_ratio: float 
         else:
             raw = ("\r\n".join(headers + ctype_lines) + "\r\n\r\n").encode("ascii") + payload
         if malformed == "no_message_id":
-            mid = synthesize_message_id(from_h, to_h, cc_h or None, date_h, subject_h)
+            mid = synthesize_message_id(from_h, to_h, cc_h or None, date_h, subject_h,
+                                        body_of(raw))
         if not malformed:
             threads.setdefault(corr, []).append((mid, subject))
         addrs = addresses.extract([from_h, to_h] + ([cc_h] if cc_h else []))

@@ -92,14 +92,14 @@ class HostileMessage:
 # --------------------------------------------------------------------------- small helpers
 
 
-def _display(addr: str) -> str:
+def display_name_for(addr: str) -> str:
     """A plain ASCII display name from an address' local part ("ann.lead" → "Ann Lead")."""
     local = addr.split("@", 1)[0]
     words = [w for w in "".join(c if c.isalnum() else " " for c in local).split() if w.isalpha()]
     return " ".join(w.capitalize() for w in words[:2]) or "Contact"
 
 
-def _domain(addr: str) -> str:
+def domain_of(addr: str) -> str:
     return addr.rsplit("@", 1)[-1] or "example.test"
 
 
@@ -206,8 +206,8 @@ class _Ctx:
         if date.tzinfo is None:
             date = date.replace(tzinfo=dt.timezone.utc)
         self.date = date.astimezone(dt.timezone.utc).replace(microsecond=0)
-        self.owner_name = _display(owner)
-        self.lead_name = _display(lead)
+        self.owner_name = display_name_for(owner)
+        self.lead_name = display_name_for(lead)
 
     def rng(self, name: str) -> random.Random:
         return random.Random(f"mailsync-{self.kind}:{self.seed}:{name}")
@@ -217,7 +217,7 @@ class _Ctx:
         return self.date - dt.timedelta(seconds=rng.randint(600, 9 * 86400 + 23 * 3600))
 
     def message_id(self, rng: random.Random, name: str, folder: str) -> str:
-        host = _domain(self.owner if folder == "Sent" else self.lead)
+        host = domain_of(self.owner if folder == "Sent" else self.lead)
         tag = name.replace("_", "-")
         return f"<{self.kind}.{tag}.{rng.getrandbits(64):016x}@{host}>"
 
@@ -552,7 +552,7 @@ LONG_ID_LEN = 2048
 
 def _long_message_id(ctx, name="long_message_id", folder="INBOX"):
     rng = ctx.rng(name)
-    host = _domain(ctx.lead)
+    host = domain_of(ctx.lead)
     local = "".join(rng.choices(_ALNUM, k=LONG_ID_LEN - len(host) - 3))
     mid = f"<{local}@{host}>"
     lines, mid = ctx.headers(rng, name, folder, subject="Long id", mid=mid)

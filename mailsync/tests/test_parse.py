@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailsync.parse import (decode_bytes, parse_date, parse_headers, parse_message,
+from mailsync.parse import (body_of, decode_bytes, parse_date, parse_headers, parse_message,
                             synthesize_message_id)
 from mailsync.testing import corpus
 
@@ -51,27 +51,41 @@ def test_alternative_html_and_text_and_inline_image_and_rfc2231_name():
                   b"Content-Disposition: inline; filename*=utf-8''Pr%C3%A4sentation.png\r\n\r\n"
                   + base64.encodebytes(png) + b"--R--\r\n"))
     p = parse_message(raw)
-    assert p.body_text.strip() == "plain"
-    assert "café" in p.body_html
+    assert p.body_text is None  # the richest alternative only, as a mail client shows
+    assert "café" in p.body_html and "café" in p.body and "plain" not in p.body
     [att] = p.attachments
     assert (att.filename, att.content_type, att.content_id, att.inline, att.data) == (
         "Präsentation.png", "image/png", "logo@x", True, png)
     assert p.defects == []
 
 
-def test_nested_message_kept_as_eml():
-    inner = msg("From: c@z.org", "To: a@x.org", "Subject: Original offer",
-                "Message-ID: <inner@z.org>", body=b"inner text\r\n")
-    raw = msg("From: a@x.org", "To: b@y.org", "Subject: Fwd", "Message-ID: <fwd@x.org>",
-              'Content-Type: multipart/mixed; boundary="M"', body=(
-                  b"--M\r\nContent-Type: text/plain\r\n\r\nsee below\r\n"
-                  b"--M\r\nContent-Type: message/rfc822\r\n\r\n" + inner + b"\r\n--M--\r\n"))
-    p = parse_message(raw)
-    assert p.body_text.strip() == "see below"
-    [att] = p.attachments
-    assert att.content_type == "message/rfc822" and att.filename == "Original offer.eml"
-    again = parse_message(att.data)
-    assert again.message_id == "<inner@z.org>" and again.body_text.strip() == "inner text"
+def test_forwarded_message_shown_inline_with_its_attachments():
+    inner = msg("From: Carl <c@z.org>", "To: a@x.org", "Subject: Original offer",
+                "Date: Mon, 3 Jun 2024 10:00:00 +0000", "Message-ID: <inner@z.org>",
+                'Content-Type: multipart/mixed; boundary="I"', body=(
+                    b"--I\r\nContent-Type: text/plain\r\n\r\ninner text\r\n"
+                    b"--I\r\nContent-Type: application/pdf; name=offer.pdf\r\n"
+                    b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQ=\r\n--I--\r\n"))
+    for disposition in ("", "Content-Disposition: attachment\r\n"):
+        raw = msg("From: a@x.org", "To: b@y.org", "Subject: Fwd", "Message-ID: <fwd@x.org>",
+                  'Content-Type: multipart/mixed; boundary="M"', body=(
+                      b"--M\r\nContent-Type: text/plain\r\n\r\nsee below\r\n"
+                      b"--M\r\nContent-Type: message/rfc822\r\n" + disposition.encode()
+                      + b"\r\n" + inner + b"\r\n--M--\r\n"))
+        p = parse_message(raw)
+        # In order: the forwarding text, then the forwarded message as a quote.
+        body = p.body
+        assert body.index("see below") < body.index("Original offer") < body.index("inner text")
+        assert "Carl &lt;c@z.org&gt;" in body and "<blockquote" in body
+        names = [a.filename for a in p.attachments]
+        assert "offer.pdf" in names  # the forwarded message's own attachment
+        if disposition:  # attached as a file: kept as one too
+            [eml] = [a for a in p.attachments if a.content_type == "message/rfc822"]
+            assert eml.filename == "Original offer.eml"
+            again = parse_message(eml.data)
+            assert again.message_id == "<inner@z.org>" and "inner text" in again.body
+        else:
+            assert names == ["offer.pdf"]
 
 
 def test_missing_message_id_is_synthesised_stably_and_matches_header_fetch():
@@ -82,9 +96,13 @@ def test_missing_message_id_is_synthesised_stably_and_matches_header_fetch():
     assert p1.message_id == p2.message_id
     assert p1.message_id.startswith("<") and p1.message_id.endswith("@mailsync.invalid>")
     assert "missing Message-ID; synthesised" in p1.defects
-    # the IMAP header fetch returns only some header fields, in the server's order
+    # the IMAP header fetch returns only some header fields, in the server's order, and the
+    # beginning of the body (BODY.PEEK[TEXT]<0.N>) for a message without Message-ID
     fetched = ("\r\n".join(reversed(headers)) + "\r\n\r\n").encode()
-    assert parse_headers(fetched, folder="INBOX", uid=1).message_id == p1.message_id
+    assert parse_headers(fetched, folder="INBOX", uid=1, body=b"hello\r\n").message_id \
+        == p1.message_id
+    # Same headers, another body: another message (they never merge).
+    assert parse_message(msg(*headers, body=b"other\r\n")).message_id != p1.message_id
     other = parse_message(msg(*headers[:-1], "Date: Mon, 3 Jun 2024 10:00:01 +0000"))
     assert other.message_id != p1.message_id
     assert synthesize_message_id("a", "b", None, "d", "s") == synthesize_message_id(
@@ -189,6 +207,8 @@ def test_corpus_roundtrip_ids_and_addresses():
         p = parse_message(m.raw)
         head = m.raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
         h = parse_headers(head, folder=m.folder, uid=1)
+        if h.synthetic_id:  # the session fetches the body's beginning for these
+            h = parse_headers(head, folder=m.folder, uid=1, body=body_of(m.raw))
         assert p.message_id == h.message_id == m.message_id
         assert set(h.all_addrs) == set(m.addrs)
         if not m.malformed:

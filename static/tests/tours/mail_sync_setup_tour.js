@@ -127,3 +127,26 @@ registry.category("web_tour.tours").add("crm_mail_sync_overview_tour", {
         ];
     },
 });
+
+// A lead's chatter, as its salesperson: a synced email whose Date header was not believed
+// shows the server's reception date, and the date's tooltip says what the header claimed.
+registry.category("web_tour.tours").add("crm_mail_sync_date_note_tour", {
+    steps: () => [
+        {
+            content: "Scroll down to the chatter (its messages load when it is seen)",
+            trigger: ".o-mail-Chatter",
+            run() {
+                this.anchor.scrollIntoView({ block: "end" });
+            },
+        },
+        {
+            // (an email's body is drawn in a shadow root: the date is what the page shows)
+            content: "The synced email's date tooltip names the Date header it had",
+            trigger: ".o-mail-Message .o-mail-Message-date[title*='Date header said'][title*='1979']",
+        },
+        {
+            content: "An ordinary message has the ordinary tooltip",
+            trigger: ".o-mail-Message:contains(An ordinary note) .o-mail-Message-date:not([title*='Date header'])",
+        },
+    ],
+});

@@ -22,6 +22,7 @@ from ..mailsync import addresses
 from ..mailsync.testing.corpus import generate
 from ..mailsync.testing.cyrus import CyrusUnavailable, shared_cyrus
 from ..mailsync.testing.dovecot import shared_dovecot
+from ..mailsync.testing.smtp_server import shared_smtp
 from ..models.mail_sync_mailbox import ALLOWED_NETWORKS_PARAM
 
 
@@ -136,6 +137,19 @@ class MailSyncCase(TransactionCase):
             except CyrusUnavailable as exc:
                 raise unittest.SkipTest(f"CYRUS NOT AVAILABLE: {exc}") from None
         return shared_dovecot()
+
+    @classmethod
+    def _company_smtp(cls):
+        """The loopback SMTP server as the company's only outgoing server (another account
+        than any mailbox's): ``cls.smtp``, ``cls.company_login``, the ``ir.mail_server``."""
+        cls.smtp = shared_smtp()
+        cls.company_login = "company-server@ourco.example"
+        cls.smtp.add_user(cls.company_login, "company-secret")
+        cls.env["ir.mail_server"].search([]).active = False
+        return cls.env["ir.mail_server"].create({
+            "name": "Company SMTP", "smtp_host": cls.smtp.host, "smtp_port": cls.smtp.port,
+            "smtp_encryption": "none", "smtp_authentication": "login",
+            "smtp_user": cls.company_login, "smtp_pass": "company-secret"})
 
     # ------------------------------------------------------------------ mailboxes
     @classmethod

@@ -19,7 +19,6 @@ from odoo.tools import mute_logger
 
 from odoo.addons.mail.tests.common import mail_new_test_user
 
-from ..mailsync.testing.smtp_server import shared_smtp
 from ..models.mail_sync_mailbox import ALLOWED_NETWORKS_PARAM
 from .beyond_common import BeyondCase, raw_mail
 from .common import json_call_kw
@@ -36,14 +35,7 @@ class SecurityCase(BeyondCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.smtp = shared_smtp()
-        cls.company_login = "company-server@ourco.example"
-        cls.smtp.add_user(cls.company_login, "company-secret")
-        cls.env["ir.mail_server"].search([]).active = False
-        cls.env["ir.mail_server"].create({
-            "name": "Company SMTP", "smtp_host": cls.smtp.host, "smtp_port": cls.smtp.port,
-            "smtp_encryption": "none", "smtp_authentication": "login",
-            "smtp_user": cls.company_login, "smtp_pass": "company-secret"})
+        cls._company_smtp()
 
     def setUp(self):
         super().setUp()

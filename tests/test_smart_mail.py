@@ -21,7 +21,7 @@ from odoo.tests import tagged
 from odoo.tools import mute_logger
 
 from ..mailsync import errors
-from ..mailsync.testing.smtp_server import SmtpServer, shared_smtp
+from ..mailsync.testing.smtp_server import SmtpServer
 from .common import MailSyncCase
 
 AUTH_FAILED = "Authentication failed. Please try again."
@@ -35,16 +35,8 @@ class TestSmartMail(MailSyncCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.smtp = shared_smtp()
-        cls.company_login = "company-server@ourco.example"
-        cls.smtp.add_user(cls.company_login, "company-secret")
         # The company's outgoing server: the same loopback SMTP, another account.
-        cls.env["ir.mail_server"].search([]).active = False
-        cls.company_server = cls.env["ir.mail_server"].create({
-            "name": "Company SMTP", "smtp_host": cls.smtp.host, "smtp_port": cls.smtp.port,
-            "smtp_encryption": "none", "smtp_authentication": "login",
-            "smtp_user": cls.company_login, "smtp_pass": "company-secret",
-        })
+        cls.company_server = cls._company_smtp()
         cls.template = cls.env["mail.template"].create({
             "name": "Offer",
             "model_id": cls.env["ir.model"]._get_id("crm.lead"),

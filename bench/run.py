@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""crm_mail_sync benchmark (issue 6): backfill, baseline, ceiling, idle poll, bandwidth, memory,
-arrival-to-chatter latency (issue 8: a real Odoo server's cron path, median and p95).
+"""crm_mail_sync benchmark: backfill, baseline, ceiling, idle poll, bandwidth, memory,
+arrival-to-chatter latency (a real Odoo server's cron path, median and p95).
 
     /opt/odoo/venv/bin/python bench/run.py            # 10 mailboxes x 2,000 messages, 1,000 idle
     /opt/odoo/venv/bin/python bench/run.py --quick    # 2 x 150, 20 idle: smoke / correctness run

@@ -2,7 +2,7 @@
 """Mailbox health: statuses and their transitions, the company mailbox limit with its Pending
 queue, the daily cap, retry and disconnect.
 
-Transitions (PRODUCT.md, issue 4):
+Transitions:
 
 - any sync error → Error, retried with a growing back-off (5 min doubling up to 2 h,
   ``next_sync``);

@@ -119,7 +119,7 @@ class TestCron(MailSyncCase):
         self.assertFalse(log.exists())
 
     def test_time_budget_cuts_the_run_and_the_next_run_continues(self):
-        """Issue 7, point 7: a run stops inside its budget (give or take the batch under way),
+        """A run stops inside its budget (give or take the batch under way),
         the mailbox it cut is due again at once, and the next runs finish the job: nothing lost,
         nothing recorded twice."""
         import time

@@ -1,5 +1,5 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""Mailbox health (issue 4): statuses and transitions with frozen time, the company mailbox
+"""Mailbox health: statuses and transitions with frozen time, the company mailbox
 limit and its Pending queue, billing, the daily cap across the owner's midnight, the error
 log, retry and the disconnect wizard."""
 import datetime

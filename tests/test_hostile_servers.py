@@ -1,5 +1,5 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""Issue 7, point 3 at the Odoo level: a hostile IMAP server (``mailsync.testing.hostile``) in
+"""Hostile servers at the Odoo level: a hostile IMAP server (``mailsync.testing.hostile``) in
 front of the real Dovecot. Each misbehaviour ends the cron run within the configured timeout with
 the right error-log entry, the Error status and a back-off; once the server behaves again, the
 next run records everything (the mail that arrived meanwhile too), once."""

@@ -1,5 +1,5 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""Idle poll (issue 6): a sync where nothing changed reads the mailbox row and one query of
+"""Idle poll: a sync where nothing changed reads the mailbox row and one query of
 facts, writes one UPDATE, opens no folder (STATUS only); new mail is still found; facts
 prefetched for a batch are not used once the mailbox row changed."""
 from unittest.mock import patch

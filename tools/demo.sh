@@ -25,7 +25,7 @@ for arg in "$@"; do
 done
 
 if ! have_odoo; then
-    say "no Odoo at $ODOO_HOME (see ../shared/odoo.md): the demo needs it"
+    say "no Odoo at $ODOO_HOME (see README: Prerequisites): the demo needs it"
     exit 1
 fi
 

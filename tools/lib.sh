@@ -1,5 +1,5 @@
 # Shared by tools/test.sh and tools/demo.sh (source it; needs REPO and a writable $WORK_DIR).
-# Never installs Odoo itself: it uses the one at $ODOO_HOME (see ../shared/odoo.md).
+# Never installs Odoo itself: it uses the one at $ODOO_HOME (see README: Prerequisites).
 
 ODOO_HOME="${ODOO_HOME:-/opt/odoo}"
 

@@ -12,7 +12,7 @@
 #   layer 4 "bench":  bench/run.py --quick as a smoke test: correctness only (exit 2 on a message
 #                     lost or duplicated), no timing asserted (about 2 minutes)
 #
-# Uses an Odoo that is already installed (ODOO_HOME, default /opt/odoo; see ../shared/odoo.md):
+# Uses an Odoo that is already installed (ODOO_HOME, default /opt/odoo; see README: Prerequisites):
 # it never installs Odoo. Installs the addon's requirements.txt into that Odoo's Python without
 # moving Odoo's own pins, and Dovecot/chromium with apt-get when missing.
 # Prints one summary line per layer, then "N passed, N failed"; exits non-zero on any failure.
@@ -124,7 +124,7 @@ fi
 # ---- layer 2: Odoo ------------------------------------------------------------------------------
 if [ "$RUN_ODOO" = 1 ]; then
     if [ "$HAVE_ODOO" != 1 ]; then
-        SUMMARY+=("ODOO TESTS NOT RUN: no Odoo at $ODOO_HOME (see ../shared/odoo.md)")
+        SUMMARY+=("ODOO TESTS NOT RUN: no Odoo at $ODOO_HOME (see README: Prerequisites)")
     else
         t0=$(date +%s)
         ADDONS="$RUN_DIR/addons"
@@ -173,7 +173,7 @@ fi
 # ---- layer 3: crash and scale-out against real Odoo servers ------------------------------------
 if [ "$RUN_SCALE" = 1 ]; then
     if [ "$HAVE_ODOO" != 1 ]; then
-        SUMMARY+=("SCALE TESTS NOT RUN: no Odoo at $ODOO_HOME (see ../shared/odoo.md)")
+        SUMMARY+=("SCALE TESTS NOT RUN: no Odoo at $ODOO_HOME (see README: Prerequisites)")
     else
         t0=$(date +%s)
         say "scale tests: tests/scale/run.py ${SCALE_ARGS[*]:-} (log: $RUN_DIR/scale.log)"
@@ -207,7 +207,7 @@ fi
 # bench/run.py exits 2 when any mailbox ends with a message lost, duplicated or on the wrong lead.
 if [ "$RUN_BENCH" = 1 ]; then
     if [ "$HAVE_ODOO" != 1 ]; then
-        SUMMARY+=("BENCH SMOKE NOT RUN: no Odoo at $ODOO_HOME (see ../shared/odoo.md)")
+        SUMMARY+=("BENCH SMOKE NOT RUN: no Odoo at $ODOO_HOME (see README: Prerequisites)")
     else
         t0=$(date +%s)
         say "bench smoke: bench/run.py --quick --skip arrival (log: $RUN_DIR/bench.log)"

@@ -1,4 +1,4 @@
-"""Odd folder names (issue 7, point 5, engine level): spaces, quotes, odd characters,
+"""Odd folder names (engine level): spaces, quotes, odd characters,
 non-ASCII (modified UTF-7 on the wire), nested hierarchy, and a Sent folder under a non-English
 name marked ``\\Sent`` — discovered and synced, cursors kept per folder."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Hostile servers (issue 7, point 3, engine level).
+"""Hostile servers (engine level).
 
 One ``HostileServer`` stands where the mailbox's IMAP server should be. For each misbehaviour:
 a first sync through the server in ``proxy`` mode (pass-through to the real Dovecot) records part

@@ -1,4 +1,4 @@
-"""Malformed mail (issue 7, point 4, engine level).
+"""Malformed mail (engine level).
 
 The test mails of the ``mail-parser`` sdist (fetched at test time, see
 ``mailsync.testing.public_corpus``) plus generated broken ones: ``parse_message`` never raises
@@ -232,7 +232,7 @@ def test_malformed_mailbox_syncs_whole(dovecot, capsys):
     assert all(v == 1 for v in seen.values())
     assert fs_state["INBOX"] == max(uids)
     with capsys.disabled():
-        print(f"\n[issue 7] malformed messages tried: {len(bad)} "
+        print(f"\n[malformed] malformed messages tried: {len(bad)} "
               f"(public corpus mail-parser {MAIL_PARSER_VERSION}: {len(mails)}"
               f"{'' if mails else ' — ' + str(reason)}; generated: {len(bad) - len(mails)}), "
               f"synced among {len(load) - len(bad)} good ones: {len(seen)}/{len(load)} recorded")

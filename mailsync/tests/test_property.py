@@ -1,4 +1,4 @@
-"""Property test (issue 7, point 2, engine level): random mailbox histories against real Dovecot.
+"""Property test (engine level): random mailbox histories against real Dovecot.
 
 A hypothesis ``RuleBasedStateMachine`` plays a user's mailbox (a fresh Dovecot user per example)
 and the CRM: append (corpus messages, some matching a lead, some not, in INBOX and Sent), expunge
@@ -232,7 +232,7 @@ def test_mailbox_histories_never_lose_or_duplicate(capsys):
     assert run["examples"] >= 10 and run["syncs"] > 0 and run["crashes"] > 0
     assert run["lost"] == 0 and run["duplicated"] == 0
     with capsys.disabled():
-        print(f"\n[issue 7] hypothesis examples run: {run['examples']} ({run['steps']} steps, "
+        print(f"\n[property] hypothesis examples run: {run['examples']} ({run['steps']} steps, "
               f"{run['syncs']} syncs of which {run['crashes']} crashed, {run['resets']} "
               f"UIDVALIDITY resets, {run['expunges']} expunges, {run['appends']} appends); "
               f"lost: {run['lost']}, duplicated: {run['duplicated']}")

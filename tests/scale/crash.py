@@ -1,5 +1,5 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""Crash anywhere (issue 7, point 1): SIGKILL the sync at every step of a batch, then resume.
+"""Crash anywhere : SIGKILL the sync at every step of a batch, then resume.
 
 One mailbox on a private Dovecot (the generated corpus: INBOX and Sent, replies, attachments,
 six charsets, ~3 % malformed), leads for a share of its correspondents, fetch batches of

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""The long tests of issue 7 against real Odoo + PostgreSQL + Dovecot (the "scale" layer).
+"""The long tests against real Odoo + PostgreSQL + Dovecot (the "scale" layer).
 
     $ODOO_HOME/venv/bin/python tests/scale/run.py [--long] [--only crash|scaleout] [--json PATH]
 

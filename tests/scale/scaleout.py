@@ -1,5 +1,5 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""Scale-out (issue 7, point 6): several ``odoo-bin`` servers with cron workers share the mailboxes.
+"""Scale-out : several ``odoo-bin`` servers with cron workers share the mailboxes.
 
 200 mailboxes on a private Dovecot (Maildir files, loaded in seconds), one database prepared once
 (users, leads, enabled mailboxes, ``crm_mail_sync.cron_workers = 2`` so that two scheduled

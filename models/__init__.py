@@ -11,16 +11,12 @@ from . import crm_lead
 from . import res_partner
 from . import res_users
 from . import res_config_settings
-from . import res_users_oauth
 from . import mail_sync_mailbox_smart_mail
 from . import mail_sync_mailbox_workers
 from . import ir_mail_server
 from . import mail_mail
-from . import res_config_settings_smart_mail
-from . import res_users_systray
 from . import mail_sync_mailbox_ui
 from . import res_company
-from . import res_config_settings_health
 from . import mail_sync_mailbox_health
 from . import mail_sync_keys
 from . import mail_sync_access

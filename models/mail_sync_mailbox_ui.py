@@ -4,7 +4,7 @@ the owner's top-bar link (static/src/systray/), told when their mailbox becomes 
 stops being so, so the link appears or disappears without a reload."""
 from odoo import _, api, models
 
-from .res_users_systray import CONFIGURED_STATES
+from .res_users import CONFIGURED_STATES
 
 SYSTRAY_NOTIFICATION = "crm_mail_sync/systray"
 

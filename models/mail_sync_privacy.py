@@ -231,16 +231,6 @@ class ResCompany(models.Model):
         return res
 
 
-class ResConfigSettings(models.TransientModel):
-    _inherit = "res.config.settings"
-
-    mail_sync_exclude_own_domain = fields.Boolean(
-        related="company_id.mail_sync_exclude_own_domain", readonly=False)
-    mail_sync_skip_auto = fields.Boolean(related="company_id.mail_sync_skip_auto",
-                                         readonly=False)
-    mail_sync_own_domains = fields.Char(related="company_id.mail_sync_own_domains")
-
-
 class ResPartner(models.Model):
     _inherit = "res.partner"
 

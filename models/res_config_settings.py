@@ -1,5 +1,8 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""Settings ▸ CRM ▸ Mail Sync: the Google and Microsoft OAuth apps of "Connect with …".
+"""Settings ▸ CRM ▸ Mail Sync: the company's mailbox limit, plan, daily cap and billable count,
+the limits per email, sharing, own domains and automatic mail (all on ``res.company``), the
+allowed networks, Smart Mail's fallback, and the Google and Microsoft OAuth apps of
+"Connect with …".
 
 Client ids, the Microsoft tenant and the endpoint URLs are plain ``ir.config_parameter`` values
 (``crm_mail_sync.<provider>_<name>``); empty endpoints mean the provider's public ones. The
@@ -10,12 +13,47 @@ table either (non-stored fields whose inverse encrypts).
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
-from ..mailsync import errors
+from ..mailsync import errors, netguard
+from .mail_sync_mailbox import ALLOWED_NETWORKS_PARAM
+from .mail_sync_mailbox_smart_mail import FALLBACK_PARAM
 from .mail_sync_oauth_mixin import CALLBACK_PATH, param_key
 
 
 class ResConfigSettings(models.TransientModel):
     _inherit = "res.config.settings"
+
+    mail_sync_mailbox_limit = fields.Integer(
+        related="company_id.mail_sync_mailbox_limit", readonly=False)
+    mail_sync_plan = fields.Selection(
+        related="company_id.mail_sync_plan", readonly=False)
+    mail_sync_daily_cap = fields.Integer(
+        related="company_id.mail_sync_daily_cap", readonly=False)
+    mail_sync_billable_count = fields.Integer(
+        related="company_id.mail_sync_billable_count")
+    mail_sync_max_attachment_mb = fields.Integer(
+        related="company_id.mail_sync_max_attachment_mb", readonly=False)
+    mail_sync_max_message_mb = fields.Integer(
+        related="company_id.mail_sync_max_message_mb", readonly=False)
+    mail_sync_max_parts = fields.Integer(related="company_id.mail_sync_max_parts",
+                                         readonly=False)
+    mail_sync_sharing = fields.Selection(related="company_id.mail_sync_sharing", readonly=False)
+    mail_sync_allowed_networks = fields.Char(
+        "Allowed networks", config_parameter=ALLOWED_NETWORKS_PARAM,
+        help="Mail Sync connects only to public mail servers on the usual mail ports. List "
+             "here the servers of your own network it may reach as well: host names, IP "
+             "addresses or networks (CIDR), separated by commas — e.g. mail.intranet.example, "
+             "10.1.2.0/24. Empty: none.")
+    mail_sync_exclude_own_domain = fields.Boolean(
+        related="company_id.mail_sync_exclude_own_domain", readonly=False)
+    mail_sync_skip_auto = fields.Boolean(related="company_id.mail_sync_skip_auto",
+                                         readonly=False)
+    mail_sync_own_domains = fields.Char(related="company_id.mail_sync_own_domains")
+    mail_sync_smart_mail_fallback = fields.Boolean(
+        "Fall back to the company's outgoing server",
+        config_parameter=FALLBACK_PARAM,
+        help="When sending through a user's own mailbox fails (authentication, connection, "
+             "daily quota), send the mail through the company's outgoing mail server instead "
+             "of leaving it failed in the queue. Off by default.")
 
     mail_sync_google_client_id = fields.Char(
         "Google client ID", config_parameter="crm_mail_sync.google_client_id")
@@ -86,6 +124,11 @@ class ResConfigSettings(models.TransientModel):
                                            settings.mail_sync_microsoft_client_secret)
 
     def set_values(self):
+        # Normalise what an administrator typed (one space-free, comma-separated list).
+        for settings in self:
+            allowed = netguard.Allowed(settings.mail_sync_allowed_networks)
+            settings.mail_sync_allowed_networks = ", ".join(
+                sorted(allowed.hosts) + [str(net) for net in allowed.networks]) or False
         super().set_values()
         # A plain-http (non-loopback) or missing endpoint is refused now, not at the first click.
         Mailbox = self.env["mail.sync.mailbox"]

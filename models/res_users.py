@@ -1,7 +1,11 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 from odoo import SUPERUSER_ID, _, api, fields, models
+from odoo.exceptions import AccessError
 
 from .res_company import SHARING
+
+# A user with a mailbox in one of these states has Mail Sync configured: no top-bar link.
+CONFIGURED_STATES = ("enabled", "error", "pending")
 
 
 class ResUsers(models.Model):
@@ -105,3 +109,44 @@ class ResUsers(models.Model):
                 "default_company_id": self.env.company.id,
             }
         return action
+
+    # ------------------------------------------------------------------ connect with a provider
+    def action_mail_sync_connect_google(self):
+        return self._mail_sync_connect("google")
+
+    def action_mail_sync_connect_microsoft(self):
+        return self._mail_sync_connect("microsoft")
+
+    def _mail_sync_connect(self, provider):
+        """The user's own mailbox in this company (created when there is none yet), sent to
+        the provider's consent screen."""
+        self.ensure_one()
+        if self != self.env.user:
+            raise AccessError(_("Only %s can connect their own mailbox.", self.name))
+        Mailbox = self.env["mail.sync.mailbox"]
+        mailbox = Mailbox.search(
+            [("user_id", "=", self.id), ("company_id", "=", self.env.company.id)], limit=1)
+        if not mailbox:
+            mailbox = Mailbox.create({
+                "user_id": self.id,
+                "company_id": self.env.company.id,
+                "email": self.email or self.login,  # replaced by the provider's answer
+                "provider": "gmail" if provider == "google" else "outlook",
+            })
+        return getattr(mailbox, f"action_connect_{provider}")()
+
+    # ------------------------------------------------------------------ the top-bar link
+    @api.model
+    def mail_sync_systray_info(self):
+        """For the current user in the current company: ``{"show": bool}``, whether the top
+        bar shows the link to set up Mail Sync (internal Mail Sync users without an Enabled,
+        Error or Pending mailbox)."""
+        user = self.env.user
+        if user.share or not user.has_group("crm_mail_sync.group_mail_sync_user"):
+            return {"show": False}
+        configured = self.env["mail.sync.mailbox"].sudo().search_count([
+            ("user_id", "=", user.id),
+            ("company_id", "=", self.env.company.id),
+            ("state", "in", CONFIGURED_STATES),
+        ], limit=1)
+        return {"show": not configured}

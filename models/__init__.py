@@ -22,8 +22,6 @@ from . import mail_sync_keys
 from . import mail_sync_access
 from . import mail_sync_privacy
 from . import mail_sync_header_index
-from . import crm_lead_late_link
-from . import res_partner_late_link
 from . import mail_sync_message_privacy
 from . import mail_sync_fast_arrival
 from . import mail_sync_mailbox_prefetch

@@ -6,8 +6,8 @@ never-log list and the auto-reply filter let through), one light row: mailbox, f
 UIDVALIDITY, UID, Message-ID, date and the normalised addresses — no subject, no body. Rows are
 bulk-inserted with one query per batch, in the transaction that moves the folder cursor.
 
-When a lead or a contact is created or gets a new address (``crm_lead_late_link``,
-``res_partner_late_link``), the rows holding that address are marked pending and the "late
+When a lead or a contact is created or gets a new address (``crm.lead`` and
+``res.partner`` create and write), the rows holding that address are marked pending and the "late
 linking" scheduled action is triggered: it fetches those UIDs from the server (headers, then the
 bodies that match), records them like the sync does and drops the rows. A UIDVALIDITY change
 makes a folder's rows worthless: they are deleted when the new UIDVALIDITY is stored, and

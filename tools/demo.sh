@@ -7,7 +7,8 @@
 # conversation with the crm demo contacts, connects it for admin, then runs Odoo on
 # http://127.0.0.1:${DEMO_HTTP_PORT:-8069} (login admin / admin) until Ctrl-C.
 #   --reset   drop the demo database and mailbox first
-# Uses the Odoo at $ODOO_HOME (default /opt/odoo); never installs Odoo.
+# Begins with tools/setup.sh: installs Odoo 18 at $ODOO_HOME (default /opt/odoo) when missing,
+# from Odoo's official source archive or ODOO_SOURCE (a URL, an archive or a directory).
 set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,10 +25,7 @@ for arg in "$@"; do
     esac
 done
 
-if ! have_odoo; then
-    say "no Odoo at $ODOO_HOME (see README: Prerequisites): the demo needs it"
-    exit 1
-fi
+SCRIPT_NAME=setup.sh bash "$REPO/tools/setup.sh" --need-odoo || exit 1
 
 DB="${DEMO_DB:-crm_mail_sync_demo}"
 STATE="${XDG_STATE_HOME:-$HOME/.local/state}/crm_mail_sync/demo"
@@ -55,8 +53,6 @@ ln -sfn "$REPO" "$STATE/addons/crm_mail_sync"
 ADDONS_PATH="$(odoo_addons_path "$STATE/addons")"
 ODOO_ARGS=(--addons-path="$ADDONS_PATH" --data-dir="$STATE/odoo-data" -d "$DB" --db-filter="^$DB\$")
 
-install_requirements || exit 1
-ensure_dovecot || exit 1
 
 # ---- mail servers (fixed ports, so the mailbox configured in the database stays valid) ---------
 SERVICES_ENV="$STATE/logs/services.env"

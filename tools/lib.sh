@@ -1,5 +1,5 @@
-# Shared by tools/test.sh and tools/demo.sh (source it; needs REPO and a writable $WORK_DIR).
-# Never installs Odoo itself: it uses the one at $ODOO_HOME (see README: Prerequisites).
+# Shared by tools/setup.sh, tools/test.sh and tools/demo.sh (source it; needs REPO and a writable
+# $WORK_DIR). Odoo itself is installed by tools/setup.sh when $ODOO_HOME holds none.
 
 ODOO_HOME="${ODOO_HOME:-/opt/odoo}"
 
@@ -24,16 +24,17 @@ pick_python() {
     fi
 }
 
-# Installs requirements.txt into $PY, constrained to that Python's current versions of the
+# Installs requirements.txt and requirements-test.txt into $PY, constrained to that Python's current versions of the
 # packages Odoo pins, so Odoo's pins never move.
 install_requirements() {
     local constraints="$WORK_DIR/constraints.txt"
     "$PY" -m pip freeze --disable-pip-version-check 2>/dev/null \
         | grep -iE '^(cryptography|urllib3|requests|idna|pyopenssl|werkzeug|lxml)==' > "$constraints" || true
     if ! "$PY" -m pip install --disable-pip-version-check -q -r "$REPO/requirements.txt" \
+            -r "$REPO/requirements-test.txt" \
             -c "$constraints" > "$WORK_DIR/pip.log" 2>&1; then
         cat "$WORK_DIR/pip.log" >&2
-        say "could not install requirements.txt into $PY"
+        say "could not install requirements.txt and requirements-test.txt into $PY"
         return 1
     fi
 }

@@ -12,9 +12,10 @@
 #   layer 4 "bench":  bench/run.py --quick as a smoke test: correctness only (exit 2 on a message
 #                     lost or duplicated), no timing asserted (about 2 minutes)
 #
-# Uses an Odoo that is already installed (ODOO_HOME, default /opt/odoo; see README: Prerequisites):
-# it never installs Odoo. Installs the addon's requirements.txt into that Odoo's Python without
-# moving Odoo's own pins, and Dovecot/chromium with apt-get when missing.
+# Begins with tools/setup.sh: Odoo 18 at ODOO_HOME (default /opt/odoo) installed when missing
+# (from Odoo's official source archive or ODOO_SOURCE), Dovecot/Chromium when missing, the
+# addon's requirements into Odoo's Python. When no Odoo can be had, says so in one line and runs
+# every layer that needs none.
 # Prints one summary line per layer, then "N passed, N failed"; exits non-zero on any failure.
 set -uo pipefail
 
@@ -43,6 +44,10 @@ SCRIPT_NAME=test.sh
 . "$REPO/tools/lib.sh"
 START_TIME=$(date +%s)
 
+# ---- set-up: Odoo when missing, Debian packages, Python dependencies ----------------------------
+SCRIPT_NAME=setup.sh bash "$REPO/tools/setup.sh"
+setup_rc=$?
+[ "$setup_rc" = 0 ] || [ "$setup_rc" = 3 ] || { say "tools/setup.sh failed"; exit 1; }
 HAVE_ODOO=0
 have_odoo && HAVE_ODOO=1
 pick_python || exit 1
@@ -74,11 +79,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-install_requirements || exit 1
-ensure_dovecot || exit 1
-if [ "$RUN_ODOO" = 1 ] && [ "$HAVE_ODOO" = 1 ]; then
-    ensure_chromium || exit 1
-fi
 
 # ---- one Dovecot, one Cyrus and one SMTP server for the whole run -------------------------------
 if ! "$PY" "$REPO/tools/services.py" start --cyrus --state-dir "$RUN_DIR/services" \
@@ -124,7 +124,7 @@ fi
 # ---- layer 2: Odoo ------------------------------------------------------------------------------
 if [ "$RUN_ODOO" = 1 ]; then
     if [ "$HAVE_ODOO" != 1 ]; then
-        SUMMARY+=("ODOO TESTS NOT RUN: no Odoo at $ODOO_HOME (see README: Prerequisites)")
+        SUMMARY+=("ODOO TESTS NOT RUN: no Odoo at $ODOO_HOME (tools/setup.sh said why above)")
     else
         t0=$(date +%s)
         ADDONS="$RUN_DIR/addons"
@@ -173,7 +173,7 @@ fi
 # ---- layer 3: crash and scale-out against real Odoo servers ------------------------------------
 if [ "$RUN_SCALE" = 1 ]; then
     if [ "$HAVE_ODOO" != 1 ]; then
-        SUMMARY+=("SCALE TESTS NOT RUN: no Odoo at $ODOO_HOME (see README: Prerequisites)")
+        SUMMARY+=("SCALE TESTS NOT RUN: no Odoo at $ODOO_HOME (tools/setup.sh said why above)")
     else
         t0=$(date +%s)
         say "scale tests: tests/scale/run.py ${SCALE_ARGS[*]:-} (log: $RUN_DIR/scale.log)"
@@ -207,7 +207,7 @@ fi
 # bench/run.py exits 2 when any mailbox ends with a message lost, duplicated or on the wrong lead.
 if [ "$RUN_BENCH" = 1 ]; then
     if [ "$HAVE_ODOO" != 1 ]; then
-        SUMMARY+=("BENCH SMOKE NOT RUN: no Odoo at $ODOO_HOME (see README: Prerequisites)")
+        SUMMARY+=("BENCH SMOKE NOT RUN: no Odoo at $ODOO_HOME (tools/setup.sh said why above)")
     else
         t0=$(date +%s)
         say "bench smoke: bench/run.py --quick --skip arrival (log: $RUN_DIR/bench.log)"

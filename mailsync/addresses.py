@@ -29,7 +29,8 @@ def unsurrogate(text: str) -> str:
         return raw.decode("cp1252", "replace")
 
 
-def _idna(domain: str) -> str | None:
+def idna_domain(domain: str) -> str | None:
+    """``Exämple.com`` → ``xn--exmple-cua.com`` (lower case), or None when it is no domain."""
     labels = domain.split(".")
     out = []
     for label in labels:
@@ -97,7 +98,7 @@ def _normalize(addr) -> str | None:
         if not re.fullmatch(r"[0-9.]+|IPv6:[0-9A-Fa-f:.]+", inner):
             return None
         return f"{local.lower()}@{domain.lower()}"
-    domain = _idna(domain.lower())
+    domain = idna_domain(domain.lower())
     if not domain:
         return None
     return f"{local.lower()}@{domain}"

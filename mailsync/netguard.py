@@ -31,6 +31,19 @@ __all__ = ["MAIL_PORTS", "Allowed", "resolve", "connect", "is_public"]
 MAIL_PORTS = frozenset({25, 143, 465, 587, 993, 2525})
 
 
+def is_loopback(host: str) -> bool:
+    """``localhost``, ``*.localhost`` or a loopback address (``127.0.0.0/8``, ``::1``)."""
+    if not host:
+        return False
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
+            ".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _ip(value):
     try:
         return ipaddress.ip_address(str(value).strip("[]").split("%", 1)[0])

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
-import ipaddress
 import json
 import os
 import threading
@@ -29,6 +28,7 @@ import urllib.parse
 from dataclasses import dataclass, field, replace
 
 from .errors import SyncError, classify, redact
+from .netguard import is_loopback
 from .types import SECURITY_SSL, SECURITY_STARTTLS, Endpoint
 
 DEFAULT_TIMEOUT = 30.0
@@ -144,17 +144,6 @@ def get_provider(provider, endpoints=None) -> Provider:
     return prov
 
 
-def _is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _check_url(url, which, prov):
     if not url:
         if which in ("auth_uri", "token_uri"):
@@ -164,7 +153,7 @@ def _check_url(url, which, prov):
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return
-    if parts.scheme == "http" and _is_loopback_host(parts.hostname):
+    if parts.scheme == "http" and is_loopback(parts.hostname or ""):
         return
     raise SyncError("config", f"{prov.label} OAuth: {which} must be an https:// URL "
                               f"(http only to the local machine): {url}",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import ipaddress
 import logging
 import os
 import re
@@ -25,6 +24,7 @@ from imapclient import imap4 as _ic_imap4
 from imapclient import tls as _ic_tls
 
 from . import netguard, parse
+from .netguard import is_loopback
 from .errors import SyncError, classify
 from .types import (ROLE_ALL, ROLE_INBOX, ROLE_SENT, SECURITY_NONE, SECURITY_SSL,
                     SECURITY_STARTTLS, FolderState, HeaderInfo, MailboxConfig)
@@ -54,18 +54,6 @@ def _ssl_context(cafile: str | None) -> ssl.SSLContext:
     if cafile:
         ctx.load_verify_locations(cafile=cafile)
     return ctx
-
-
-def is_loopback(host: str) -> bool:
-    if not host:
-        return False
-    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
-            ".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 # --- imapclient with a connect timeout that also covers implicit TLS, and byte counting ------
@@ -486,6 +474,10 @@ class ImapSession:
 
     def noop(self) -> None:
         self._call(self._c.noop)
+
+    def create_folder(self, name: str) -> None:
+        """CREATE a folder (Smart Mail's Sent folder when the mailbox has none)."""
+        self._call(self._c.create_folder, name)
 
 
 def pick_folders(rows, *, gmail: bool = False) -> list[FolderState]:

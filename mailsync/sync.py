@@ -77,14 +77,14 @@ def sync_mailbox(config, folders=None, *, matcher, recorder, since=None, batch_s
     try:
         if folders is None:
             folders = session.discover_folders()
-        unchanged = _unchanged(session, folders)
+        changed = {fs.name for fs in changed_folders(session, folders)}
         for fs in folders:
             if _past(deadline):
                 report.stopped_early = True
                 break
             if remaining is not None and remaining <= 0 and report.deferred:
                 break
-            if fs.name in unchanged:
+            if fs.name not in changed:
                 report.folders += 1
                 continue
             reader = _Reader(session, fs, limits, report, (suspects or {}).get(fs.name, ()),
@@ -113,20 +113,20 @@ def sync_mailbox(config, folders=None, *, matcher, recorder, since=None, batch_s
 
 def changed_folders(session, folders) -> list:
     """The FolderStates of ``folders`` where something may be new: STATUS (one pipelined round
-    trip, no folder opened) says UIDVALIDITY changed or UIDNEXT moved above the cursor; a folder
-    that was never synced, or that STATUS says nothing about, counts as changed."""
-    return [fs for fs in folders if fs.name not in _unchanged(session, folders)]
-
-
-def _unchanged(session, folders) -> set:
-    """Names of the folders where nothing can be new (see :func:`changed_folders`)."""
+    trip, no folder opened) says UIDVALIDITY changed or UIDNEXT moved above the cursor. A folder
+    that was never synced, or that STATUS says nothing about (its STATUS failed: the sync's
+    EXAMINE reports why), counts as changed. A dead connection raises SyncError."""
     known = [fs for fs in folders if fs.uidvalidity is not None]
     status_many = getattr(session, "status_many", None)
-    if not known or status_many is None:
-        return set()
-    status = status_many([fs.name for fs in known])
-    return {fs.name for fs in known if fs.name in status
-            and status[fs.name][0] == fs.uidvalidity and status[fs.name][1] - 1 <= fs.last_uid}
+    status = status_many([fs.name for fs in known]) if known and status_many else {}
+    return [fs for fs in folders if not _unchanged(fs, status.get(fs.name))]
+
+
+def _unchanged(fs, status) -> bool:
+    """Whether STATUS's ``(UIDVALIDITY, UIDNEXT)`` of ``fs`` (None: no answer) leaves nothing
+    new above its cursor."""
+    return status is not None and status[0] == fs.uidvalidity \
+        and status[1] - 1 <= (fs.last_uid or 0)
 
 
 def _sync_folder(session, fs, matcher, recorder, since, batch_size, deadline, report,
@@ -155,71 +155,111 @@ def _sync_folder(session, fs, matcher, recorder, since, batch_size, deadline, re
         elif reset:
             recorder(fs, [], 0)
         return False
-    batch_size = max(1, int(batch_size))
-    for i in range(0, len(uids), batch_size):
-        if _past(deadline):
-            report.stopped_early = True
-            return False
-        batch = uids[i:i + batch_size]
-        headers = session.fetch_headers(batch)
-        report.headers_seen += len(headers)
-        matches = matcher(headers) or {}
-        for h in headers:
-            if h.uid in matches and h.uid in skip:
-                reader.error(*skip[h.uid], h)
-        wanted = [h for h in headers if h.uid in matches and h.uid not in skip]
-        report.matched += len(wanted)
-        new_last = batch[-1]
-        cut = False
-        if remaining is not None and len(wanted) > remaining:
-            cut_uid = wanted[remaining].uid
-            report.deferred += len(wanted) - remaining
-            wanted = wanted[:remaining]
-            below = [u for u in batch if u < cut_uid]
-            new_last = below[-1] if below else fs.last_uid
-            cut = True
-        for items, last in reader.groups(wanted, matches, new_last):
-            reader.flush_errors()
-            recorder(fs, items, last)
-            fs.last_uid = max(fs.last_uid, last)
-            report.recorded += len(items)
-            if remaining is not None:
-                remaining -= len(items)
-        if cut:
-            return True
-    if top is not None and fs.last_uid < top:
-        # The whole folder below UIDNEXT was read: move the cursor over what the window left
-        # out, so the next idle poll needs no SEARCH.
+    if _scan(reader, uids, matcher, recorder, batch_size=batch_size, cursor=True, skip=skip,
+             deadline=deadline, remaining=remaining):
+        return True
+    if top is not None and fs.last_uid < top and not report.stopped_early:
+        # The whole folder below UIDNEXT was read (the deadline did not stop the scan): move
+        # the cursor over what the window left out, so the next idle poll needs no SEARCH.
         recorder(fs, [], top)
         fs.last_uid = top
     return False
 
 
-def read_uids(session, fs, uids, *, matcher, recorder, limits: Limits | None = None,
-              batch_size=200, before_bodies=None, on_errors=None):
+def read_uids(session, fs, uids, *, matcher, recorder=None, limits: Limits | None = None,
+              batch_size=200, before_bodies=None, on_errors=None, bodies=True):
     """Read the given ``uids`` of the folder ``fs`` (already EXAMINEd, same UIDVALIDITY): the
     same header → matcher → bodies → recorder steps as a sync, without moving any cursor
-    (``recorder`` gets ``new_last_uid=None``). For late linking, retries of skipped messages
-    and dry runs. Returns ``(seen, matched, report)``: the UIDs the server still has and those
-    the matcher wanted."""
+    (``recorder`` gets ``new_last_uid=None``, and is called only with items or errors). For
+    late linking, retries of skipped messages and dry runs. ``bodies=False``: headers and
+    matcher only, no body is fetched and ``recorder`` is never called (it may be None).
+    Returns ``(seen, matched, report)``: the UIDs the server still has and those the matcher
+    wanted."""
     report = SyncReport()
     reader = _Reader(session, fs, limits or Limits(), report, (), before_bodies, on_errors)
     seen, matched = set(), set()
-    uids = sorted(set(uids))
-    batch_size = max(1, int(batch_size))
-    for i in range(0, len(uids), batch_size):
-        headers = session.fetch_headers(uids[i:i + batch_size])
-        report.headers_seen += len(headers)
-        seen.update(h.uid for h in headers)
+
+    def match(headers):
         matches = matcher(headers) or {}
-        wanted = [h for h in headers if h.uid in matches]
-        matched.update(h.uid for h in wanted)
-        report.matched += len(wanted)
-        for items, _last in reader.groups(wanted, matches, None):
-            if reader.flush_errors() or items:  # the errors are stored with the recorder call
-                recorder(fs, items, None)
-                report.recorded += len(items)
+        seen.update(h.uid for h in headers)
+        matched.update(h.uid for h in headers if h.uid in matches)
+        return matches
+
+    _scan(reader, sorted(set(uids)), match, recorder, batch_size=batch_size, bodies=bodies)
     return seen, matched, report
+
+
+def _scan(reader, uids, matcher, recorder, *, batch_size, cursor=False, bodies=True, skip=None,
+          deadline=None, remaining=None) -> bool:
+    """The read loop of one folder: ``uids`` (ascending) in batches of ``batch_size``; per batch
+    the headers, the ``matcher``, then the wanted bodies group by group (:meth:`_Reader.groups`:
+    chunked, one by one when a FETCH fails) handed to the ``recorder``.
+
+    ``cursor``: every group's recorder call carries the UID the folder is read up to (the last
+    one: the batch's end, or just below the first message over ``remaining``) and ``fs.last_uid``
+    follows; without it ``None``, and the recorder is called only with items or errors.
+    ``bodies=False``: no body is read. ``skip``, ``deadline``: see :func:`sync_mailbox`;
+    ``remaining``: how many items may still be recorded (None: no limit). True when
+    ``remaining`` cut the folder."""
+    for batch in _batches(uids, batch_size):
+        if _past(deadline):
+            reader.report.stopped_early = True
+            return False
+        wanted, matches = _wanted(reader, batch, matcher, skip or {})
+        new_last = batch[-1] if cursor else None
+        cut = remaining is not None and len(wanted) > remaining
+        if cut:
+            wanted, new_last = _defer(reader, batch, wanted, remaining, new_last)
+        if bodies:
+            recorded = _record_groups(reader, recorder, wanted, matches, new_last)
+            remaining = None if remaining is None else remaining - recorded
+        if cut:
+            return True
+    return False
+
+
+def _batches(uids, batch_size):
+    size = max(1, int(batch_size))
+    return (uids[i:i + size] for i in range(0, len(uids), size))
+
+
+def _wanted(reader, batch, matcher, skip):
+    """``(wanted headers, matches)`` of the UIDs ``batch``: their headers fetched and matched;
+    a wanted message in ``skip`` becomes its message-level error instead."""
+    headers = reader.session.fetch_headers(batch)
+    reader.report.headers_seen += len(headers)
+    matches = matcher(headers) or {}
+    for h in headers:
+        if h.uid in matches and h.uid in skip:
+            reader.error(*skip[h.uid], h)
+    wanted = [h for h in headers if h.uid in matches and h.uid not in skip]
+    reader.report.matched += len(wanted)
+    return wanted, matches
+
+
+def _defer(reader, batch, wanted, remaining, new_last):
+    """``(wanted, new_last)`` cut to the first ``remaining`` messages: the rest is deferred,
+    the cursor (when there is one) stops just below the first deferred message."""
+    cut_uid = wanted[remaining].uid
+    reader.report.deferred += len(wanted) - remaining
+    if new_last is not None:
+        below = [u for u in batch if u < cut_uid]
+        new_last = below[-1] if below else reader.fs.last_uid
+    return wanted[:remaining], new_last
+
+
+def _record_groups(reader, recorder, wanted, matches, new_last) -> int:
+    """Read the bodies of ``wanted`` group by group and hand each group to ``recorder`` (see
+    :func:`_scan`); the number of items recorded."""
+    fs, recorded = reader.fs, 0
+    for items, last in reader.groups(wanted, matches, new_last):
+        if reader.flush_errors() or items or last is not None:
+            recorder(fs, items, last)
+        if last is not None:
+            fs.last_uid = max(fs.last_uid, last)
+        reader.report.recorded += len(items)
+        recorded += len(items)
+    return recorded
 
 
 def read_bodies(session, fs, headers, matches, report, limits: Limits | None = None):

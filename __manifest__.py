@@ -32,7 +32,7 @@
         "data/ir_config_parameter.xml",
         "data/ir_cron.xml",
         "views/mail_sync_privacy_views.xml",
-        "data/mail_sync_beyond_data.xml",
+        "data/mail_sync_data.xml",
     ],
     "assets": {
         "web.assets_backend": ["crm_mail_sync/static/src/**/*"],

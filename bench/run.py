@@ -294,12 +294,11 @@ def sync_until_done(mb, cr, max_runs=50):
     Returns (runs, summed report counters). A failed run (``_sync`` returns None: the mailbox
     went to Error) aborts the benchmark with the mailbox's error.
     """
-    mb = mb.with_context(mail_sync_auto_commit=True)
     totals = Counter()
     runs = 0
     while runs < max_runs:
         runs += 1
-        report = mb._sync()
+        report = mb._sync(auto_commit=True)
         cr.commit()
         if report is None:
             raise SystemExit(f"FAILED: sync of {mb.email} failed: {mb.last_error}")
@@ -610,9 +609,9 @@ def phase_idle(state):
         q0 = sql_count()
         t0 = time.perf_counter()
         failed = 0
-        for mb in mailbox_model(env).with_context(mail_sync_auto_commit=True).browse(ids):
+        for mb in mailbox_model(env).browse(ids):
             t = time.perf_counter()
-            report = mb._sync()
+            report = mb._sync(auto_commit=True)
             cr.commit()
             times.append(time.perf_counter() - t)
             failed += report is None

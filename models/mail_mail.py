@@ -9,7 +9,7 @@ mailing; whoever's queue or cron sends it later — and they are its author, wri
 their own addresses) is grouped per mailbox and handed to Odoo's own
 ``_send`` with an SMTP session that ``ir.mail_server.connect`` opened on the user's server; the
 rest goes through Odoo's usual outgoing server, untouched. Each routed mail is sent alone so
-that its outcome is known at once: the daily limit, the Sent-folder copy, the registry entry
+that its outcome is known at once: the daily limit, the Sent-folder copy, the synced-message row
 and the failure handling are per mail.
 
 Failures never pass silently: the mail keeps a readable reason (also on the record's failed

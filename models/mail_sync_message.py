@@ -1,5 +1,5 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""The synced-message registry, and the recorder that fills it.
+"""The synced messages of each mailbox (``mail.sync.message``), and the recorder that fills them.
 
 One row per (mailbox, Message-ID) recorded: the matcher skips known Message-IDs before any body
 is downloaded, so a replay (crash, UIDVALIDITY change, the same mail in two folders) records
@@ -15,10 +15,11 @@ import psycopg2
 from markupsafe import Markup
 
 from odoo import api, fields, models
-from odoo.tools import plaintext2html
+from odoo.tools import SQL, plaintext2html
 
 from ..mailsync import crashpoint, errors
 from ..mailsync.types import OMITTED_MESSAGE_LIMIT
+from .sync_run import Counts, naive_utc
 
 _logger = logging.getLogger(__name__)
 
@@ -42,22 +43,6 @@ TNEF_TYPES = frozenset({"application/ms-tnef", "application/vnd.ms-tnef"})
 NOT_POISON = (psycopg2.OperationalError, psycopg2.InterfaceError)
 
 
-class Counts(tuple):
-    """What a recording made: ``emails`` (Message-IDs recorded, or recorded on more records)
-    and ``entries`` (chatter messages created)."""
-
-    __slots__ = ()
-
-    def __new__(cls, emails, entries):
-        return super().__new__(cls, (emails, entries))
-
-    emails = property(lambda self: self[0])
-    entries = property(lambda self: self[1])
-
-    def __add__(self, other):
-        return Counts(self[0] + other[0], self[1] + other[1])
-
-
 def merge_copies(items):
     """``items`` with one entry per Message-ID: the first copy, on the records of every copy
     (a copy Cc'd to more people, or a Bcc copy, names more of them), with the addresses of
@@ -79,7 +64,7 @@ def merge_copies(items):
 
 
 def address_lines(addresses):
-    """The registry's ``addresses`` value: sorted, one per line."""
+    """A synced message's ``addresses`` value: sorted, one per line."""
     return "\n".join(sorted(set(filter(None, addresses)))) or False
 
 
@@ -101,9 +86,21 @@ def human_size(size):
     return f"{size} bytes"
 
 
+@dataclasses.dataclass(frozen=True)
+class RecordingBatch:
+    """What every chatter entry of one recording shares."""
+
+    mailbox: object
+    folder: object
+    own_addrs: object
+    on_record: dict  # (model, res_id, Message-ID) -> mail.message id already on the record
+    subtype_id: int
+    user_partner_id: int
+
+
 class MailSyncMessage(models.Model):
     _name = "mail.sync.message"
-    _description = "Mail Sync: synced message registry"
+    _description = "Mail Sync: synced message"
     _order = "date desc, id desc"
     _rec_name = "message_id"
 
@@ -133,10 +130,10 @@ class MailSyncMessage(models.Model):
     def init(self):
         # Replies recorded before the message they answer (another folder, a later batch) are
         # found through this index when that message arrives, and threaded under it.
-        self.env.cr.execute("""
+        self.env.cr.execute(SQL("""
             CREATE INDEX IF NOT EXISTS mail_sync_message_mailbox_in_reply_to_index
                 ON mail_sync_message (mailbox_id, in_reply_to) WHERE in_reply_to IS NOT NULL
-        """)
+        """))
 
     # ------------------------------------------------------------------ recording
     @api.model
@@ -199,10 +196,11 @@ class MailSyncMessage(models.Model):
         """Record ``items`` like ``_record``; when that fails, retry in halves, each under a
         savepoint, until every good message is recorded and each message that still fails is
         isolated. Returns ``(counts, failures, savepoints)``: ``counts`` as ``_record``'s,
-        ``failures`` message-level ``SyncError`` (kind ``record``) to skip. Failures of the transaction itself (a
-        serialization failure, a lost connection) are raised, never blamed on a message."""
+        ``failures`` message-level ``SyncError`` (kind ``record``) to skip. Failures of the
+        transaction itself (a serialization failure, a lost connection) are raised, never
+        blamed on a message."""
         # One entry per Message-ID before splitting (a copy in each half would collide in the
-        # registry), its records those of every copy.
+        # synced messages), its records those of every copy.
         pieces, failures = [merge_copies(items)], []
         recorded, savepoints = Counts(0, 0), 0
         while pieces:
@@ -229,91 +227,126 @@ class MailSyncMessage(models.Model):
         return recorded, failures, savepoints
 
     @api.model
+    def _without_removed(self, items):
+        """``items`` without the records each email was removed from by hand: a removed
+        (Message-ID, record) pair is never recorded again (``mail.sync.message.removal``)."""
+        if not items:
+            return items
+        removed = self.env["mail.sync.message.removal"].sudo()._removed(
+            {header.message_id for header, _parsed, _match in items})
+        if not removed:
+            return items
+        kept = []
+        for header, parsed, match in items:
+            mid = header.message_id
+            leads = tuple(i for i in match.lead_ids if (mid, "crm.lead", i) not in removed)
+            partners = tuple(i for i in match.partner_ids
+                             if (mid, "res.partner", i) not in removed)
+            if leads != tuple(match.lead_ids) or partners != tuple(match.partner_ids):
+                match = dataclasses.replace(match, lead_ids=leads, partner_ids=partners)
+            kept.append((header, parsed, match))
+        return kept
+
     def _record(self, mailbox, folder, items, own_addrs):
         """Record ``items`` (``(HeaderInfo, ParsedMessage, Match)``) of ``folder`` on their
         matched leads and contacts as chatter emails, without notifying anyone, and register
         their Message-IDs. Returns the ``Counts`` of what it recorded: emails (Message-IDs
         recorded, or recorded on more records) and chatter entries created.
 
-        Batched: one query for what the records already hold (duplicates, threading parents),
-        one create for the attachments, one for the chatter entries, one for the registry.
+        The stages, batched (ARCHITECTURE.md): plan (one query for what the records already
+        hold: duplicates, threading parents) → attachments (one create) → messages (one create)
+        → threading (one query, one UPDATE) → synced rows (one create).
         """
         unique = {item[0].message_id: item for item in merge_copies(items)}
-        items = list(unique.values())
+        items = self._without_removed(list(unique.values()))
         if not items:
             return Counts(0, 0)
         items.sort(key=lambda item: (self._message_date(item[0], item[1]), item[0].uid))
+        plan, on_record = self._record_plan(items)
+        attachments_of = self._record_attachments(plan)
+        messages, message_vals = self._record_messages(mailbox, folder, plan, attachments_of,
+                                                       on_record, own_addrs)
+        crashpoint.reached("recorded_some", mailbox.id)
+        self._record_threading(mailbox, plan, messages, message_vals, on_record)
+        return self._record_synced_rows(mailbox, folder, unique, items, plan, messages, own_addrs)
 
-        Message = self.env["mail.message"].sudo().with_context(
-            mail_create_nosubscribe=True, mail_notrack=True, tracking_disable=True)
-        # Never decode an image (a decompression bomb is stored as its bytes, untouched), and
-        # never store an active type (HTML, SVG, scripts) as such: text/plain, like the gateway.
-        Attachment = self.env["ir.attachment"].sudo().with_context(
-            image_no_postprocess=True, attachments_mime_plainxml=True)
-        comment_subtype_id = self.env["ir.model.data"]._xmlid_to_res_id("mail.mt_comment")
-        user_partner_id = mailbox.user_id.partner_id.id
-
+    def _record_plan(self, items):
+        """``(plan, on_record)``: the chatter entries to create, ``[(header, parsed, match,
+        model, res_id)]``, one per matched record that does not hold the email yet; and what
+        the matched records already hold, ``{(model, res_id, Message-ID): mail.message id}``
+        (the same Message-ID, e.g. sent from Odoo, or a message one of the emails replies to)."""
         targets = {}  # message_id -> [(model, res_id)]
         for header, _parsed, match in items:
             targets[header.message_id] = [("crm.lead", i) for i in match.lead_ids] + [
                 ("res.partner", i) for i in match.partner_ids]
-
-        # What the matched records already hold: same Message-ID (e.g. sent from Odoo) or a
-        # message this one replies to.
         wanted_ids = set(targets)
-        for header, parsed, _match in items:
+        for header, _parsed, _match in items:
             if header.in_reply_to:
                 wanted_ids.add(header.in_reply_to)
             wanted_ids.update(header.references or ())
-        record_ids = {model: set() for model in ("crm.lead", "res.partner")}
+        record_ids = {"crm.lead": set(), "res.partner": set()}
         for pairs in targets.values():
             for model, res_id in pairs:
                 record_ids[model].add(res_id)
-        Message.flush_model(["model", "res_id", "message_id"])
-        self.env.cr.execute("""
+        self.env["mail.message"].flush_model(["model", "res_id", "message_id"])
+        rows = self.env.execute_query(SQL("""
             SELECT id, model, res_id, message_id FROM mail_message
              WHERE message_id = ANY(%(mids)s)
                AND ((model = 'crm.lead' AND res_id = ANY(%(leads)s))
                  OR (model = 'res.partner' AND res_id = ANY(%(partners)s)))
           ORDER BY id
-        """, {"mids": list(wanted_ids), "leads": list(record_ids["crm.lead"]),
-              "partners": list(record_ids["res.partner"])})
-        on_record = {}  # (model, res_id, message_id) -> mail.message id
-        for message_id, model, res_id, mid in self.env.cr.fetchall():
+        """, mids=list(wanted_ids), leads=list(record_ids["crm.lead"]),
+            partners=list(record_ids["res.partner"])))
+        on_record = {}
+        for message_id, model, res_id, mid in rows:
             on_record.setdefault((model, res_id, mid), message_id)
+        plan = [(header, parsed, match, model, res_id)
+                for header, parsed, match in items
+                for model, res_id in targets[header.message_id]
+                if (model, res_id, header.message_id) not in on_record]  # never twice
+        return plan, on_record
 
-        # Attachments: one copy per record (res_model/res_id = the record), like the gateway.
-        attachment_vals, attachment_slots = [], []
-        plan = []  # (header, parsed, match, model, res_id)
-        for header, parsed, match in items:
-            for model, res_id in targets[header.message_id]:
-                if (model, res_id, header.message_id) in on_record:
-                    continue  # already on this record: not recorded twice
-                plan.append((header, parsed, match, model, res_id))
-                for attachment in parsed.attachments:
-                    attachment_slots.append((len(plan) - 1, attachment))
-                    attachment_vals.append({
-                        "name": attachment.filename or "attachment",
-                        "raw": attachment.data,
-                        "mimetype": attachment_mimetype(attachment.content_type),
-                        "res_model": model,
-                        "res_id": res_id,
-                    })
-        attachments = Attachment.create(attachment_vals) if attachment_vals else Attachment
+    def _record_attachments(self, plan):
+        """The attachments of the planned entries, one copy per record (res_model/res_id = the
+        record, like the gateway), in one create: ``{plan index: [(attachment, record)]}``.
+        Never decode an image (a decompression bomb is stored as its bytes, untouched), and
+        never store an active type (HTML, SVG, scripts) as such: text/plain, like the gateway."""
+        Attachment = self.env["ir.attachment"].sudo().with_context(
+            image_no_postprocess=True, attachments_mime_plainxml=True)
+        slots, vals_list = [], []
+        for index, (_header, parsed, _match, model, res_id) in enumerate(plan):
+            for attachment in parsed.attachments:
+                slots.append((index, attachment))
+                vals_list.append({
+                    "name": attachment.filename or "attachment",
+                    "raw": attachment.data,
+                    "mimetype": attachment_mimetype(attachment.content_type),
+                    "res_model": model,
+                    "res_id": res_id,
+                })
+        records = Attachment.create(vals_list) if vals_list else Attachment
         attachments_of = {}
-        for (index, attachment), record in zip(attachment_slots, attachments):
+        for (index, attachment), record in zip(slots, records):
             attachments_of.setdefault(index, []).append((attachment, record))
+        return attachments_of
 
-        message_vals = [
-            self._message_values(mailbox, folder, header, parsed, match, model, res_id,
-                                 attachments_of.get(index, []), on_record, comment_subtype_id,
-                                 user_partner_id, own_addrs)
-            for index, (header, parsed, match, model, res_id) in enumerate(plan)
-        ]
-        messages = Message.create(message_vals) if message_vals else Message
-        crashpoint.reached("recorded_some", mailbox.id)
+    def _record_messages(self, mailbox, folder, plan, attachments_of, on_record, own_addrs):
+        """The chatter entries of the plan, in one create, notifying nobody:
+        ``(messages, their create values)``."""
+        Message = self.env["mail.message"].sudo().with_context(
+            mail_create_nosubscribe=True, mail_notrack=True, tracking_disable=True)
+        batch = RecordingBatch(
+            mailbox=mailbox, folder=folder, own_addrs=own_addrs, on_record=on_record,
+            subtype_id=self.env["ir.model.data"]._xmlid_to_res_id("mail.mt_comment"),
+            user_partner_id=mailbox.user_id.partner_id.id)
+        message_vals = [self._message_values(batch, entry, attachments_of.get(index, []))
+                        for index, entry in enumerate(plan)]
+        return (Message.create(message_vals) if message_vals else Message), message_vals
 
-        # Threading inside the batch: a reply to a message recorded in this same batch.
+    def _record_threading(self, mailbox, plan, messages, message_vals, on_record):
+        """Thread the new entries: a reply to a message recorded in this same batch, and the
+        replies recorded earlier (another folder, an earlier batch) answering a message
+        recorded now. One query, one UPDATE."""
         created = {}
         for (header, _p, _m, model, res_id), message in zip(plan, messages):
             created.setdefault((model, res_id, header.message_id), message.id)
@@ -323,31 +356,30 @@ class MailSyncMessage(models.Model):
             parent = self._find_parent(header, model, res_id, known)
             if parent and parent != message.id and parent != vals.get("parent_id"):
                 parent_fix.append((message.id, parent))
-        # Replies recorded earlier (another folder, an earlier batch) answering a message
-        # recorded now: thread them under it.
         if created:
             self.flush_model(["mailbox_id", "in_reply_to", "mail_message_ids"])
-            self.env.cr.execute("""
+            rows = self.env.execute_query(SQL("""
                 SELECT mm.id, mm.model, mm.res_id, r.in_reply_to, mm.parent_id
                   FROM mail_sync_message r
                   JOIN mail_sync_message_mail_message_rel rel ON rel.sync_message_id = r.id
                   JOIN mail_message mm ON mm.id = rel.mail_message_id
                  WHERE r.mailbox_id = %s AND r.in_reply_to = ANY(%s)
-            """, (mailbox.id, list({key[2] for key in created})))
-            for message_id, model, res_id, in_reply_to, parent_id in self.env.cr.fetchall():
+            """, mailbox.id, list({key[2] for key in created})))
+            for message_id, model, res_id, in_reply_to, parent_id in rows:
                 parent = created.get((model, res_id, in_reply_to))
                 if parent and parent != parent_id:
                     parent_fix.append((message_id, parent))
         if parent_fix:
-            self.env.cr.execute(
+            self.env.cr.execute(SQL(
                 "UPDATE mail_message m SET parent_id = v.parent_id "
-                "FROM (VALUES %s) AS v(id, parent_id) WHERE m.id = v.id"
-                % ", ".join(["(%s, %s)"] * len(parent_fix)),
-                [value for pair in parent_fix for value in pair])
+                "FROM (VALUES %s) AS v(id, parent_id) WHERE m.id = v.id",
+                SQL(", ").join(SQL("(%s, %s)", child, parent) for child, parent in parent_fix)))
             self.env["mail.message"].invalidate_model(["parent_id", "child_ids"])
 
-        # Registry rows, linked to the chatter entries they created. A Message-ID this mailbox
-        # recorded before (a copy with more recipients) keeps its row and gains the entries.
+    def _record_synced_rows(self, mailbox, folder, unique, items, plan, messages, own_addrs):
+        """The synced-message rows, linked to the chatter entries they created. A Message-ID this
+        mailbox recorded before (a copy with more recipients) keeps its row and gains the
+        entries and the addresses. Returns the ``Counts``."""
         messages_of = {}
         for (header, _p, _m, _model, _res_id), message in zip(plan, messages):
             messages_of.setdefault(header.message_id, []).append(message.id)
@@ -380,14 +412,6 @@ class MailSyncMessage(models.Model):
 
     # ------------------------------------------------------------------ helpers
     @api.model
-    def _naive(self, value):
-        """An aware datetime as Odoo's naive UTC."""
-        if not value:
-            return None
-        if value.tzinfo is not None:
-            value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-        return value
-
     @api.model
     def _message_date(self, header, parsed):
         """The date a mail client shows: the Date header, else the server's INTERNALDATE, else
@@ -396,7 +420,7 @@ class MailSyncMessage(models.Model):
         now = fields.Datetime.now()
         for candidate in (header.date or parsed.date, header.internal_date,
                           parsed.received_date):
-            value = self._naive(candidate)
+            value = naive_utc(candidate)
             if value and EARLIEST_DATE <= value <= now + datetime.timedelta(days=1):
                 return value
         return now
@@ -413,13 +437,16 @@ class MailSyncMessage(models.Model):
         return False
 
     @api.model
-    def _message_values(self, mailbox, folder, header, parsed, match, model, res_id,
-                        attachments, on_record, subtype_id, user_partner_id, own_addrs):
-        direction = self._direction(folder, header, own_addrs)
+    def _message_values(self, batch, entry, attachments):
+        """The ``mail.message`` values of one planned ``entry`` (header, parsed, match, model,
+        res_id) of a recording ``batch``, with its ``attachments`` [(attachment, record)]."""
+        header, parsed, match, model, res_id = entry
+        mailbox, own_addrs = batch.mailbox, batch.own_addrs
+        direction = self._direction(batch.folder, header, own_addrs)
         from_addr = (header.from_addrs or (parsed.from_addr,))[0] if (
             header.from_addrs or parsed.from_addr) else None
         if direction == "sent" and (not from_addr or from_addr in own_addrs):
-            author_id = user_partner_id
+            author_id = batch.user_partner_id
         else:
             author_id = match.authors.get(from_addr, False) if from_addr else False
         body = self._body(parsed, mailbox)
@@ -435,7 +462,7 @@ class MailSyncMessage(models.Model):
             "res_id": res_id,
             "record_name": match.record_names.get((model, res_id), False),
             "message_type": "email",
-            "subtype_id": subtype_id,
+            "subtype_id": batch.subtype_id,
             "is_internal": True,
             "body": body,
             "subject": header.subject or parsed.subject or False,
@@ -444,14 +471,14 @@ class MailSyncMessage(models.Model):
             "reply_to": email_from,
             "author_id": author_id,
             "message_id": header.message_id,
-            "parent_id": self._find_parent(header, model, res_id, on_record),
+            "parent_id": self._find_parent(header, model, res_id, batch.on_record),
             "attachment_ids": [(6, 0, [rec.id for _a, rec in attachments])],
             "mail_sync_mailbox_id": mailbox.id,
             "mail_sync_direction": direction,
             "mail_sync_participants": self._participants(email_from, header, parsed),
             # The Date header as written, when the chatter's date is not it.
             "mail_sync_date_header": parsed.date_header if parsed.date_header and (
-                self._naive(header.date or parsed.date) != self._message_date(header, parsed))
+                naive_utc(header.date or parsed.date) != self._message_date(header, parsed))
             else False,
         }
 

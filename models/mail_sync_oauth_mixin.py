@@ -28,9 +28,11 @@ import psycopg2.errors
 
 from odoo import _, api, fields, models, tools
 from odoo.exceptions import AccessError, RedirectWarning, UserError
+from odoo.tools import SQL
 
 from ..mailsync import errors, oauth
 from ..mailsync.types import Endpoint
+from .sync_run import naive_utc
 
 _logger = logging.getLogger(__name__)
 
@@ -63,14 +65,6 @@ def _b64e(data: bytes) -> str:
 
 def _b64d(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _naive_utc(value):
-    if value is None:
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
-    return value
 
 
 class MailSyncOAuthMixin(models.AbstractModel):
@@ -224,7 +218,7 @@ class MailSyncOAuthMixin(models.AbstractModel):
         except errors.SyncError as exc:
             raise UserError(str(exc)) from None
         secret = json.dumps({"nonce": nonce, "verifier": verifier, "provider": provider})
-        self.sudo()._set_secret(STATE_KIND, secret, expires_at=_naive_utc(expires))
+        self.sudo()._set_secret(STATE_KIND, secret, expires_at=naive_utc(expires))
         return {"type": "ir.actions.act_url", "url": url, "target": "self"}
 
     def _oauth_finish(self, provider, code, code_verifier):
@@ -290,12 +284,7 @@ class MailSyncOAuthMixin(models.AbstractModel):
         if tokens.refresh_token and tokens.refresh_token != previous_refresh:
             self._set_secret("refresh_token", tokens.refresh_token)
         self._set_secret("access_token", tokens.access_token,
-                         expires_at=_naive_utc(tokens.expires_at))
-        self._oauth_commit()
-
-    def _oauth_commit(self):
-        if self.env.context.get("mail_sync_auto_commit"):
-            self.env.cr.commit()
+                         expires_at=naive_utc(tokens.expires_at))
 
     def _oauth_access_token(self):
         """A valid access token, refreshed when it expires within five minutes."""
@@ -330,9 +319,9 @@ class MailSyncOAuthMixin(models.AbstractModel):
             return
         with registry.cursor() as cr:
             if not registry.in_test_mode():
-                cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-                cr.execute("SET LOCAL lock_timeout = %s",
-                           [f"{int(self._get_param('connect_timeout', 30)) + 30}s"])
+                cr.execute(SQL("SET TRANSACTION ISOLATION LEVEL READ COMMITTED"))
+                timeout = int(self._get_param("connect_timeout", 30)) + 30
+                cr.execute(SQL("SET LOCAL lock_timeout = %s", f"{timeout}s"))
             yield self.env(cr=cr)
 
     def _oauth_refresh(self, provider):
@@ -364,10 +353,10 @@ class MailSyncOAuthMixin(models.AbstractModel):
         """In the refresh's environment (``own``: a cursor of its own, committed here):
         ``(access token, expiry, refresh token)``."""
         cr = self.env.cr
-        cr.execute("""
+        cr.execute(SQL("""
             SELECT id, token FROM mail_sync_credential
              WHERE mailbox_id = %s AND kind = 'refresh_token' FOR UPDATE
-        """, [self.id])
+        """, self.id))
         row = cr.fetchone()
         Credential = self.env["mail.sync.credential"].sudo()
         Credential.invalidate_model(["token", "expires_at"])
@@ -391,8 +380,8 @@ class MailSyncOAuthMixin(models.AbstractModel):
                 _logger.warning("Mail Sync: the OAuth grant of mailbox %s is revoked or expired; "
                                 "waiting for the user to connect again", self.id)
                 # Only the grant that was refused (still the stored one: the row is locked).
-                cr.execute("DELETE FROM mail_sync_credential WHERE id = %s AND token = %s",
-                           [row[0], row[1]])
+                cr.execute(SQL("DELETE FROM mail_sync_credential WHERE id = %s AND token = %s",
+                               row[0], row[1]))
                 if cr.rowcount:
                     self._set_secret("access_token", False)
                 Credential.invalidate_model(["token", "expires_at"])
@@ -405,30 +394,5 @@ class MailSyncOAuthMixin(models.AbstractModel):
         self._oauth_store(tokens, previous_refresh=refresh_token)
         if own:
             cr.commit()
-        return (tokens.access_token, _naive_utc(tokens.expires_at),
+        return (tokens.access_token, naive_utc(tokens.expires_at),
                 tokens.refresh_token or refresh_token)
-
-
-class MailSyncCredential(models.Model):
-    _inherit = "mail.sync.credential"
-
-    kind = fields.Selection(
-        selection_add=[(STATE_KIND, "OAuth sign-in in progress")],
-        ondelete={STATE_KIND: "cascade"})
-
-
-class MailSyncMailbox(models.Model):
-    _name = "mail.sync.mailbox"
-    _inherit = ["mail.sync.mailbox", "mail.sync.oauth.mixin"]
-
-    def _access_token(self):
-        self.ensure_one()
-        if self.auth_method == "oauth":
-            return self._oauth_access_token()
-        return super()._access_token()
-
-    def _secrets(self):
-        values = super()._secrets()
-        access, _expiry, refresh = self.env.cr.cache.get(TOKEN_CACHE, {}).get(
-            self.id, (None, None, None))
-        return values + [value for value in (access, refresh) if value and value not in values]

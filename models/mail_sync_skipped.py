@@ -7,12 +7,12 @@ moves past it in the same transaction as this row, the mailbox stays Enabled, th
 gets a line (one per kind, counted), and the mailbox's "Retry skipped messages" fetches exactly
 these UIDs again (``mail.sync.mailbox.action_retry_skipped``).
 """
-import datetime
 
 from odoo import api, fields, models
 
 from ..mailsync import errors
 from ..mailsync.text import clean_line
+from .sync_run import naive_utc
 
 
 class MailSyncSkipped(models.Model):
@@ -48,14 +48,6 @@ class MailSyncSkipped(models.Model):
     ]
 
     @api.model
-    def _naive(self, value):
-        """An aware datetime as Odoo's naive UTC (False for None)."""
-        if value is None:
-            return False
-        if value.tzinfo is not None:
-            value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-        return value
-
     @api.model
     def _remember(self, mailbox, folder, sync_error):
         """Store (or count again) the skipped message of ``sync_error`` (its ``uid``, folder
@@ -72,7 +64,7 @@ class MailSyncSkipped(models.Model):
         if header is not None:
             vals.update({
                 "message_id": header.message_id,
-                "date": self._naive(header.date or header.internal_date),
+                "date": naive_utc(header.date or header.internal_date) or False,
                 "sender": ", ".join(header.from_addrs)[:256] or False,
                 "subject": header.subject[:256] or False,
             })

@@ -1,29 +1,25 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""Company-level Mail Sync settings: the mailbox limit (seats), the daily cap (plan) and the
-number of billable mailboxes."""
-from odoo import api, fields, models
+"""Company-level Mail Sync settings: the mailbox limit (seats), the daily cap (plan), the
+number of billable mailboxes, the limits of one email, sharing, the never-log rules and the
+company's own domains. Administrators (Settings) only may change them: Odoo lets "Access Rights"
+users write companies too."""
+import re
+from urllib.parse import urlparse
 
+from odoo import _, api, fields, models, tools
+from odoo.exceptions import AccessError
+from odoo.tools import SQL
+
+from ..mailsync import addresses
+from ..mailsync.privacy import domain_of, is_shared_domain
 from ..mailsync.types import Limits
+from .own_domains import normalize_domain, own_domains_changed
+from .states import BILLABLE_STATES, CONNECTED_STATES, SHARING
 
 # PRODUCT.md: "Free plan: at most 100 synced emails per user per day".
 FREE_PLAN_CAP = 100
 
-# Mailboxes that hold a seat of the company limit. Connection keeps its seat until the mailbox
-# is disconnected; Pending waits for one; Not connected (draft) holds none.
-SEAT_STATES = ("enabled", "error", "connection")
-# Mailboxes the company pays for: not Pending, not Connection (and active: the one definition,
-# used by mail.sync.mailbox.is_billable and res.company.mail_sync_billable_count).
-BILLABLE_STATES = ("enabled", "error")
-
 MB = 1 << 20
-
-# Who sees the mail a mailbox records (res.users.mail_sync_sharing, company default).
-SHARING = [
-    ("everyone", "Everyone who can see the record"),
-    ("metadata", "Subject and participants only"),
-    ("private", "Private"),
-]
-
 
 def limits_from(attachment_mb, message_mb, parts):
     """The engine's ``Limits`` from a company's settings (0 or empty: no limit)."""
@@ -113,8 +109,79 @@ class ResCompany(models.Model):
         return limits_from(self.mail_sync_max_attachment_mb, self.mail_sync_max_message_mb,
                            self.mail_sync_max_parts)
 
+    mail_sync_exclude_own_domain = fields.Boolean(
+        "Mail Sync: never log internal mail", default=True,
+        help="Mail exchanged only with addresses of the company's own domains (its email and "
+             "website, its users' addresses) is never synced.")
+    mail_sync_skip_auto = fields.Boolean(
+        "Mail Sync: skip auto-replies and bulk mail", default=True,
+        help="Out-of-office and other automatic replies, mailing lists and bulk mail "
+             "(Auto-Submitted, Precedence, List-Id) are not synced.")
+    mail_sync_own_domains = fields.Char(
+        "Mail Sync: own domains", compute="_compute_mail_sync_own_domains",
+        help="The domains treated as internal (public providers such as gmail.com never are).")
+
+    def _compute_mail_sync_own_domains(self):
+        for company in self:
+            company.mail_sync_own_domains = ", ".join(company._mail_sync_own_domains())
+
+    def _mail_sync_own_domains(self):
+        """Sorted own domains of this company: its email's and website's, and those of its
+        internal users and mailboxes, without public mail providers."""
+        self.ensure_one()
+        return list(self._mail_sync_own_domains_cached(self.id))
+
+    @tools.ormcache("company_id")
+    def _mail_sync_own_domains_cached(self, company_id):
+        """Own domains are the ones nobody can claim alone: the company's email and website
+        domains (set by administrators), the domains of the company's connected mailboxes (a
+        connection test proved a login there), and the domains at least two internal users
+        of the company have an address on (a user can change their own address: one alone
+        never makes a domain internal). Never a public suffix (``co.uk``) or a free mail
+        provider (``gmail.com``)."""
+        company = self.browse(company_id).sudo()
+        found = set()
+        for value in (company.email, company.partner_id.email):
+            domain = normalize_domain(domain_of(addresses.normalize(value or "") or ""))
+            if domain:
+                found.add(domain)
+        if company.website:
+            host = urlparse(company.website if "//" in company.website
+                            else "//" + company.website).hostname or ""
+            host = re.sub(r"^www\.", "", host)
+            domain = normalize_domain(host)
+            if domain:
+                found.add(domain)
+        self.env["res.users"].flush_model(["partner_id", "share", "active", "company_ids"])
+        self.env["res.partner"].flush_model(["email_normalized"])
+        self.env["mail.sync.mailbox"].flush_model(["company_id", "email", "state", "active"])
+        self.env.cr.execute(SQL("""
+            SELECT lower(split_part(p.email_normalized, '@', 2))
+              FROM res_users u
+              JOIN res_partner p ON p.id = u.partner_id
+              JOIN res_company_users_rel r ON r.user_id = u.id AND r.cid = %(company)s
+             WHERE NOT u.share AND u.active AND strpos(p.email_normalized, '@') > 0
+          GROUP BY 1 HAVING count(DISTINCT u.id) >= 2
+             UNION
+            SELECT DISTINCT lower(split_part(m.email, '@', 2))
+              FROM mail_sync_mailbox m
+             WHERE m.company_id = %(company)s AND m.active AND strpos(m.email, '@') > 0
+               AND m.state IN %(connected)s
+        """, company=company_id, connected=CONNECTED_STATES))
+        for (domain,) in self.env.cr.fetchall():
+            domain = normalize_domain(domain)
+            if domain:
+                found.add(domain)
+        return tuple(sorted(d for d in found if not is_shared_domain(d)))
+
     def write(self, vals):
+        if any(name.startswith("mail_sync_") for name in vals) and not (
+                self.env.is_superuser() or self.env.user.has_group("base.group_system")):
+            raise AccessError(_("Only administrators can change the Mail Sync mailbox limit "
+                                "and plan of a company."))
         res = super().write(vals)
+        if {"email", "website", "partner_id"} & set(vals):  # the flags are read per sync run
+            own_domains_changed(self.env)
         if "mail_sync_sharing" in vals:
             self.env["mail.sync.mailbox"].sudo().search(
                 [("company_id", "in", self.ids)])._apply_sharing()

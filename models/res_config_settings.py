@@ -14,8 +14,7 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..mailsync import errors, netguard
-from .mail_sync_mailbox import ALLOWED_NETWORKS_PARAM
-from .mail_sync_mailbox_smart_mail import FALLBACK_PARAM
+from .mail_sync_mailbox import ALLOWED_NETWORKS_PARAM, FALLBACK_PARAM
 from .mail_sync_oauth_mixin import CALLBACK_PATH, param_key
 
 

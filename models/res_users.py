@@ -1,11 +1,11 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Users: their Mail Sync mailbox (My Profile ▸ Mail Sync, Connect with Google / Microsoft, the
+top-bar link), their sharing choice, and the company's own domains when a user comes or goes."""
 from odoo import SUPERUSER_ID, _, api, fields, models
 from odoo.exceptions import AccessError
 
-from .res_company import SHARING
-
-# A user with a mailbox in one of these states has Mail Sync configured: no top-bar link.
-CONFIGURED_STATES = ("enabled", "error", "pending")
+from .own_domains import email_domain, own_domains_changed
+from .states import CONFIGURED_STATES, SHARING
 
 
 class ResUsers(models.Model):
@@ -40,18 +40,37 @@ class ResUsers(models.Model):
     def SELF_WRITEABLE_FIELDS(self):
         return super().SELF_WRITEABLE_FIELDS + ["mail_sync_sharing"]
 
+    # A user with an address on a domain counts toward the company's own domains
+    # (res.company._mail_sync_own_domains_cached): their arrival, change or departure may change
+    # them.
+    @api.model_create_multi
+    def create(self, vals_list):
+        users = super().create(vals_list)
+        # (Not user.email: its cache is not filled in yet when the create is done.)
+        if any(not user.share and email_domain(user.partner_id.email) for user in users):
+            own_domains_changed(self.env)
+        return users
+
     def unlink(self):
+        internal = any(not user.share and email_domain(user.partner_id.email) for user in self)
         # Their mailboxes go with them (ondelete cascade, in the database): their hidden mail
         # content first (mail.sync.mailbox.unlink does not run for a cascade).
         self.env["mail.sync.mailbox"].sudo().with_context(active_test=False).search(
             [("user_id", "in", self.ids)])._drop_hidden_content()
-        return super().unlink()
+        res = super().unlink()
+        if internal:
+            own_domains_changed(self.env)
+        return res
 
     def write(self, vals):
         res = super().write(vals)
         if "mail_sync_sharing" in vals:
             self.env["mail.sync.mailbox"].sudo().search(
                 [("user_id", "in", self.ids)])._apply_sharing()
+        # The address itself is the partner's (res.partner.write).
+        if {"active", "share", "groups_id", "company_ids", "partner_id"} & set(vals) \
+                and any(email_domain(user.partner_id.email) for user in self):
+            own_domains_changed(self.env)
         return res
 
     @api.depends_context("company", "uid")

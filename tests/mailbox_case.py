@@ -27,7 +27,7 @@ def raw_mail(frm, to, subject, *, cc=(), headers=None, body="Hello,\nsee you soo
     return ("\r\n".join(lines) + "\r\n\r\n" + body.replace("\n", "\r\n")).encode(), message_id
 
 
-class BeyondCase(MailSyncCase):
+class DovecotUserCase(MailSyncCase):
     """One fresh Dovecot user per test and helpers to put mail into it."""
 
     def setUp(self):

@@ -33,7 +33,7 @@ class TestSyncedMailAccess(MailSyncCase):
 
         # Mail the Jr. received on another salesperson's opportunity is hidden from them, and so
         # is what they sent there themselves: synced mail follows its record only, although
-        # they are its author (models/mail_sync_access.py).
+        # they are its author (models/mail_message.py).
         received_on_ann = on_ann.filtered(lambda m: m.mail_sync_direction == "received")
         self.assertTrue(received_on_ann)
         sent_on_ann = on_ann.filtered(lambda m: m.mail_sync_direction == "sent")

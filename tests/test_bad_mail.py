@@ -18,14 +18,13 @@ from ..mailsync.parse import body_of, parse_headers
 from ..mailsync.testing import hostile_mail
 from ..mailsync.types import HeaderInfo, ParsedMessage
 from ..models.mail_sync_matcher import Match
-from .beyond_common import BeyondCase
+from .mailbox_case import DovecotUserCase
 from .common import MailSyncCase
 
 UTC = datetime.timezone.utc
 MB = 1 << 20
 MUTE = ("odoo.addons.crm_mail_sync.models.mail_sync_message",
-        "odoo.addons.crm_mail_sync.models.mail_sync_privacy",
-        "odoo.addons.crm_mail_sync.models.mail_sync_mailbox_smart_mail",
+        "odoo.addons.crm_mail_sync.models.mail_sync_matcher",
         "odoo.addons.crm_mail_sync.models.mail_sync_mailbox")
 
 
@@ -249,7 +248,7 @@ class TestBadMail(MailSyncCase):
 
 
 @tagged("post_install", "-at_install")
-class TestIsolation(BeyondCase):
+class TestIsolation(DovecotUserCase):
     """The recorder isolates what it cannot record; every path that records mail does."""
 
     def _items(self, mailbox, count, poison_at=()):
@@ -455,7 +454,7 @@ class TestIsolation(BeyondCase):
 
 
 @tagged("post_install", "-at_install")
-class TestActiveAttachments(BeyondCase, HttpCase):
+class TestActiveAttachments(DovecotUserCase, HttpCase):
     """An HTML or SVG attachment from a stranger is served as text by /web/content: nothing of
     it runs on Odoo's origin, whoever opens it."""
 

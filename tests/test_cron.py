@@ -60,11 +60,11 @@ class TestCron(MailSyncCase):
         original = Matcher._match
         calls = []
 
-        def flaky(self_, mailbox, headers, own):
+        def flaky(self_, mailbox, headers, own, policy=None):
             calls.append(mailbox.id)
             if mailbox == first:
                 raise RuntimeError("boom")
-            return original(self_, mailbox, headers, own)
+            return original(self_, mailbox, headers, own, policy)
 
         with patch.object(Matcher, "_match", flaky), mute_logger(MAILBOX_LOGGER):
             self.env["mail.sync.mailbox"]._cron_sync()

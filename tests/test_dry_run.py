@@ -5,11 +5,11 @@ import datetime
 
 from odoo.tests import tagged
 
-from .beyond_common import BeyondCase
+from .mailbox_case import DovecotUserCase
 
 
 @tagged("post_install", "-at_install")
-class TestDryRun(BeyondCase):
+class TestDryRun(DovecotUserCase):
 
     def test_dry_run_then_enable(self):
         now = datetime.datetime.now(datetime.timezone.utc)

@@ -8,11 +8,11 @@ import odoo.sql_db
 from odoo import fields
 from odoo.tests import tagged
 
-from .beyond_common import BeyondCase
+from .mailbox_case import DovecotUserCase
 
 
 @tagged("post_install", "-at_install")
-class TestFastArrival(BeyondCase):
+class TestFastArrival(DovecotUserCase):
 
     def test_cron_every_minute(self):
         cron = self.env.ref("crm_mail_sync.ir_cron_mail_sync_fast")

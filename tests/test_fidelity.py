@@ -13,7 +13,7 @@ from odoo.addons.mail.tools.discuss import Store
 
 from ..mailsync.testing.fidelity_mail import fidelity_corpus, normalise, second_contact
 from ..models.mail_sync_message import attachment_mimetype
-from .beyond_common import BeyondCase, raw_mail
+from .mailbox_case import DovecotUserCase, raw_mail
 from .common import MailSyncCase
 from .test_bad_mail import message_id_of
 
@@ -28,7 +28,7 @@ def without_id(frm, to, subject, body, date):
 
 
 @tagged("post_install", "-at_install")
-class TestIdentity(BeyondCase):
+class TestIdentity(DovecotUserCase):
 
     def test_no_message_id_same_headers_different_bodies_are_two_emails(self):
         date = datetime.datetime.now(UTC) - datetime.timedelta(hours=2)
@@ -64,7 +64,7 @@ class TestIdentity(BeyondCase):
 
 
 @tagged("post_install", "-at_install")
-class TestMoreRecipients(BeyondCase):
+class TestMoreRecipients(DovecotUserCase):
 
     def test_a_copy_naming_one_more_lead_is_recorded_there_too(self):
         date = datetime.datetime.now(UTC) - datetime.timedelta(hours=3)
@@ -98,7 +98,7 @@ class TestMoreRecipients(BeyondCase):
 
 
 @tagged("post_install", "-at_install")
-class TestDatesAndCounts(BeyondCase):
+class TestDatesAndCounts(DovecotUserCase):
 
     def test_dates_follow_the_rule(self):
         when = datetime.datetime.now(UTC).replace(microsecond=0) - datetime.timedelta(days=2)

@@ -4,13 +4,13 @@ mail from an unknown address creates a lead, after the filters), against Dovecot
 from odoo.tests import tagged
 
 from ..mailsync.privacy import OUT_OF_OFFICE_RE
-from .beyond_common import BeyondCase
+from .mailbox_case import DovecotUserCase
 
 ANN = "Ann <ann.smith@acme.example>"
 
 
 @tagged("post_install", "-at_install")
-class TestFilters(BeyondCase):
+class TestFilters(DovecotUserCase):
 
     def _put_auto(self):
         return {

@@ -17,7 +17,7 @@ from ..mailsync import errors
 from .common import MailSyncCase
 
 MAILBOX_LOGGER = "odoo.addons.crm_mail_sync.models.mail_sync_mailbox"
-HEALTH_LOGGER = "odoo.addons.crm_mail_sync.models.mail_sync_mailbox_health"
+HEALTH_LOGGER = MAILBOX_LOGGER
 
 
 def raw_mail(login, n, sender="Ann Smith <ann.smith@acme.example>", subject=None,

@@ -7,7 +7,7 @@ from unittest.mock import patch
 from odoo.tests import tagged
 
 from ..mailsync.session import ImapSession
-from ..models.mail_sync_mailbox_prefetch import STORE_KEY
+from ..models.mail_sync_mailbox import STORE_KEY
 from .common import MailSyncCase
 
 
@@ -60,9 +60,9 @@ class TestIdlePoll(MailSyncCase):
     def test_batch_prefetch_not_used_after_a_change(self):
         first, *_rest = self._synced_mailbox(self.user_sales, n=3)
         second, login, _messages = self._synced_mailbox(self.user_jr, n=3)
-        batch = (first | second).sudo().with_context(mail_sync_auto_commit=True)
+        batch = (first | second).sudo()
         one, two = list(batch)  # iterating shares the prefetch set (as the cron's with_prefetch)
-        facts = one._sync_facts()
+        facts = one._sync_facts(auto_commit=True)
         self.assertEqual(facts.mailbox_id, first.id)
         store = self.env.cr.cache[STORE_KEY]
         self.assertIn(second.id, store, "the batch's other mailbox is read with the first")
@@ -74,7 +74,7 @@ class TestIdlePoll(MailSyncCase):
             "UPDATE mail_sync_mailbox SET write_date = write_date + interval '1 second' "
             "WHERE id = %s", [second.id])
         second.invalidate_recordset(["write_date"])
-        facts = two._sync_facts()
+        facts = two._sync_facts(auto_commit=True)
         self.assertNotEqual(facts.password_token, old_token)
         Credential = self.env["mail.sync.credential"].sudo()
         self.assertEqual(Credential._decrypt(facts.password_token), "changed-meanwhile")

@@ -7,13 +7,13 @@ import odoo.sql_db
 from freezegun import freeze_time
 from odoo.tests import tagged
 
-from .beyond_common import BeyondCase
+from .mailbox_case import DovecotUserCase
 
 CARLA = "Carla <carla@later.example>"
 
 
 @tagged("post_install", "-at_install")
-class TestLateLink(BeyondCase):
+class TestLateLink(DovecotUserCase):
 
     def _index(self, mailbox):
         return self.env["mail.sync.header.index"].sudo().search([("mailbox_id", "=", mailbox.id)])
@@ -88,7 +88,7 @@ class TestLateLink(BeyondCase):
 
     def test_index_insert_is_one_query_per_batch(self):
         """Sixty or ten new unmatched messages: the same number of queries."""
-        from .beyond_common import raw_mail
+        from .mailbox_case import raw_mail
         self.received("nobody@unknown.example", "First")
         mailbox = self._enabled_mailbox(self.user_sales, self.login, self.password)
         self._sync(mailbox)  # first run: folder discovery, not compared

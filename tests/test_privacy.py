@@ -8,11 +8,11 @@ from odoo.tests import tagged
 
 from odoo.addons.mail.tests.common import mail_new_test_user
 
-from .beyond_common import BeyondCase
+from .mailbox_case import DovecotUserCase
 
 
 @tagged("post_install", "-at_install")
-class TestPrivacy(BeyondCase):
+class TestPrivacy(DovecotUserCase):
 
     @classmethod
     def setUpClass(cls):
@@ -49,7 +49,7 @@ class TestPrivacy(BeyondCase):
         self.assertIn(only_internal, self.on(self.lead_internal))
 
     def _raw_copy(self, message_id, to):
-        from .beyond_common import raw_mail
+        from .mailbox_case import raw_mail
         return raw_mail("Ops <ops@ourco.example>", [to], "Internal only",
                         message_id=message_id)[0]
 
@@ -82,7 +82,7 @@ class TestPrivacy(BeyondCase):
         self.assertFalse(Exclusion.with_user(self.user_jr).search([("user_id", "!=", False)]))
 
     def dovecot_copy(self, message_id, to):
-        from .beyond_common import raw_mail
+        from .mailbox_case import raw_mail
         return raw_mail("bob@bobco.example", [to], "From Bob", message_id=message_id)[0]
 
     # ------------------------------------------------------------------ point 2
@@ -142,7 +142,7 @@ class TestPrivacy(BeyondCase):
         self.assertNotIn(mid, self.on(self.lead_ann))
         # A colleague's mailbox holding the same mail does not bring it back either.
         login2, password2 = self._dovecot_user()
-        from .beyond_common import raw_mail
+        from .mailbox_case import raw_mail
         self.dovecot.append(login2, "INBOX", raw_mail(
             "Ann <ann.smith@acme.example>", [login2], "Offer, confidential", message_id=mid)[0])
         mailbox2 = self._enabled_mailbox(self.user_manager, login2, password2)

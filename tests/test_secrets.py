@@ -23,7 +23,7 @@ from odoo.addons.mail.tests.common import mail_new_test_user
 
 from ..mailsync import errors, secrets
 from ..mailsync.testing.oauth_server import OAuthServer
-from ..models.mail_sync_keys import MailSyncKeyError
+from ..models.mail_sync_credential import MailSyncKeyError
 from ..models.mail_sync_oauth_mixin import param_key
 from .common import MailSyncCase, new_login
 

@@ -20,17 +20,16 @@ from odoo.tools import mute_logger
 from odoo.addons.mail.tests.common import mail_new_test_user
 
 from ..models.mail_sync_mailbox import ALLOWED_NETWORKS_PARAM
-from .beyond_common import BeyondCase, raw_mail
+from .mailbox_case import DovecotUserCase, raw_mail
 from .common import json_call_kw
 
 ACCESS_LOGGERS = ("odoo.addons.base.models.ir_rule", "odoo.models", "odoo.http",
                   "odoo.addons.base.models.ir_model")
-MUTE = ("odoo.addons.crm_mail_sync.models.mail_sync_mailbox_smart_mail",
-        "odoo.addons.crm_mail_sync.models.mail_mail",
+MUTE = (        "odoo.addons.crm_mail_sync.models.mail_mail",
         "odoo.addons.crm_mail_sync.models.mail_sync_mailbox")
 
 
-class SecurityCase(BeyondCase):
+class SecurityCase(DovecotUserCase):
 
     @classmethod
     def setUpClass(cls):

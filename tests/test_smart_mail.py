@@ -25,7 +25,7 @@ from ..mailsync.testing.smtp_server import SmtpServer
 from .common import MailSyncCase
 
 AUTH_FAILED = "Authentication failed. Please try again."
-MUTE = ("odoo.addons.crm_mail_sync.models.mail_sync_mailbox_smart_mail",
+MUTE = ("odoo.addons.crm_mail_sync.models.mail_sync_mailbox",
         "odoo.addons.crm_mail_sync.models.mail_mail")
 
 

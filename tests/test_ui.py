@@ -9,7 +9,7 @@ from odoo.tools import mute_logger
 from odoo.addons.mail.tests.common import mail_new_test_user
 
 from ..mailsync.testing.smtp_server import shared_smtp
-from ..models.mail_sync_mailbox_ui import SYSTRAY_NOTIFICATION
+from ..models.mail_sync_mailbox import SYSTRAY_NOTIFICATION
 from .common import MailSyncCase, new_login
 
 TOUR_VALUES_KEY = "crm_mail_sync_tour_values"

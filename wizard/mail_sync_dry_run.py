@@ -1,9 +1,10 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Dry run: "N emails from the last X days would be recorded on these leads", from headers only.
 
-Reads the mailbox like the sync does (EXAMINE, UID SEARCH SINCE, header fetch) and asks the same
-matcher, with the same never-log list and auto-reply filter — but fetches no body, records
-nothing, creates no lead and writes no cursor. Then "Enable" tests the connection and enables.
+Reads the mailbox with the sync's own read loop (EXAMINE, UID SEARCH SINCE, header fetch) and
+asks the same matcher, with the same never-log list and auto-reply filter — but fetches no
+body, records nothing, creates no lead and writes no cursor. Then "Enable" tests the connection
+and enables.
 """
 from collections import Counter
 from datetime import timedelta
@@ -11,11 +12,17 @@ from datetime import timedelta
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
-from ..mailsync import errors
+from ..mailsync import errors, sync
 from ..mailsync.session import ImapSession
-from ..models.mail_sync_privacy import SyncPolicy
+from ..models.sync_run import SyncPolicy
 
 BATCH = 500
+
+
+def _note_targets(targets, match):
+    """Add the leads and contacts of ``match`` (the matcher's answer) to ``targets``."""
+    targets.update(("crm.lead", res_id) for res_id in match.lead_ids)
+    targets.update(("res.partner", res_id) for res_id in match.partner_ids)
 
 
 class MailSyncDryRun(models.TransientModel):
@@ -97,26 +104,44 @@ class MailSyncDryRun(models.TransientModel):
     @api.model
     def _scan(self, mailbox, days):
         """``{count, scanned, auto, excluded, lines}`` for the last ``days`` of ``mailbox``."""
+        policy = SyncPolicy(mailbox, index=False, create_leads=False)
+        by_message, scanned = self._match_headers(mailbox, days, policy)
+        per_record = Counter(t for targets in by_message.values() for t in targets)
+        counters = policy.rules().counters
+        return {"count": len(by_message), "scanned": len(scanned), "auto": counters["auto"],
+                "excluded": counters["excluded"], "lines": self._lines(per_record)}
+
+    @api.model
+    def _match_headers(self, mailbox, days, policy):
+        """``({Message-ID: {(model, id)}}, {Message-ID})``: the leads and contacts the sync's
+        matcher (with ``policy``) names for each message of the last ``days``, and
+        every message read. The sync's read loop, headers only: no body is fetched."""
         own = mailbox._own_addresses()
-        holder = SyncPolicy(mailbox, index=False, create_leads=False)
-        Matcher = self.env["mail.sync.matcher"].with_context(mail_sync_policy=holder)
+        Matcher = self.env["mail.sync.matcher"]
         since = fields.Datetime.now() - timedelta(days=days)
-        by_message = {}
-        scanned = set()
+        by_message, scanned = {}, set()
+
+        def match(headers):
+            scanned.update(h.message_id for h in headers)
+            matches = Matcher._match(mailbox, headers, own, policy) or {}
+            for header in headers:
+                if header.uid in matches:
+                    _note_targets(by_message.setdefault(header.message_id, set()),
+                                  matches[header.uid])
+            return matches
+
         with ImapSession(mailbox._mail_config()) as session:
             for folder in session.discover_folders():
                 session.examine(folder.name)
-                uids = session.uids_since(since)
-                for i in range(0, len(uids), BATCH):
-                    headers = session.fetch_headers(uids[i:i + BATCH])
-                    scanned.update(h.message_id for h in headers)
-                    for uid, match in (Matcher._match(mailbox, headers, own) or {}).items():
-                        header = next(h for h in headers if h.uid == uid)
-                        targets = by_message.setdefault(header.message_id, set())
-                        targets.update(("crm.lead", i) for i in match.lead_ids)
-                        targets.update(("res.partner", i) for i in match.partner_ids)
-        per_record = Counter(t for targets in by_message.values() for t in targets)
-        # Records are named with the caller's rights: one line counts those they cannot read.
+                sync.read_uids(session, folder, session.uids_since(since), matcher=match,
+                               batch_size=BATCH, bodies=False)
+        return by_message, scanned
+
+    @api.model
+    def _lines(self, per_record):
+        """The wizard's lines of ``per_record`` (``Counter`` of ``(model, id)``), most emails
+        first. Records are named with the caller's rights: one line counts those they cannot
+        read."""
         readable = {model: set(self.env[model].browse(
             [res_id for m, res_id in per_record if m == model])._filtered_access("read").ids)
             for model in ("crm.lead", "res.partner")}
@@ -133,9 +158,7 @@ class MailSyncDryRun(models.TransientModel):
             lines.append({"name": _("1 record you cannot see") if hidden_records == 1 else
                           _("%s records you cannot see", hidden_records),
                           "count": hidden_count})
-        counters = holder.policy().counters
-        return {"count": len(by_message), "scanned": len(scanned), "auto": counters["auto"],
-                "excluded": counters["excluded"], "lines": lines}
+        return lines
 
 
 class MailSyncDryRunLine(models.TransientModel):

@@ -22,3 +22,4 @@ from . import test_sync_lock
 from . import test_bad_mail
 from . import test_security
 from . import test_fidelity
+from . import test_architecture

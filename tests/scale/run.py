@@ -2,15 +2,23 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """The long tests against real Odoo + PostgreSQL + Dovecot (the "scale" layer).
 
-    $ODOO_HOME/venv/bin/python tests/scale/run.py [--long] [--only crash|scaleout] [--json PATH]
+    $ODOO_HOME/venv/bin/python tests/scale/run.py [--long] [--only crash|scaleout|shuffle|upgrade]
+                                                  [--seed N] [--json PATH]
 
 - ``crash``: SIGKILL at every step of a batch and at random moments, resume, compare
   (``tests/scale/crash.py``);
 - ``scaleout``: 200 mailboxes backfilled by one, then two ``odoo-bin`` servers on the same
-  database (``tests/scale/scaleout.py``).
+  database (``tests/scale/scaleout.py``);
+- ``shuffle``: the ``from . import`` lines of ``models/__init__.py`` shuffled (``--seed``, else
+  a random seed, printed), installed with ``odoo-bin -i`` and a part of the Odoo tests run there
+  (``tests/scale/architecture.py``);
+- ``upgrade``: the last commit before the one-file-per-model restructuring installed from a
+  ``git worktree``, mailboxes with secrets synced, ``odoo-bin -u`` with the working tree on the
+  same database: everything kept, a new email recorded once (``tests/scale/architecture.py``).
 
-Installs crm_mail_sync once (``--without-demo all``) into a template database, copies it for
-each part (``createdb -T``) and drops everything at the end. Uses its own Dovecot instances
+Installs crm_mail_sync once (``--without-demo all``) into a template database for the crash and
+scale-out parts, copies it for each of them (``createdb -T``) and drops everything at the end
+(shuffle and upgrade install into databases of their own). Uses its own Dovecot instances
 (loopback, free ports). Needs root (Dovecot's Maildirs belong to the ``mail`` user), like the
 benchmark. ``--long``: more crash points, 20 random-kill rounds, 30 messages per mailbox.
 
@@ -34,7 +42,9 @@ import common  # noqa: E402
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--long", action="store_true")
-    parser.add_argument("--only", choices=("crash", "scaleout"))
+    parser.add_argument("--only", choices=("crash", "scaleout", "shuffle", "upgrade"))
+    parser.add_argument("--seed", type=int,
+                        help="shuffle: the seed of the import order (default: random, printed)")
     parser.add_argument("--template", help="an existing database with crm_mail_sync installed "
                                            "(not dropped; saves the install)")
     parser.add_argument("--mailboxes", type=int, default=200)
@@ -52,8 +62,9 @@ def main(argv=None):
     template = args.template or f"crm_mail_sync_scale_{os.getpid()}"
     checks = []  # (name, ok, detail)
     figures = {}
+    needs_template = args.only in (None, "crash", "scaleout")
     try:
-        if args.template:
+        if args.template or not needs_template:
             addons_path = common.bench.addons_path(tmp)
         else:
             addons_path = common.install_template(template, tmp)
@@ -119,12 +130,50 @@ def main(argv=None):
                       f"(kill at {k.get('killed_after_s', 0):.1f}s), mailboxes per server "
                       f"{k.get('per_server')}, overlaps {k.get('overlaps')}, duplicated "
                       f"{k.get('duplicated')}, lost {k.get('lost')}")
+        if args.only in (None, "shuffle"):
+            import architecture
+
+            t = time.monotonic()
+            res = architecture.run_shuffle(seed=args.seed)
+            figures["shuffle"] = res
+            for problem in res["problems"]:
+                print(f"    {problem}")
+            checks.append((f"shuffle: models/__init__.py imported in another order (seed "
+                           f"{res['seed']}): installs, the chosen Odoo tests pass",
+                           not res["problems"] and res.get("passed", 0) > 0,
+                           f"{res.get('passed', 0)} passed, {res.get('failed', 0)} failed"
+                           + (f"; log {res['log']}" if res.get("log") else "")))
+            again = res.get("unshuffled")
+            print(f"shuffle: seed {res['seed']}, order {', '.join(res.get('order', []))}; "
+                  f"{len(architecture.SHUFFLE_TAGS)} test classes: {res.get('passed', 0)} passed,"
+                  f" {res.get('failed', 0)} failed"
+                  + (f"; {', '.join(again['classes'])} in the original order: "
+                     f"{again['passed']} passed, {again['failed']} failed" if again else "")
+                  + f" ({time.monotonic() - t:.0f}s)")
+        if args.only in (None, "upgrade"):
+            import architecture
+
+            t = time.monotonic()
+            res = architecture.run_upgrade()
+            figures["upgrade"] = res
+            for problem in res["problems"]:
+                print(f"    {problem}")
+            checks.append((f"upgrade from {architecture.UPGRADE_FROM} in place: mailboxes, "
+                           f"secrets, cursors, synced mail kept; a new email recorded once",
+                           not res["problems"], res.get("log", "")))
+            print(f"upgrade: from {res.get('from')}; before the upgrade "
+                  f"{res.get('before')}; install {res.get('install_s')}s, -u "
+                  f"{res.get('upgrade_s')}s ({len(res.get('upgrade_warnings') or [])} warning(s) "
+                  f"naming the addon); new email: {res.get('new_chatter_entries')} chatter "
+                  f"entr(ies) ({time.monotonic() - t:.0f}s)")
+            for warning in res.get("upgrade_warnings") or []:
+                print(f"    -u warning: {warning}")
     except SystemExit as exc:
         checks.append(("scale layer ran to the end", False, str(exc)))
     finally:
         for odoo in list(locals().get("cache", {}).values()):
             odoo.close_connections()
-        if not args.template:
+        if not args.template and needs_template:
             common.drop_db(template)
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # The test command of crm_mail_sync:
-#     bash tools/test.sh [--engine-only | --odoo-only | --scale-only | --bench-only]
-#                        [--no-scale] [--no-bench] [--long]
+#     bash tools/test.sh [--engine-only | --odoo-only | --packaging-only | --scale-only |
+#                         --bench-only] [--no-packaging] [--no-scale] [--no-bench] [--long]
 #
-#   layer 1 "engine": python -m pytest mailsync/tests   (no Odoo; real Dovecot + SMTP on loopback)
+#   layer 1 "engine": python -m pytest -p no:odoo mailsync/tests   (no Odoo; real Dovecot + SMTP
+#                     on loopback; pytest-odoo's plugin "odoo" is off: it needs a database)
 #   layer 2 "odoo":   odoo-bin -i crm_mail_sync --test-tags ${ODOO_TEST_TAGS:-/crm_mail_sync,/crm}
 #                     on a fresh database (dropped afterwards), same Dovecot + SMTP
-#   layer 3 "scale":  tests/scale/run.py — SIGKILL at every sync step and at random moments, then
+#   layer 3 "pytest-odoo": pytest --odoo-database=<layer 2's database> on
+#                     ${PYTEST_ODOO_TESTS:-tests/test_install.py} (runs with layer 2)
+#   layer 4 "packaging": tools/check_wheel.py — pip wheel with whool (pyproject.toml), the wheel
+#                     installed in a throwaway venv beside Odoo, -i crm_mail_sync from the wheel on
+#                     a fresh database (checkout not in the addons path) + TestInstall (about 1 min)
+#   layer 5 "scale":  tests/scale/run.py — SIGKILL at every sync step and at random moments, then
 #                     200 mailboxes backfilled by 1 vs 2 odoo-bin servers (own databases and
 #                     Dovecot; about 3 minutes; --long: more kills, bigger mailboxes)
-#   layer 4 "bench":  bench/run.py --quick as a smoke test: correctness only (exit 2 on a message
+#   layer 6 "bench":  bench/run.py --quick as a smoke test: correctness only (exit 2 on a message
 #                     lost or duplicated), no timing asserted (about 2 minutes)
 #
 # Begins with tools/setup.sh: Odoo 18 at ODOO_HOME (default /opt/odoo) installed when missing
@@ -24,18 +30,21 @@ RUN_ENGINE=1
 RUN_ODOO=1
 RUN_SCALE=1
 RUN_BENCH=1
+RUN_PACKAGING=1
 SCALE_ARGS=()
 for arg in "$@"; do
     case "$arg" in
-        --engine-only) RUN_ODOO=0; RUN_SCALE=0; RUN_BENCH=0 ;;
-        --odoo-only) RUN_ENGINE=0; RUN_SCALE=0; RUN_BENCH=0 ;;
-        --scale-only) RUN_ENGINE=0; RUN_ODOO=0; RUN_BENCH=0 ;;
-        --bench-only) RUN_ENGINE=0; RUN_ODOO=0; RUN_SCALE=0 ;;
+        --engine-only) RUN_ODOO=0; RUN_PACKAGING=0; RUN_SCALE=0; RUN_BENCH=0 ;;
+        --odoo-only) RUN_ENGINE=0; RUN_PACKAGING=0; RUN_SCALE=0; RUN_BENCH=0 ;;
+        --packaging-only) RUN_ENGINE=0; RUN_ODOO=0; RUN_SCALE=0; RUN_BENCH=0 ;;
+        --scale-only) RUN_ENGINE=0; RUN_ODOO=0; RUN_PACKAGING=0; RUN_BENCH=0 ;;
+        --bench-only) RUN_ENGINE=0; RUN_ODOO=0; RUN_PACKAGING=0; RUN_SCALE=0 ;;
+        --no-packaging) RUN_PACKAGING=0 ;;
         --no-scale) RUN_SCALE=0 ;;
         --no-bench) RUN_BENCH=0 ;;
         --long) SCALE_ARGS+=(--long) ;;
-        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "tools/test.sh: unknown option: $arg (use --engine-only, --odoo-only, --scale-only, --bench-only, --no-scale, --no-bench, --long)" >&2; exit 2 ;;
+        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "tools/test.sh: unknown option: $arg (use --engine-only, --odoo-only, --packaging-only, --scale-only, --bench-only, --no-packaging, --no-scale, --no-bench, --long)" >&2; exit 2 ;;
     esac
 done
 
@@ -97,13 +106,9 @@ TOTAL_FAILED=0
 SUMMARY=()
 FAILED_ANY=0
 
-# ---- layer 1: the engine ------------------------------------------------------------------------
-if [ "$RUN_ENGINE" = 1 ]; then
-    say "engine tests: python -m pytest mailsync/tests"
-    t0=$(date +%s)
-    (cd "$REPO" && "$PY" -m pytest mailsync/tests -q -p no:cacheprovider -rfE) 2>&1 | tee "$RUN_DIR/engine.log"
-    engine_rc=${PIPESTATUS[0]}
-    read -r e_passed e_failed < <("$PY" - "$RUN_DIR/engine.log" <<'EOF'
+# "PASSED FAILED" from pytest's closing line in the log $1.
+pytest_counts() {
+    "$PY" - "$1" <<'EOF'
 import re, sys
 text = open(sys.argv[1], errors="replace").read()
 lines = [l for l in text.splitlines() if re.search(r"\d+ (passed|failed|error)|no tests ran", l)]
@@ -111,7 +116,17 @@ last = lines[-1] if lines else ""
 count = lambda word: sum(int(n) for n in re.findall(r"(\d+) " + word, last))
 print(count("passed"), count("failed") + count(r"errors?"))
 EOF
-)
+}
+
+# ---- layer 1: the engine ------------------------------------------------------------------------
+# -p no:odoo: pytest-odoo (requirements-test.txt) registers its pytest plugin as "odoo"; loaded,
+# it imports Odoo and gives every test a session fixture that needs an Odoo database.
+if [ "$RUN_ENGINE" = 1 ]; then
+    say "engine tests: python -m pytest -p no:odoo mailsync/tests"
+    t0=$(date +%s)
+    (cd "$REPO" && "$PY" -m pytest mailsync/tests -q -p no:cacheprovider -p no:odoo -rfE) 2>&1 | tee "$RUN_DIR/engine.log"
+    engine_rc=${PIPESTATUS[0]}
+    read -r e_passed e_failed < <(pytest_counts "$RUN_DIR/engine.log")
     if [ "$engine_rc" != 0 ] && [ "$e_failed" = 0 ]; then
         e_failed=1  # pytest itself failed (collection, usage, internal error)
     fi
@@ -167,10 +182,93 @@ if [ "$RUN_ODOO" = 1 ]; then
             mkdir -p "$REPO/.run" && cp "$ODOO_LOG" "$REPO/.run/odoo-test.log" \
                 && say "full Odoo log: .run/odoo-test.log"
         fi
+
+        # ---- layer 3: pytest-odoo on layer 2's database, before the end drops it ------------
+        # A developer runs, in a checkout whose directory is named crm_mail_sync, on a database
+        # where crm_mail_sync is installed (README: Develop):
+        #   PYTHONPATH=<odoo source> <odoo python> -m pytest --odoo-database=<db>
+        #       --odoo-config=<odoo.conf> tests/test_install.py
+        # Here the test files are named through the link $ADDONS/crm_mail_sync: pytest-odoo
+        # imports them as odoo.addons.<directory name>.tests.<file>.
+        t0=$(date +%s)
+        PYTEST_ODOO_TESTS="${PYTEST_ODOO_TESTS:-tests/test_install.py}"
+        printf '[options]\naddons_path = %s\ndata_dir = %s\n' \
+            "$(odoo_addons_path "$ADDONS")" "$RUN_DIR/odoo-data" > "$RUN_DIR/pytest-odoo.conf"
+        PO_TESTS=()
+        for t in $PYTEST_ODOO_TESTS; do PO_TESTS+=("$ADDONS/crm_mail_sync/$t"); done
+        module_state=$(psql -X -q -t -A -d "$DB" \
+            -c "SELECT state FROM ir_module_module WHERE name = 'crm_mail_sync'" 2>/dev/null)
+        if [ "$module_state" != installed ]; then
+            # Layer 2 failed to install the addon (and says why): nothing for pytest-odoo to test.
+            p_passed=0; p_failed=1
+            echo "pytest-odoo: not run: crm_mail_sync is not installed in $DB (${module_state:-no such database or module})" \
+                > "$RUN_DIR/pytest-odoo.log"
+            cat "$RUN_DIR/pytest-odoo.log"
+            po_note=", not run: layer 2 did not install crm_mail_sync"
+        else
+            say "pytest-odoo: pytest --odoo-database=$DB $PYTEST_ODOO_TESTS (log: $RUN_DIR/pytest-odoo.log)"
+            (cd "$RUN_DIR" && PYTHONPATH="$ODOO_HOME/src${PYTHONPATH:+:$PYTHONPATH}" \
+                "$ODOO_HOME/venv/bin/python" -m pytest -p no:cacheprovider -q -rfE \
+                --odoo-config="$RUN_DIR/pytest-odoo.conf" --odoo-database="$DB" "${PO_TESTS[@]}") \
+                > "$RUN_DIR/pytest-odoo.log" 2>&1
+            po_rc=$?
+            grep -E "^(FAILED|ERROR) |[0-9]+ (passed|failed|errors?)|no tests ran" "$RUN_DIR/pytest-odoo.log" || true
+            read -r p_passed p_failed < <(pytest_counts "$RUN_DIR/pytest-odoo.log")
+            if [ "$po_rc" != 0 ] && [ "$p_failed" = 0 ]; then
+                p_failed=1  # pytest itself failed (plugin, collection, usage, no test run)
+            fi
+            po_note=""
+        fi
+        SUMMARY+=("pytest-odoo: $p_passed passed, $p_failed failed ($(( $(date +%s) - t0 ))s$po_note)")
+        TOTAL_PASSED=$((TOTAL_PASSED + p_passed))
+        TOTAL_FAILED=$((TOTAL_FAILED + p_failed))
+        if [ "$p_failed" != 0 ]; then
+            FAILED_ANY=1
+            tail -40 "$RUN_DIR/pytest-odoo.log"
+            mkdir -p "$REPO/.run" && cp "$RUN_DIR/pytest-odoo.log" "$REPO/.run/pytest-odoo.log" \
+                && say "full pytest-odoo log: .run/pytest-odoo.log"
+        fi
     fi
 fi
 
-# ---- layer 3: crash and scale-out against real Odoo servers ------------------------------------
+# ---- layer 4: the wheel (whool) installed beside Odoo, installed in a fresh database -------------
+if [ "$RUN_PACKAGING" = 1 ]; then
+    if [ "$HAVE_ODOO" != 1 ]; then
+        SUMMARY+=("PACKAGING NOT RUN: no Odoo at $ODOO_HOME (tools/setup.sh said why above)")
+    else
+        t0=$(date +%s)
+        say "packaging: tools/check_wheel.py (log: $RUN_DIR/packaging.log)"
+        "$ODOO_HOME/venv/bin/python" "$REPO/tools/check_wheel.py" --work-dir "$RUN_DIR" \
+            > "$RUN_DIR/packaging.log" 2>&1
+        pkg_rc=$?
+        grep -E "^(ok|FAIL) " "$RUN_DIR/packaging.log" || true
+        read -r k_passed k_failed < <("$PY" - "$RUN_DIR/packaging.log" <<'EOF'
+import re, sys
+text = open(sys.argv[1], errors="replace").read()
+m = re.findall(r"^packaging: (\d+) passed, (\d+) failed$", text, re.M)
+print(*(m[-1] if m else (0, 0)))
+EOF
+)
+        if [ "$pkg_rc" != 0 ] && [ "$k_failed" = 0 ]; then
+            k_failed=1  # the script itself failed before its summary
+        fi
+        SUMMARY+=("packaging: $k_passed passed, $k_failed failed ($(( $(date +%s) - t0 ))s)")
+        TOTAL_PASSED=$((TOTAL_PASSED + k_passed))
+        TOTAL_FAILED=$((TOTAL_FAILED + k_failed))
+        if [ "$k_failed" != 0 ]; then
+            FAILED_ANY=1
+            tail -40 "$RUN_DIR/packaging.log"
+            mkdir -p "$REPO/.run" && cp "$RUN_DIR/packaging.log" "$REPO/.run/packaging.log" \
+                && say "full packaging log: .run/packaging.log"
+            for f in "$RUN_DIR"/packaging.*/odoo-wheel.log; do
+                [ -f "$f" ] && cp "$f" "$REPO/.run/packaging-odoo.log" \
+                    && say "Odoo log of the install from the wheel: .run/packaging-odoo.log"
+            done
+        fi
+    fi
+fi
+
+# ---- layer 5: crash and scale-out against real Odoo servers ------------------------------------
 if [ "$RUN_SCALE" = 1 ]; then
     if [ "$HAVE_ODOO" != 1 ]; then
         SUMMARY+=("SCALE TESTS NOT RUN: no Odoo at $ODOO_HOME (tools/setup.sh said why above)")
@@ -203,7 +301,7 @@ EOF
     fi
 fi
 
-# ---- layer 4: the benchmark's --quick mode as a smoke test (correctness only, no timing) --------
+# ---- layer 6: the benchmark's --quick mode as a smoke test (correctness only, no timing) --------
 # bench/run.py exits 2 when any mailbox ends with a message lost, duplicated or on the wrong lead.
 if [ "$RUN_BENCH" = 1 ]; then
     if [ "$HAVE_ODOO" != 1 ]; then

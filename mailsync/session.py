@@ -56,6 +56,18 @@ def _ssl_context(cafile: str | None) -> ssl.SSLContext:
     return ctx
 
 
+def _close_quietly(close, fallback=None) -> None:
+    """Close a connection with ``close`` (None: nothing to close), else with ``fallback`` (the
+    polite way failed: drop it). Errors while closing are ignored: a connection being given up
+    has nothing more to say, and the error that stopped it is what the caller reports."""
+    if close is None:
+        return
+    try:
+        close()
+    except Exception:  # noqa: BLE001
+        _close_quietly(fallback)
+
+
 # --- imapclient with a connect timeout that also covers implicit TLS, and byte counting ------
 
 class _Counting:
@@ -252,26 +264,15 @@ class ImapSession:
                 client.login(cfg.login, cfg.password)
             self._caps = frozenset(_str(c).upper() for c in client.capabilities())
         except Exception as e:  # noqa: BLE001
-            if client is not None:
-                try:
-                    client.shutdown()
-                except Exception:  # noqa: BLE001
-                    pass
+            _close_quietly(client and client.shutdown)
             raise self._error(e) from None
         self.client = client
         return self
 
     def close(self) -> None:
         client, self.client = self.client, None
-        if client is None:
-            return
-        try:
-            client.logout()
-        except Exception:  # noqa: BLE001
-            try:
-                client.shutdown()
-            except Exception:  # noqa: BLE001
-                pass
+        if client is not None:
+            _close_quietly(client.logout, client.shutdown)
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -590,11 +591,7 @@ class smtp_connection:  # noqa: N801 - used as a context manager like a function
                 raise SyncError("config", "no password or access token", host=ep.host,
                                 port=ep.port, provider=cfg.provider)
         except Exception as e:  # noqa: BLE001
-            if smtp is not None:
-                try:
-                    smtp.close()
-                except Exception:  # noqa: BLE001
-                    pass
+            _close_quietly(smtp and smtp.close)
             raise self._error(e) from None
         self.smtp = smtp
         return smtp
@@ -602,13 +599,7 @@ class smtp_connection:  # noqa: N801 - used as a context manager like a function
     def __exit__(self, *exc):
         smtp, self.smtp = self.smtp, None
         if smtp is not None:
-            try:
-                smtp.quit()
-            except Exception:  # noqa: BLE001
-                try:
-                    smtp.close()
-                except Exception:  # noqa: BLE001
-                    pass
+            _close_quietly(smtp.quit, smtp.close)
 
 
 # Not pytest tests, whatever their names say.

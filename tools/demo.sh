@@ -104,9 +104,11 @@ cat <<EOF
   Stop with Ctrl-C (stops the mail servers too). Start over: bash tools/demo.sh --reset
 
 EOF
-"$ODOO_PY" "$ODOO_BIN" "${ODOO_ARGS[@]}" --http-port="$HTTP_PORT" &
+# Odoo in a session of its own: a Ctrl-C (SIGINT to the whole process group) reaches this script
+# alone, which passes ONE SIGTERM on; Odoo forces its shutdown at a second signal.
+setsid "$ODOO_PY" "$ODOO_BIN" "${ODOO_ARGS[@]}" --http-port="$HTTP_PORT" &
 ODOO_PID=$!
-trap 'kill -TERM "$ODOO_PID" 2>/dev/null' INT TERM
+trap 'kill -TERM "$ODOO_PID" 2>/dev/null' INT TERM HUP
 rc=0
 wait "$ODOO_PID" || rc=$?
 while kill -0 "$ODOO_PID" 2>/dev/null; do  # interrupted: let Odoo finish its shutdown

@@ -4,6 +4,10 @@ Every failure that leaves the engine is a :class:`SyncError` with a ``kind``
 (one of :data:`KINDS`), the server's words with secrets removed (``detail``),
 whether trying again later can help (``retryable``) and, where it matters,
 the host and port. :func:`fix_for` tells the user how to fix each kind.
+
+The engine speaks English. Its texts are marked with :func:`_lt` so that Odoo's exporter puts
+them in the addon's ``i18n/crm_mail_sync.pot``; the Odoo layer shows them in the user's language
+with :func:`translate` (``mail.sync.log._translated``).
 """
 from __future__ import annotations
 
@@ -17,7 +21,19 @@ import ssl
 
 from .text import clean_line
 
-AUTH_FAILED_TEXT = "Authentication failed. Please try again."
+
+
+def _lt(text: str) -> str:
+    """Mark a text of the catalogue for translation; returns it unchanged.
+
+    No Odoo here: the name is the marker. Odoo's exporter extracts the string literals passed to
+    functions named ``_`` and ``_lt`` from every Python file of the addon (``odoo.tools.translate``,
+    ``TranslationModuleReader``), so these texts land in the .pot and the .po files; the Odoo
+    layer translates them where they are shown (:func:`translate`)."""
+    return text
+
+
+AUTH_FAILED_TEXT = _lt("Authentication failed. Please try again.")
 
 KINDS = (
     "auth", "imap_disabled", "app_password", "oauth_revoked", "certificate", "tls", "dns",
@@ -38,118 +54,126 @@ RETRYABLE = frozenset({
 
 PROVIDERS = ("generic", "gmail", "outlook")
 
-# One-line human message per kind; {where} is " (host:port)" or "".
+# One-line human message per kind; {where} is " (host:port)" or "". Translations keep the
+# {placeholders}: the Odoo layer fills them in after translating (translate()).
 _MESSAGES = {
     "auth": AUTH_FAILED_TEXT,
-    "imap_disabled": "IMAP access is disabled for this mailbox{where}.",
-    "app_password": "The server requires an app password for this account{where}.",
-    "oauth_revoked": "The connection to the mail account was revoked or has expired.",
-    "certificate": "The server's security certificate could not be verified{where}.",
-    "tls": "A secure (TLS) connection could not be established{where}.",
-    "dns": "The server name could not be found{where}.",
-    "refused": "The server refused the connection{where}.",
-    "timeout": "The server did not answer in time{where}.",
-    "dropped": "The connection to the server was lost{where}.",
-    "protocol": "The server sent an answer that could not be understood{where}.",
-    "over_quota": "The mailbox is over its quota or its daily limit{where}.",
-    "throttled": "The server asked to slow down and try again later{where}.",
-    "too_many_connections": "Too many simultaneous connections to this mailbox{where}.",
-    "folder_missing": "A synced folder no longer exists{where}.",
-    "message_too_large": "A message is too large to be synced{where}.",
-    "rejected": "The mail server did not accept this email or its recipients{where}.",
-    "parse": "A message could not be read.",
-    "too_many_parts": "A message has more parts (attachments, inline parts) than the limit "
-                      "allows.",
-    "record": "A message could not be recorded.",
-    "not_allowed": "Mail Sync does not connect to this server or port: it is not a public mail "
-                   "server{where}.",
-    "crashed": "The sync stopped twice while reading this message.",
-    "config": "The mailbox settings are incomplete or not allowed{where}.",
-    "key": "The stored password or token cannot be decrypted with this server's Mail Sync "
-           "encryption keys.",
-    "unknown": "An unexpected error occurred{where}.",
+    "imap_disabled": _lt("IMAP access is disabled for this mailbox{where}."),
+    "app_password": _lt("The server requires an app password for this account{where}."),
+    "oauth_revoked": _lt("The connection to the mail account was revoked or has expired."),
+    "certificate": _lt("The server's security certificate could not be verified{where}."),
+    "tls": _lt("A secure (TLS) connection could not be established{where}."),
+    "dns": _lt("The server name could not be found{where}."),
+    "refused": _lt("The server refused the connection{where}."),
+    "timeout": _lt("The server did not answer in time{where}."),
+    "dropped": _lt("The connection to the server was lost{where}."),
+    "protocol": _lt("The server sent an answer that could not be understood{where}."),
+    "over_quota": _lt("The mailbox is over its quota or its daily limit{where}."),
+    "throttled": _lt("The server asked to slow down and try again later{where}."),
+    "too_many_connections": _lt("Too many simultaneous connections to this mailbox{where}."),
+    "folder_missing": _lt("A synced folder no longer exists{where}."),
+    "message_too_large": _lt("A message is too large to be synced{where}."),
+    "rejected": _lt("The mail server did not accept this email or its recipients{where}."),
+    "parse": _lt("A message could not be read."),
+    "too_many_parts": _lt("A message has more parts (attachments, inline parts) than the limit "
+                          "allows."),
+    "record": _lt("A message could not be recorded."),
+    "not_allowed": _lt("Mail Sync does not connect to this server or port: it is not a public "
+                       "mail server{where}."),
+    "crashed": _lt("The sync stopped twice while reading this message."),
+    "config": _lt("The mailbox settings are incomplete or not allowed{where}."),
+    "key": _lt("The stored password or token cannot be decrypted with this server's Mail Sync "
+               "encryption keys."),
+    "unknown": _lt("An unexpected error occurred{where}."),
 }
 
+# A missing folder that is named, and where a message-level error happened.
+_FOLDER_MISSING_NAMED = _lt("The folder {folder} no longer exists{where}.")
+_MESSAGE_PLACE = _lt("(folder {folder}, UID {uid})")
+
 _GENERIC_FIXES = {
-    "auth": "Check the address (login) and password, then try again.",
-    "imap_disabled": "Enable IMAP access in the mailbox's settings (or ask its administrator), "
-                     "then try again.",
-    "app_password": "Create an app password in the mail account's security settings and use it "
-                    "here instead of the normal password.",
-    "oauth_revoked": "Connect the mailbox again to grant access.",
-    "certificate": "Check the server name: it must match the server's certificate. If the server "
-                   "uses a self-signed certificate, install a valid one or ask the provider for "
-                   "the right server name.",
-    "tls": "Check the port and the security setting: SSL/TLS is usually port 993 for IMAP and "
-           "465 for SMTP; STARTTLS is usually port 143 for IMAP and 587 for SMTP.",
-    "dns": "Check the server name for typos (for example imap.example.com).",
-    "refused": "Check the server name and port, and that a firewall allows the connection.",
-    "timeout": "Check the server name and port, and that a firewall does not block the "
-               "connection. Sync will try again automatically.",
-    "dropped": "Nothing to do if it happens once: sync will try again automatically.",
-    "protocol": "Check that the server and port are an IMAP (or SMTP) server. Sync will try "
-                "again automatically.",
-    "over_quota": "Free space in the mailbox or wait for the provider's daily limit to reset; "
-                  "sync continues automatically.",
-    "throttled": "Nothing to do: sync will try again later.",
-    "too_many_connections": "Close other mail programs connected to this mailbox, or wait; sync "
-                            "will try again later.",
-    "folder_missing": "The folder was renamed or deleted; the mailbox folders will be "
-                      "discovered again at the next sync.",
-    "message_too_large": "Nothing to do: the message is skipped.",
-    "rejected": "Read the server's answer: check the recipients' addresses and the email. A "
-                "temporary refusal is retried automatically; otherwise correct the email and "
-                "send it again.",
-    "parse": "Nothing else is affected: this message is skipped, the others are synced. An "
-             "update of the addon may fix it; then use Retry skipped messages.",
-    "too_many_parts": "This message is skipped. To sync it, raise the limit of parts per email "
-                      "in Settings > CRM > Mail Sync, then use Retry skipped messages.",
-    "not_allowed": "Use your mail provider's public server name and its usual port (IMAP 993 or "
-                   "143, SMTP 465 or 587). A server on your company's own network must first be "
-                   "allowed by an administrator in Settings > CRM > Mail Sync > Allowed "
-                   "networks.",
-    "record": "Nothing else is affected: this message is skipped, the others are synced. An "
-              "update of the addon may fix it; then use Retry skipped messages.",
-    "crashed": "This message is skipped so that the rest of the mailbox syncs. An update of the "
-               "addon, or more memory or time for Odoo's scheduled actions, may fix it; then "
-               "use Retry skipped messages.",
-    "config": "Complete the mailbox settings (server, port, security, login). Unencrypted "
-              "connections are only allowed to the local machine.",
-    "key": "An administrator must set the key(s) that encrypted the stored secrets again "
-           "(comma-separated, newest first) in the crm_mail_sync_keys option of Odoo's "
-           "configuration file or the CRM_MAIL_SYNC_KEYS environment variable, or restore the "
-           "crm_mail_sync.key file in Odoo's data directory, then restart Odoo. If the key is "
-           "lost, enter the password again or connect the mailbox again.",
-    "unknown": "Try again later. If it persists, contact your administrator with the time of "
-               "the error.",
+    "auth": _lt("Check the address (login) and password, then try again."),
+    "imap_disabled": _lt("Enable IMAP access in the mailbox's settings (or ask its "
+                         "administrator), then try again."),
+    "app_password": _lt("Create an app password in the mail account's security settings and use "
+                        "it here instead of the normal password."),
+    "oauth_revoked": _lt("Connect the mailbox again to grant access."),
+    "certificate": _lt("Check the server name: it must match the server's certificate. If the "
+                       "server uses a self-signed certificate, install a valid one or ask the "
+                       "provider for the right server name."),
+    "tls": _lt("Check the port and the security setting: SSL/TLS is usually port 993 for IMAP "
+               "and 465 for SMTP; STARTTLS is usually port 143 for IMAP and 587 for SMTP."),
+    "dns": _lt("Check the server name for typos (for example imap.example.com)."),
+    "refused": _lt("Check the server name and port, and that a firewall allows the connection."),
+    "timeout": _lt("Check the server name and port, and that a firewall does not block the "
+                   "connection. Sync will try again automatically."),
+    "dropped": _lt("Nothing to do if it happens once: sync will try again automatically."),
+    "protocol": _lt("Check that the server and port are an IMAP (or SMTP) server. Sync will try "
+                    "again automatically."),
+    "over_quota": _lt("Free space in the mailbox or wait for the provider's daily limit to "
+                      "reset; sync continues automatically."),
+    "throttled": _lt("Nothing to do: sync will try again later."),
+    "too_many_connections": _lt("Close other mail programs connected to this mailbox, or wait; "
+                                "sync will try again later."),
+    "folder_missing": _lt("The folder was renamed or deleted; the mailbox folders will be "
+                          "discovered again at the next sync."),
+    "message_too_large": _lt("Nothing to do: the message is skipped."),
+    "rejected": _lt("Read the server's answer: check the recipients' addresses and the email. A "
+                    "temporary refusal is retried automatically; otherwise correct the email "
+                    "and send it again."),
+    "parse": _lt("Nothing else is affected: this message is skipped, the others are synced. An "
+                 "update of the addon may fix it; then use Retry skipped messages."),
+    "too_many_parts": _lt("This message is skipped. To sync it, raise the limit of parts per "
+                          "email in Settings > CRM > Mail Sync, then use Retry skipped messages."),
+    "not_allowed": _lt("Use your mail provider's public server name and its usual port (IMAP "
+                       "993 or 143, SMTP 465 or 587). A server on your company's own network "
+                       "must first be allowed by an administrator in Settings > CRM > Mail Sync "
+                       "> Allowed networks."),
+    "record": _lt("Nothing else is affected: this message is skipped, the others are synced. An "
+                  "update of the addon may fix it; then use Retry skipped messages."),
+    "crashed": _lt("This message is skipped so that the rest of the mailbox syncs. An update of "
+                   "the addon, or more memory or time for Odoo's scheduled actions, may fix it; "
+                   "then use Retry skipped messages."),
+    "config": _lt("Complete the mailbox settings (server, port, security, login). Unencrypted "
+                  "connections are only allowed to the local machine."),
+    "key": _lt("An administrator must set the key(s) that encrypted the stored secrets again "
+               "(comma-separated, newest first) in the crm_mail_sync_keys option of Odoo's "
+               "configuration file or the CRM_MAIL_SYNC_KEYS environment variable, or restore "
+               "the crm_mail_sync.key file in Odoo's data directory, then restart Odoo. If the "
+               "key is lost, enter the password again or connect the mailbox again."),
+    "unknown": _lt("Try again later. If it persists, contact your administrator with the time "
+                   "of the error."),
 }
 
 _PROVIDER_FIXES = {
-    ("auth", "gmail"): "Check the address and password. Gmail: enable IMAP in Gmail settings "
-                       "(Forwarding and POP/IMAP), and if 2-Step Verification is on, create an "
-                       "app password and use it here — or use Connect with Google.",
-    ("auth", "outlook"): "Check the address and password. Outlook / Microsoft 365: IMAP must be "
-                         "enabled for the mailbox (Outlook settings > Mail > Sync email, or by "
-                         "your Microsoft 365 administrator); with two-step verification on, "
-                         "create an app password and use it here. Organisations that blocked "
-                         "basic authentication need OAuth.",
-    ("imap_disabled", "gmail"): "Gmail: open Settings > See all settings > Forwarding and "
-                                "POP/IMAP, choose Enable IMAP and save. Google Workspace: your "
-                                "administrator must allow IMAP access.",
-    ("imap_disabled", "outlook"): "Outlook / Microsoft 365: ask your administrator to enable "
-                                  "IMAP for the mailbox (Exchange admin center > Mailboxes > "
-                                  "Email apps).",
-    ("app_password", "gmail"): "Gmail: 2-Step Verification is on. Create an app password at "
-                               "https://myaccount.google.com/apppasswords and use it here — or "
-                               "use Connect with Google.",
-    ("app_password", "outlook"): "Microsoft account: create an app password at "
-                                 "https://account.live.com/proofs/AppPassword and use it here.",
-    ("oauth_revoked", "gmail"): "Use Connect with Google again to grant access (the access was "
-                                "revoked, the password changed or the grant expired).",
-    ("over_quota", "gmail"): "Gmail limits how much mail can be downloaded or sent per day; "
-                             "sync resumes automatically when the limit resets.",
-    ("too_many_connections", "gmail"): "Gmail allows at most 15 IMAP connections per account: "
-                                       "close other mail programs using this account, or wait.",
+    ("auth", "gmail"): _lt("Check the address and password. Gmail: enable IMAP in Gmail "
+                           "settings (Forwarding and POP/IMAP), and if 2-Step Verification is "
+                           "on, create an app password and use it here — or use Connect with "
+                           "Google."),
+    ("auth", "outlook"): _lt("Check the address and password. Outlook / Microsoft 365: IMAP "
+                             "must be enabled for the mailbox (Outlook settings > Mail > Sync "
+                             "email, or by your Microsoft 365 administrator); with two-step "
+                             "verification on, create an app password and use it here. "
+                             "Organisations that blocked basic authentication need OAuth."),
+    ("imap_disabled", "gmail"): _lt("Gmail: open Settings > See all settings > Forwarding and "
+                                    "POP/IMAP, choose Enable IMAP and save. Google Workspace: "
+                                    "your administrator must allow IMAP access."),
+    ("imap_disabled", "outlook"): _lt("Outlook / Microsoft 365: ask your administrator to "
+                                      "enable IMAP for the mailbox (Exchange admin center > "
+                                      "Mailboxes > Email apps)."),
+    ("app_password", "gmail"): _lt("Gmail: 2-Step Verification is on. Create an app password at "
+                                   "https://myaccount.google.com/apppasswords and use it here — "
+                                   "or use Connect with Google."),
+    ("app_password", "outlook"): _lt("Microsoft account: create an app password at "
+                                     "https://account.live.com/proofs/AppPassword and use it "
+                                     "here."),
+    ("oauth_revoked", "gmail"): _lt("Use Connect with Google again to grant access (the access "
+                                    "was revoked, the password changed or the grant expired)."),
+    ("over_quota", "gmail"): _lt("Gmail limits how much mail can be downloaded or sent per day; "
+                                 "sync resumes automatically when the limit resets."),
+    ("too_many_connections", "gmail"): _lt("Gmail allows at most 15 IMAP connections per "
+                                           "account: close other mail programs using this "
+                                           "account, or wait."),
 }
 
 
@@ -196,10 +220,10 @@ class SyncError(Exception):
     def message(self) -> str:
         msg = _MESSAGES[self.kind].format(where=self.where)
         if self.kind == "folder_missing" and self.folder:
-            msg = f"The folder {self.folder!r} no longer exists{self.where}."
+            msg = _FOLDER_MISSING_NAMED.format(folder=repr(self.folder), where=self.where)
         if self.uid is not None and (self.kind in MESSAGE_KINDS
                                      or self.kind in ("protocol", "unknown")):
-            msg += f" (folder {self.folder!r}, UID {self.uid})"
+            msg += " " + _MESSAGE_PLACE.format(folder=repr(self.folder), uid=self.uid)
         return msg
 
     @property
@@ -224,6 +248,70 @@ def _rebuild(kind, detail, host, port, retryable, provider, uid, folder):
 
 def _one_line(text) -> str:
     return clean_line(text, 500)
+
+
+# --- translation ----------------------------------------------------------------------------
+
+# Texts of the catalogue shown as they are, and templates whose {placeholders} were filled in.
+_PLAIN_TEXTS = frozenset(
+    [text for text in _MESSAGES.values() if "{" not in text]
+    + list(_GENERIC_FIXES.values()) + list(_PROVIDER_FIXES.values()))
+_PLACEHOLDER_RX = {
+    "where": r"(?P<where>(?: \([^()]*\))?)",  # SyncError.where: " (host:port)", " (host)" or ""
+    "folder": r"(?P<folder>.+)",
+    "uid": r"(?P<uid>\d+)",
+}
+
+
+def _template_rx(template: str) -> re.Pattern:
+    rx = re.escape(template)
+    for name, group in _PLACEHOLDER_RX.items():
+        rx = rx.replace(re.escape("{%s}" % name), group)
+    return re.compile(rx, re.S)
+
+
+_TEMPLATES = [(template, _template_rx(template))
+              for template in [*_MESSAGES.values(), _FOLDER_MISSING_NAMED] if "{" in template]
+_PLACE_RX = re.compile(r"(?P<head>.+) " + _template_rx(_MESSAGE_PLACE).pattern, re.S)
+
+
+def _fill(gettext, template: str, values: dict) -> str:
+    try:
+        return gettext(template).format(**values)
+    except (KeyError, IndexError, ValueError):  # a translation with a wrong placeholder
+        return template.format(**values)
+
+
+def _translate_line(line: str, gettext) -> str:
+    head, place = line, ""
+    match = _PLACE_RX.fullmatch(line)
+    if match and _translate_head(match["head"], gettext) is not None:
+        head = match["head"]
+        place = " " + _fill(gettext, _MESSAGE_PLACE,
+                            {"folder": match["folder"], "uid": match["uid"]})
+    text = _translate_head(head, gettext)
+    return line if text is None else text + place
+
+
+def _translate_head(text: str, gettext) -> str | None:
+    if text in _PLAIN_TEXTS:
+        return gettext(text)
+    for template, rx in _TEMPLATES:
+        match = rx.fullmatch(text)
+        if match:
+            return _fill(gettext, template, match.groupdict())
+    return None
+
+
+def translate(text, gettext):
+    """``text`` — messages and fixes of this catalogue as the engine wrote them, in English,
+    one per line (``str(error)``, ``error.summary``, ``error.fix``, an error-log line) — in the
+    language of ``gettext``: a function from an English text of the catalogue to its translation
+    (the Odoo layer passes ``env._``). Host, port, folder and UID are kept; a line that is not
+    from the catalogue (a server's words) is kept as it is."""
+    if not text:
+        return text
+    return "\n".join(_translate_line(line, gettext) for line in str(text).split("\n"))
 
 
 # --- redaction -------------------------------------------------------------------------------

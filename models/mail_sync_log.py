@@ -3,6 +3,9 @@
 
 Repeats of the same error (same mailbox, kind and message within 24 hours) are counted on one
 line instead of flooding the log; entries older than 90 days are vacuumed.
+
+Summary and fix are stored as the engine wrote them, in English (repeats are found by comparing
+them); they are read in the reader's language (``read``, ``_translated``).
 """
 from datetime import timedelta
 
@@ -32,6 +35,43 @@ class MailSyncLog(models.Model):
     fix = fields.Text("How to fix it", readonly=True)
     count = fields.Integer(default=1, readonly=True)
 
+    # ------------------------------------------------------------------ translation
+    @api.model
+    def _translated(self, text):
+        """``text`` — messages and fixes of the engine's catalogue (``mailsync.errors``), in
+        English as stored — in the environment's language; a server's words stay as they are.
+
+        The catalogue's texts are marked with ``_lt`` in mailsync/errors.py, so they are in the
+        addon's .pot and .po files. ``env._`` looks a text up in the .po files of the module of
+        the function that calls it (``get_translated_module``: the caller's ``__name__``): the
+        lambda below lives in ``odoo.addons.crm_mail_sync.models``, so crm_mail_sync's."""
+        if not text or (self.env.lang or "en_US") == "en_US":
+            return text
+        return errors.translate(text, lambda source: self.env._(source))
+
+    @api.model
+    def _translate_read(self, result, names):
+        """``result`` of a ``read`` with the fields ``names`` (engine texts stored in English)
+        in the reader's language. Returns ``result``."""
+        if (self.env.lang or "en_US") != "en_US":
+            for values in result:
+                for name in names:
+                    if values.get(name):
+                        values[name] = self._translated(values[name])
+        return result
+
+    def read(self, fields=None, load="_classic_read"):
+        """Every read (list, form, the mailbox's error lines, the API) shows summary and fix
+        in the reader's language; the rows keep the engine's English."""
+        return self._translate_read(super().read(fields, load), ("summary", "fix"))
+
+    @api.depends("summary")
+    @api.depends_context("lang")
+    def _compute_display_name(self):
+        for line in self:
+            line.display_name = self._translated(line.summary) or ""
+
+    # ------------------------------------------------------------------ logging
     @api.model
     def _log(self, mailbox, sync_error, secrets=None):
         """Log ``sync_error`` (a SyncError) for ``mailbox``; a repeat updates the same line.

@@ -47,6 +47,11 @@ class MailSyncSkipped(models.Model):
          "A message is skipped once per folder place."),
     ]
 
+    def read(self, fields=None, load="_classic_read"):
+        """What went wrong and how to fix it in the reader's language (stored in English)."""
+        return self.env["mail.sync.log"]._translate_read(super().read(fields, load),
+                                                         ("reason", "fix"))
+
     @api.model
     @api.model
     def _remember(self, mailbox, folder, sync_error):

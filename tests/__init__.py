@@ -23,3 +23,4 @@ from . import test_bad_mail
 from . import test_security
 from . import test_fidelity
 from . import test_architecture
+from . import test_i18n

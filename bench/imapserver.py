@@ -1,4 +1,5 @@
-"""A private Dovecot for the benchmark: Maildir++ on disk, passwd-file users, plain IMAP on loopback.
+"""A private Dovecot for the benchmark: Maildir++ on disk, passwd-file users, plain IMAP on
+loopback.
 
 Why not ``mailsync.testing.dovecot``: the benchmark loads tens of thousands of messages and a
 thousand users, so it writes Maildir files directly (no IMAP round trip per message) and needs the
@@ -7,6 +8,7 @@ user list as one file. Loading is not timed; this only has to be fast and determ
 Maildir file names are ``<seq>.M<seq>P0.bench,S=<size>:2,<flags>``; Dovecot assigns UIDs to new
 files sorted by name, so UIDs follow the load order. The file mtime is the INTERNALDATE.
 """
+
 from __future__ import annotations
 
 import os
@@ -129,7 +131,7 @@ class BenchDovecot:
             os.utime(path, (when, when))
 
     def fix_owner(self):
-        for root, dirs, files in os.walk(os.path.join(self.workdir, "mail")):
+        for root, _dirs, files in os.walk(os.path.join(self.workdir, "mail")):
             os.chown(root, self.uid, self.gid)
             for n in files:
                 os.chown(os.path.join(root, n), self.uid, self.gid)
@@ -151,7 +153,8 @@ class BenchDovecot:
             f.write(CONF.format(wd=self.workdir, port=self.port, uid=self.uid, gid=self.gid))
         self.proc = subprocess.Popen(
             ["dovecot", "-F", "-c", self.conf_path],
-            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.workdir, "stderr.log"), "wb"),
+            stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(self.workdir, "stderr.log"), "wb"),
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

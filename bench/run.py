@@ -12,6 +12,7 @@ Exit status: 0 when every mailbox holds exactly the expected (Message-ID, lead) 
 message was lost, duplicated or recorded where it should not be, 1 on any other failure.
 Timing targets never change the exit status; they are reported as pass/miss.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -101,10 +102,20 @@ def build_corpus(args):
 
     rnd = random.Random(args.seed)
     # A shared pool of outside correspondents; ~30 % of them are leads.
-    pool = [f"{first}.{i}@{org}.example" for i, (first, org) in enumerate(
-        (rnd.choice(["ann", "bob", "carla", "dmitri", "eve", "farid", "gita", "hugo", "ines", "jon"]),
-         rnd.choice(["acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "tyrell"]))
-        for _ in range(args.correspondents * max(1, args.mailboxes // 2)))]
+    pool = [
+        f"{first}.{i}@{org}.example"
+        for i, (first, org) in enumerate(
+            (
+                rnd.choice(
+                    ["ann", "bob", "carla", "dmitri", "eve", "farid", "gita", "hugo", "ines", "jon"]
+                ),
+                rnd.choice(
+                    ["acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "tyrell"]
+                ),
+            )
+            for _ in range(args.correspondents * max(1, args.mailboxes // 2))
+        )
+    ]
     leads = sorted(rnd.sample(pool, round(len(pool) * args.lead_share)))
     mailboxes = []
     for i in range(args.mailboxes):
@@ -142,8 +153,12 @@ def big_message(sender: str, to: str, size: int, parts: int = 1, tag: str = "25m
     rnd = random.Random(25)
     for index in range(parts):  # base64: 4/3, 76 characters a line
         payload = rnd.randbytes(int(size / parts * 3 / 4 * 76 / 78) - 512)
-        msg.add_attachment(payload, maintype="application", subtype="octet-stream",
-                           filename=f"scans-{index + 1}.bin")
+        msg.add_attachment(
+            payload,
+            maintype="application",
+            subtype="octet-stream",
+            filename=f"scans-{index + 1}.bin",
+        )
     return msg.as_bytes(policy=email.policy.SMTP)
 
 
@@ -167,9 +182,12 @@ def machine_info():
         "loadavg_at_start": os.getloadavg(),
         "python": platform.python_version(),
         "kernel": platform.release(),
-        "dovecot": subprocess.run(["dovecot", "--version"], capture_output=True, text=True).stdout.strip(),
-        "commit": subprocess.run(["git", "-C", ADDON, "rev-parse", "--short", "HEAD"], capture_output=True,
-                                 text=True).stdout.strip(),
+        "dovecot": subprocess.run(
+            ["dovecot", "--version"], capture_output=True, text=True
+        ).stdout.strip(),
+        "commit": subprocess.run(
+            ["git", "-C", ADDON, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip(),
     }
 
 
@@ -178,20 +196,48 @@ def addons_path(tmp):
     link = os.path.join(tmp, "addons", ADDON_NAME)
     if not os.path.exists(link):
         os.symlink(ADDON, link)
-    paths = [os.path.join(ODOO_HOME, "src", "odoo", "addons"), os.path.join(ODOO_HOME, "src", "addons"),
-             os.path.join(tmp, "addons")]
+    paths = [
+        os.path.join(ODOO_HOME, "src", "odoo", "addons"),
+        os.path.join(ODOO_HOME, "src", "addons"),
+        os.path.join(tmp, "addons"),
+    ]
     return ",".join(p for p in paths if os.path.isdir(p))
 
 
 def odoo_args(state):
-    return ["-d", state["db"], "--addons-path", state["addons_path"], "--log-level", "warn",
-            "--without-demo", "all"]
+    return [
+        "-d",
+        state["db"],
+        "--addons-path",
+        state["addons_path"],
+        "--log-level",
+        "warn",
+        "--without-demo",
+        "all",
+    ]
 
 
 def create_db(db, ap, modules=ADDON_NAME):
     subprocess.run(["dropdb", "--if-exists", db], check=False, capture_output=True)
-    cmd = [PYTHON, ODOO_BIN, "-d", db, "-i", modules, "--stop-after-init", "--without-demo", "all",
-           "--addons-path", ap, "--log-level", "warn", "--max-cron-threads", "0", "--http-port", "0"]
+    cmd = [
+        PYTHON,
+        ODOO_BIN,
+        "-d",
+        db,
+        "-i",
+        modules,
+        "--stop-after-init",
+        "--without-demo",
+        "all",
+        "--addons-path",
+        ap,
+        "--log-level",
+        "warn",
+        "--max-cron-threads",
+        "0",
+        "--http-port",
+        "0",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0 or " ERROR " in r.stderr or "CRITICAL" in r.stderr:
         sys.stderr.write(r.stderr[-6000:])
@@ -202,7 +248,16 @@ def run_phase(name, state_path, timeout=7200):
     out = state_path + f".{name}.json"
     if os.path.exists(out):
         os.unlink(out)
-    cmd = [PYTHON, os.path.abspath(__file__), "--phase", name, "--state", state_path, "--phase-out", out]
+    cmd = [
+        PYTHON,
+        os.path.abspath(__file__),
+        "--phase",
+        name,
+        "--state",
+        state_path,
+        "--phase-out",
+        out,
+    ]
     t = time.monotonic()
     r = subprocess.run(cmd, timeout=timeout)
     if r.returncode != 0 or not os.path.exists(out):
@@ -251,9 +306,14 @@ class Peak:
         self.growth = self.peak - self.start
 
     def as_dict(self):
-        return {"rss_start": self.start, "rss_peak": self.peak, "rss_end": self.end, "rss_growth": self.growth,
-                "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                "peak_method": "VmHWM after clear_refs" if self.exact else "psutil sampling 5 ms"}
+        return {
+            "rss_start": self.start,
+            "rss_peak": self.peak,
+            "rss_end": self.end,
+            "rss_growth": self.growth,
+            "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "peak_method": "VmHWM after clear_refs" if self.exact else "psutil sampling 5 ms",
+        }
 
 
 def odoo_env(state):
@@ -280,7 +340,9 @@ def recorded_rows(env, mailbox_ids):
     env.flush_all()
     env.cr.execute(
         """SELECT mail_sync_mailbox_id, message_id, res_id FROM mail_message
-            WHERE mail_sync_mailbox_id = ANY(%s) AND model = 'crm.lead'""", [list(mailbox_ids)])
+            WHERE mail_sync_mailbox_id = ANY(%s) AND model = 'crm.lead'""",
+        [list(mailbox_ids)],
+    )
     out = defaultdict(Counter)
     for mb, mid, res_id in env.cr.fetchall():
         out[mb][((mid or "").strip(), res_id)] += 1
@@ -302,7 +364,15 @@ def sync_until_done(mb, cr, max_runs=50):
         cr.commit()
         if report is None:
             raise SystemExit(f"FAILED: sync of {mb.email} failed: {mb.last_error}")
-        for k in ("folders", "headers_seen", "matched", "recorded", "bodies_bytes", "headers_bytes", "deferred"):
+        for k in (
+            "folders",
+            "headers_seen",
+            "matched",
+            "recorded",
+            "bodies_bytes",
+            "headers_bytes",
+            "deferred",
+        ):
             totals[k] += getattr(report, k, 0) or 0
         totals["errors"] += len(report.errors or [])
         if not report.stopped_early:
@@ -313,51 +383,94 @@ def sync_until_done(mb, cr, max_runs=50):
 def phase_setup(state):
     odoo, registry = odoo_env(state)
     with registry.cursor() as cr:
-        env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {"tracking_disable": True, "mail_create_nolog": True,
-                                                            "no_reset_password": True, "mail_notrack": True})
+        env = odoo.api.Environment(
+            cr,
+            odoo.SUPERUSER_ID,
+            {
+                "tracking_disable": True,
+                "mail_create_nolog": True,
+                "no_reset_password": True,
+                "mail_notrack": True,
+            },
+        )
         Users = env["res.users"]
         sales_group = env.ref("sales_team.group_sale_salesman_all_leads")
-        logins = [mb["login"] for mb in state["mailboxes"]] + state["extra_logins"] + state["idle_logins"]
+        logins = (
+            [mb["login"] for mb in state["mailboxes"]]
+            + state["extra_logins"]
+            + state["idle_logins"]
+        )
         users = {}
         for chunk in range(0, len(logins), 200):
-            vals = [{"name": lg.split("@")[0], "login": lg, "email": lg,
-                     "groups_id": [(6, 0, [env.ref("base.group_user").id, sales_group.id])]}
-                    for lg in logins[chunk:chunk + 200]]
+            vals = [
+                {
+                    "name": lg.split("@")[0],
+                    "login": lg,
+                    "email": lg,
+                    "groups_id": [(6, 0, [env.ref("base.group_user").id, sales_group.id])],
+                }
+                for lg in logins[chunk : chunk + 200]
+            ]
             for u in Users.create(vals):
                 users[u.login] = u.id
             cr.commit()
         owner_ids = [users[mb["login"]] for mb in state["mailboxes"]]
-        lead_vals = [{"name": f"Lead {a}", "email_from": a, "type": "opportunity",
-                      "user_id": owner_ids[i % len(owner_ids)]} for i, a in enumerate(state["leads"])]
+        lead_vals = [
+            {
+                "name": f"Lead {a}",
+                "email_from": a,
+                "type": "opportunity",
+                "user_id": owner_ids[i % len(owner_ids)],
+            }
+            for i, a in enumerate(state["leads"])
+        ]
         leads = env["crm.lead"].create(lead_vals)
-        lead_ids = {norm_addr(l.email_from): l.id for l in leads}
+        lead_ids = {norm_addr(lead.email_from): lead.id for lead in leads}
         cr.commit()
         mb_ids = {}
         # The bench's Dovecot listens on loopback: allowed by the network rule.
-        env["ir.config_parameter"].sudo().set_param("crm_mail_sync.allowed_networks",
-                                                    state["dovecot_host"])
+        env["ir.config_parameter"].sudo().set_param(
+            "crm_mail_sync.allowed_networks", state["dovecot_host"]
+        )
         for lg in logins if "mail.sync.mailbox" in env else ():  # absent only in --modules dev runs
             Mailbox = mailbox_model(env)
             port = state["dovecot_port"]
-            vals = _mailbox_vals(env, users[lg], lg, state["dovecot_host"], port, state["sync_days"])
+            vals = _mailbox_vals(
+                env, users[lg], lg, state["dovecot_host"], port, state["sync_days"]
+            )
             mailbox = Mailbox.with_user(users[lg]).sudo().create(vals)
             mailbox._enable()
             mb_ids[lg] = mailbox.id
         cr.commit()
         # the baseline: Odoo's own incoming mail server on a copy of mailbox 0
-        fs = env["fetchmail.server"].create({
-            "name": "bench baseline", "server_type": "imap", "server": state["dovecot_host"],
-            "port": state["dovecot_port"], "is_ssl": False, "user": state["baseline_login"],
-            "password": PASSWORD, "object_id": env["ir.model"]._get_id("crm.lead"), "state": "done",
-        })
+        fs = env["fetchmail.server"].create(
+            {
+                "name": "bench baseline",
+                "server_type": "imap",
+                "server": state["dovecot_host"],
+                "port": state["dovecot_port"],
+                "is_ssl": False,
+                "user": state["baseline_login"],
+                "password": PASSWORD,
+                "object_id": env["ir.model"]._get_id("crm.lead"),
+                "state": "done",
+            }
+        )
         cr.commit()
     return {"users": users, "lead_ids": lead_ids, "mailbox_ids": mb_ids, "fetchmail_id": fs.id}
 
 
 def _mailbox_vals(env, user_id, login, host, port, sync_days):
     Mailbox = env["mail.sync.mailbox"]
-    vals = {"user_id": user_id, "email": login, "imap_host": host, "imap_port": port,
-            "imap_security": "none", "imap_login": login, "password": PASSWORD}
+    vals = {
+        "user_id": user_id,
+        "email": login,
+        "imap_host": host,
+        "imap_port": port,
+        "imap_security": "none",
+        "imap_login": login,
+        "password": PASSWORD,
+    }
     if "sync_days" in Mailbox._fields:
         vals["sync_days"] = sync_days
     if "smtp_host" in Mailbox._fields:
@@ -368,7 +481,8 @@ def _mailbox_vals(env, user_id, login, host, port, sync_days):
 
 
 def phase_ceiling(state):
-    """Bare imapclient + stdlib email over the backfill mailboxes: the best a Python client can do."""
+    """Bare imapclient + stdlib email over the backfill mailboxes: the best a Python client can
+    do."""
     from imapclient import IMAPClient
 
     n = nbytes = defects = 0
@@ -381,7 +495,9 @@ def phase_ceiling(state):
                 c.select_folder(folder, readonly=True)
                 uids = c.search("ALL")
                 for i in range(0, len(uids), state["batch"]):
-                    for uid, data in c.fetch(uids[i:i + state["batch"]], ["BODY.PEEK[]"]).items():
+                    for _uid, data in c.fetch(
+                        uids[i : i + state["batch"]], ["BODY.PEEK[]"]
+                    ).items():
                         raw = data[b"BODY[]"]
                         nbytes += len(raw)
                         msg = email.message_from_bytes(raw, policy=email.policy.default)
@@ -411,10 +527,20 @@ def phase_ceiling(state):
     idle_wall = time.perf_counter() - t1
     idle = {}
     if times:
-        idle = {"idle_median_ms": statistics.median(times) * 1e3, "idle_p95_ms": p95(times) * 1e3,
-                "idle_wall_s": idle_wall}
-    return {"messages": n, "bytes": nbytes, "defects": defects, "wall_s": wall, "msgs_per_s": n / wall,
-            **idle, **pk.as_dict()}
+        idle = {
+            "idle_median_ms": statistics.median(times) * 1e3,
+            "idle_p95_ms": p95(times) * 1e3,
+            "idle_wall_s": idle_wall,
+        }
+    return {
+        "messages": n,
+        "bytes": nbytes,
+        "defects": defects,
+        "wall_s": wall,
+        "msgs_per_s": n / wall,
+        **idle,
+        **pk.as_dict(),
+    }
 
 
 def p95(values):
@@ -438,8 +564,15 @@ def phase_backfill(state):
                 t = time.perf_counter()
                 runs, tot = sync_until_done(mb, cr)
                 totals.update(tot)
-                per_mailbox.append({"id": mb.id, "runs": runs, "wall_s": time.perf_counter() - t,
-                                    "rss_after": pk.proc.memory_info().rss, **tot})
+                per_mailbox.append(
+                    {
+                        "id": mb.id,
+                        "runs": runs,
+                        "wall_s": time.perf_counter() - t,
+                        "rss_after": pk.proc.memory_info().rss,
+                        **tot,
+                    }
+                )
             wall = time.perf_counter() - t0
             queries = sql_count() - q0
         if state.get("inject"):
@@ -450,10 +583,17 @@ def phase_backfill(state):
         states = {mb.id: mb.state for mb in mbs}
     entries = sum(sum(c.values()) for c in rows.values())
     return {
-        "messages": state["backfill_messages"], "recorded": recorded, "lead_entries": entries, "wall_s": wall,
-        "msgs_per_s": state["backfill_messages"] / wall, "recorded_per_s": recorded / wall,
-        "queries": queries, "queries_per_recorded": queries / recorded if recorded else None,
-        "per_mailbox": per_mailbox, "states": states, "report": dict(totals),
+        "messages": state["backfill_messages"],
+        "recorded": recorded,
+        "lead_entries": entries,
+        "wall_s": wall,
+        "msgs_per_s": state["backfill_messages"] / wall,
+        "recorded_per_s": recorded / wall,
+        "queries": queries,
+        "queries_per_recorded": queries / recorded if recorded else None,
+        "per_mailbox": per_mailbox,
+        "states": states,
+        "report": dict(totals),
         "rows": {str(k): [[mid, lead, n] for (mid, lead), n in v.items()] for k, v in rows.items()},
         **pk.as_dict(),
     }
@@ -461,13 +601,21 @@ def phase_backfill(state):
 
 def inject_fault(env, mailbox_ids, kind):
     """--inject: spoil the result on purpose, to prove that the gate catches it."""
-    env.cr.execute("SELECT min(id) FROM mail_message WHERE mail_sync_mailbox_id = ANY(%s) AND model = 'crm.lead'",
-                   [list(mailbox_ids)])
+    env.cr.execute(
+        "SELECT min(id) FROM mail_message WHERE mail_sync_mailbox_id = ANY(%s) "
+        "AND model = 'crm.lead'",
+        [list(mailbox_ids)],
+    )
     victim = env["mail.message"].browse(env.cr.fetchone()[0])
     if kind == "lose":
         victim.unlink()
     elif kind == "duplicate":
-        victim.copy({"mail_sync_mailbox_id": victim.mail_sync_mailbox_id.id, "message_id": victim.message_id})
+        victim.copy(
+            {
+                "mail_sync_mailbox_id": victim.mail_sync_mailbox_id.id,
+                "message_id": victim.message_id,
+            }
+        )
     env.cr.commit()
     log(f"injected fault: {kind} mail.message {victim.id}")
 
@@ -477,7 +625,9 @@ def phase_baseline(state):
     with registry.cursor() as cr:
         env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
         fs = env["fetchmail.server"].browse(state["fetchmail_id"])
-        env.cr.execute("SELECT count(*) FROM mail_message WHERE model = 'crm.lead' AND message_type = 'email'")
+        env.cr.execute(
+            "SELECT count(*) FROM mail_message WHERE model = 'crm.lead' AND message_type = 'email'"
+        )
         before = env.cr.fetchone()[0]
         with Peak() as pk:
             q0 = sql_count()
@@ -485,11 +635,20 @@ def phase_baseline(state):
             fs.fetch_mail()
             wall = time.perf_counter() - t0
             queries = sql_count() - q0
-        env.cr.execute("SELECT count(*) FROM mail_message WHERE model = 'crm.lead' AND message_type = 'email'")
+        env.cr.execute(
+            "SELECT count(*) FROM mail_message WHERE model = 'crm.lead' AND message_type = 'email'"
+        )
         made = env.cr.fetchone()[0] - before
     n = state["baseline_messages"]
-    return {"messages": n, "recorded": made, "wall_s": wall, "msgs_per_s": n / wall, "queries": queries,
-            "queries_per_message": queries / n, **pk.as_dict()}
+    return {
+        "messages": n,
+        "recorded": made,
+        "wall_s": wall,
+        "msgs_per_s": n / wall,
+        "queries": queries,
+        "queries_per_message": queries / n,
+        **pk.as_dict(),
+    }
 
 
 class CountingProxy:
@@ -558,9 +717,16 @@ def phase_bandwidth(state):
         cr.commit()
     n = state["unmatched_messages"]
     engine = (tot.get("headers_bytes", 0) + tot.get("bodies_bytes", 0)) / n
-    return {"messages": n, "bytes_down": proxy.down, "bytes_up": proxy.up, "bytes_per_message": proxy.down / n,
-            "engine_bytes_per_message": engine, "raw_bytes_per_message": state["unmatched_raw_bytes"] / n,
-            "recorded": recorded, "report": tot}
+    return {
+        "messages": n,
+        "bytes_down": proxy.down,
+        "bytes_up": proxy.up,
+        "bytes_per_message": proxy.down / n,
+        "engine_bytes_per_message": engine,
+        "raw_bytes_per_message": state["unmatched_raw_bytes"] / n,
+        "recorded": recorded,
+        "report": tot,
+    }
 
 
 def phase_big(state):
@@ -569,8 +735,10 @@ def phase_big(state):
     message limit, in attachments under the attachment limit)."""
     odoo, registry = odoo_env(state)
     out = {}
-    for key, login, size in (("big", state["big_login"], state["big_bytes"]),
-                             ("largest", state["largest_login"], state["largest_bytes"])):
+    for key, login, size in (
+        ("big", state["big_login"], state["big_bytes"]),
+        ("largest", state["largest_login"], state["largest_bytes"]),
+    ):
         with registry.cursor() as cr:
             env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
             mb = mailbox_model(env).browse(state["mailbox_ids"][login])
@@ -579,18 +747,28 @@ def phase_big(state):
                 t0 = time.perf_counter()
                 _runs, tot = sync_until_done(mb, cr)
                 wall = time.perf_counter() - t0
-            env.cr.execute("""SELECT count(DISTINCT m.id), count(a.id), sum(a.file_size)
+            env.cr.execute(
+                """SELECT count(DISTINCT m.id), count(a.id), sum(a.file_size)
                                 FROM mail_message m
                            LEFT JOIN message_attachment_rel r ON r.message_id = m.id
                            LEFT JOIN ir_attachment a ON a.id = r.attachment_id
-                               WHERE m.mail_sync_mailbox_id = %s""", [mb.id])
+                               WHERE m.mail_sync_mailbox_id = %s""",
+                [mb.id],
+            )
             recorded, attachments, attachment_bytes = env.cr.fetchone()
         if recorded != 1:
-            raise SystemExit(f"FAILED: the {size} byte message was recorded {recorded} times, "
-                             f"not once")
-        out[key] = {"message_bytes": size, "recorded": recorded, "attachments": attachments,
-                    "attachment_bytes": attachment_bytes or 0, "wall_s": wall, "report": tot,
-                    **pk.as_dict()}
+            raise SystemExit(
+                f"FAILED: the {size} byte message was recorded {recorded} times, not once"
+            )
+        out[key] = {
+            "message_bytes": size,
+            "recorded": recorded,
+            "attachments": attachments,
+            "attachment_bytes": attachment_bytes or 0,
+            "wall_s": wall,
+            "report": tot,
+            **pk.as_dict(),
+        }
     return {**out["big"], "largest": out["largest"]}
 
 
@@ -617,14 +795,23 @@ def phase_idle(state):
             failed += report is None
         wall = time.perf_counter() - t0
         queries = sql_count() - q0
-        env.cr.execute("SELECT count(*) FROM mail_message WHERE mail_sync_mailbox_id = ANY(%s)", [ids])
+        env.cr.execute(
+            "SELECT count(*) FROM mail_message WHERE mail_sync_mailbox_id = ANY(%s)", [ids]
+        )
         recorded = env.cr.fetchone()[0]
     if failed:
         raise SystemExit(f"FAILED: {failed} idle mailbox sync(s) failed")
     times.sort()
-    return {"mailboxes": len(ids), "first_sync_s": first, "wall_s": wall, "median_ms": statistics.median(times) * 1e3,
-            "p95_ms": p95(times) * 1e3, "max_ms": times[-1] * 1e3, "queries_per_mailbox": queries / len(ids),
-            "recorded": recorded}
+    return {
+        "mailboxes": len(ids),
+        "first_sync_s": first,
+        "wall_s": wall,
+        "median_ms": statistics.median(times) * 1e3,
+        "p95_ms": p95(times) * 1e3,
+        "max_ms": times[-1] * 1e3,
+        "queries_per_mailbox": queries / len(ids),
+        "recorded": recorded,
+    }
 
 
 def phase_arrival(state):
@@ -659,10 +846,29 @@ def phase_arrival(state):
     port = free_port()
     logpath = os.path.join(os.path.dirname(state["addons_path"].split(",")[-1]), "arrival-odoo.log")
     server = subprocess.Popen(
-        [PYTHON, ODOO_BIN, "-d", state["db"], "--addons-path", state["addons_path"], "--db-filter",
-         f"^{state['db']}$", "--max-cron-threads", "1", "--http-port", str(port), "--http-interface",
-         "127.0.0.1", "--log-level", "warn", "--logfile", logpath],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            PYTHON,
+            ODOO_BIN,
+            "-d",
+            state["db"],
+            "--addons-path",
+            state["addons_path"],
+            "--db-filter",
+            f"^{state['db']}$",
+            "--max-cron-threads",
+            "1",
+            "--http-port",
+            str(port),
+            "--http-interface",
+            "127.0.0.1",
+            "--log-level",
+            "warn",
+            "--logfile",
+            logpath,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     latencies, missing = [], []
     try:
         t_start = time.monotonic()
@@ -687,9 +893,11 @@ def phase_arrival(state):
                 login = mailboxes[i % len(mailboxes)]
                 sender = leads[(i * 7) % len(leads)]
                 mid = f"<arrival-{i}-{os.getpid()}@bench.test>"
-                raw = (f"From: {sender}\r\nTo: {login}\r\nSubject: Arrival {i}\r\n"
-                       f"Date: {email.utils.formatdate()}\r\nMessage-ID: {mid}\r\n"
-                       "Content-Type: text/plain; charset=utf-8\r\n\r\nJust arrived.\r\n").encode()
+                raw = (
+                    f"From: {sender}\r\nTo: {login}\r\nSubject: Arrival {i}\r\n"
+                    f"Date: {email.utils.formatdate()}\r\nMessage-ID: {mid}\r\n"
+                    "Content-Type: text/plain; charset=utf-8\r\n\r\nJust arrived.\r\n"
+                ).encode()
                 c = IMAPClient(state["dovecot_host"], state["dovecot_port"], ssl=False, timeout=30)
                 c.login(login, PASSWORD)
                 c.append("INBOX", raw)
@@ -697,8 +905,11 @@ def phase_arrival(state):
                 c.logout()
                 i += 1
             if pending:
-                pg.execute("SELECT DISTINCT message_id FROM mail_message WHERE message_id = ANY(%s) "
-                           "AND mail_sync_mailbox_id IS NOT NULL", [list(pending)])
+                pg.execute(
+                    "SELECT DISTINCT message_id FROM mail_message WHERE message_id = ANY(%s) "
+                    "AND mail_sync_mailbox_id IS NOT NULL",
+                    [list(pending)],
+                )
                 seen = time.monotonic()
                 for (mid,) in pg.fetchall():
                     found[mid] = seen - pending.pop(mid)
@@ -722,13 +933,29 @@ def phase_arrival(state):
         conn.close()
     if not latencies:
         raise SystemExit("FAILED: no arrival reached the chatter")
-    return {"arrivals": state["arrivals"], "window_s": state["arrival_window"], "recorded": len(latencies),
-            "missing": missing, "median_s": statistics.median(latencies), "p95_s": p95(latencies),
-            "max_s": latencies[-1], "min_s": latencies[0], "latencies_s": latencies}
+    return {
+        "arrivals": state["arrivals"],
+        "window_s": state["arrival_window"],
+        "recorded": len(latencies),
+        "missing": missing,
+        "median_s": statistics.median(latencies),
+        "p95_s": p95(latencies),
+        "max_s": latencies[-1],
+        "min_s": latencies[0],
+        "latencies_s": latencies,
+    }
 
 
-PHASES = {"setup": phase_setup, "ceiling": phase_ceiling, "backfill": phase_backfill, "baseline": phase_baseline,
-          "bandwidth": phase_bandwidth, "big": phase_big, "idle": phase_idle, "arrival": phase_arrival}
+PHASES = {
+    "setup": phase_setup,
+    "ceiling": phase_ceiling,
+    "backfill": phase_backfill,
+    "baseline": phase_baseline,
+    "bandwidth": phase_bandwidth,
+    "big": phase_big,
+    "idle": phase_idle,
+    "arrival": phase_arrival,
+}
 
 
 # ============================================================================================
@@ -756,65 +983,206 @@ def build_table(r, args):
     rows = []
     vb = bf["msgs_per_s"] / bl["msgs_per_s"] if bf and bl else None
     vc = bf["msgs_per_s"] / ce["msgs_per_s"] if bf and ce else None
-    rows.append(("backfill msgs/s (all mail synced)", g(bf, "msgs_per_s"), g(bl, "msgs_per_s"), g(ce, "msgs_per_s"),
-                 "", "", None))
-    rows.append(("  ratio addon / baseline", None, None, None, vb and f"{vb:.1f}x",
-                 f">= {TARGETS['backfill_vs_baseline']:.0f}x", vb and vb >= TARGETS["backfill_vs_baseline"]))
-    rows.append(("  ratio addon / ceiling", None, None, None, vc and f"{vc * 100:.0f}%",
-                 f">= {TARGETS['backfill_vs_ceiling'] * 100:.0f}%", vc and vc >= TARGETS["backfill_vs_ceiling"]))
-    rows.append(("recorded msgs/s", g(bf, "recorded_per_s"), bl and bl["recorded"] / bl["wall_s"], None, "", "",
-                 None))
+    rows.append(
+        (
+            "backfill msgs/s (all mail synced)",
+            g(bf, "msgs_per_s"),
+            g(bl, "msgs_per_s"),
+            g(ce, "msgs_per_s"),
+            "",
+            "",
+            None,
+        )
+    )
+    rows.append(
+        (
+            "  ratio addon / baseline",
+            None,
+            None,
+            None,
+            vb and f"{vb:.1f}x",
+            f">= {TARGETS['backfill_vs_baseline']:.0f}x",
+            vb and vb >= TARGETS["backfill_vs_baseline"],
+        )
+    )
+    rows.append(
+        (
+            "  ratio addon / ceiling",
+            None,
+            None,
+            None,
+            vc and f"{vc * 100:.0f}%",
+            f">= {TARGETS['backfill_vs_ceiling'] * 100:.0f}%",
+            vc and vc >= TARGETS["backfill_vs_ceiling"],
+        )
+    )
+    rows.append(
+        (
+            "recorded msgs/s",
+            g(bf, "recorded_per_s"),
+            bl and bl["recorded"] / bl["wall_s"],
+            None,
+            "",
+            "",
+            None,
+        )
+    )
     q = g(bf, "queries_per_recorded")
-    rows.append(("SQL queries / recorded msg", q, g(bl, "queries_per_message"), None, "",
-                 f"<= {TARGETS['queries_per_recorded']:.0f}", None if q is None else q <= TARGETS["queries_per_recorded"]))
+    rows.append(
+        (
+            "SQL queries / recorded msg",
+            q,
+            g(bl, "queries_per_message"),
+            None,
+            "",
+            f"<= {TARGETS['queries_per_recorded']:.0f}",
+            None if q is None else q <= TARGETS["queries_per_recorded"],
+        )
+    )
     if idle:
-        rows.append((f"idle poll median ms ({idle['mailboxes']} mb)", idle["median_ms"], None,
-                     g(ce, "idle_median_ms"), "", f"< {TARGETS['idle_median_ms']:.0f}",
-                     idle["median_ms"] < TARGETS["idle_median_ms"]))
+        rows.append(
+            (
+                f"idle poll median ms ({idle['mailboxes']} mb)",
+                idle["median_ms"],
+                None,
+                g(ce, "idle_median_ms"),
+                "",
+                f"< {TARGETS['idle_median_ms']:.0f}",
+                idle["median_ms"] < TARGETS["idle_median_ms"],
+            )
+        )
         rows.append(("idle poll p95 ms", idle["p95_ms"], None, g(ce, "idle_p95_ms"), "", "", None))
         limit = TARGETS["idle_pass_s_per_1000"] * idle["mailboxes"] / 1000
-        rows.append((f"idle pass wall s ({idle['mailboxes']} mb)", idle["wall_s"], None, g(ce, "idle_wall_s"), "",
-                     f"< {limit:g}", idle["wall_s"] < limit))
-        rows.append(("idle poll SQL queries / mailbox", idle["queries_per_mailbox"], None, None, "", "", None))
+        rows.append(
+            (
+                f"idle pass wall s ({idle['mailboxes']} mb)",
+                idle["wall_s"],
+                None,
+                g(ce, "idle_wall_s"),
+                "",
+                f"< {limit:g}",
+                idle["wall_s"] < limit,
+            )
+        )
+        rows.append(
+            (
+                "idle poll SQL queries / mailbox",
+                idle["queries_per_mailbox"],
+                None,
+                None,
+                "",
+                "",
+                None,
+            )
+        )
     if bw:
-        rows.append(("bytes down / unmatched msg", bw["bytes_per_message"], None, bw["raw_bytes_per_message"], "",
-                     f"< {TARGETS['unmatched_bytes']}", bw["bytes_per_message"] < TARGETS["unmatched_bytes"]))
+        rows.append(
+            (
+                "bytes down / unmatched msg",
+                bw["bytes_per_message"],
+                None,
+                bw["raw_bytes_per_message"],
+                "",
+                f"< {TARGETS['unmatched_bytes']}",
+                bw["bytes_per_message"] < TARGETS["unmatched_bytes"],
+            )
+        )
     arr = r.get("arrival")
     if arr and "median_s" in arr:
-        rows.append((f"arrival-to-chatter median s ({arr['recorded']}/{arr['arrivals']})", arr["median_s"], None,
-                     None, "", f"< {TARGETS['arrival_median_s']:.0f}",
-                     arr["median_s"] < TARGETS["arrival_median_s"] and not arr["missing"]))
+        rows.append(
+            (
+                f"arrival-to-chatter median s ({arr['recorded']}/{arr['arrivals']})",
+                arr["median_s"],
+                None,
+                None,
+                "",
+                f"< {TARGETS['arrival_median_s']:.0f}",
+                arr["median_s"] < TARGETS["arrival_median_s"] and not arr["missing"],
+            )
+        )
         rows.append(("arrival-to-chatter p95 s", arr["p95_s"], None, None, "", "", None))
         rows.append(("arrival-to-chatter max s", arr["max_s"], None, None, "", "", None))
     lim = TARGETS["rss_growth_x_largest"] * r["largest_message"]
-    rows.append(("backfill RSS growth MB", mb(bf, "rss_growth"), mb(bl, "rss_growth"), mb(ce, "rss_growth"), "",
-                 f"< {lim / 2**20:.1f}", bf and bf["rss_growth"] < lim))
-    rows.append(("backfill peak RSS MB", mb(bf, "rss_peak"), mb(bl, "rss_peak"), mb(ce, "rss_peak"), "", "", None))
+    rows.append(
+        (
+            "backfill RSS growth MB",
+            mb(bf, "rss_growth"),
+            mb(bl, "rss_growth"),
+            mb(ce, "rss_growth"),
+            "",
+            f"< {lim / 2**20:.1f}",
+            bf and bf["rss_growth"] < lim,
+        )
+    )
+    rows.append(
+        (
+            "backfill peak RSS MB",
+            mb(bf, "rss_peak"),
+            mb(bl, "rss_peak"),
+            mb(ce, "rss_peak"),
+            "",
+            "",
+            None,
+        )
+    )
     if bf and len(bf["per_mailbox"]) > 1:
         after = [p["rss_after"] for p in bf["per_mailbox"]]
-        rows.append(("RSS growth after 1st mailbox MB", (max(after[1:]) - after[0]) / 2**20, None, None, "", "",
-                     None))
+        rows.append(
+            (
+                "RSS growth after 1st mailbox MB",
+                (max(after[1:]) - after[0]) / 2**20,
+                None,
+                None,
+                "",
+                "",
+                None,
+            )
+        )
     if big:
         lim = TARGETS["rss_growth_x_largest"] * big["message_bytes"]
-        rows.append((f"RSS growth MB, one {big['message_bytes'] / 2**20:.0f} MB msg", big["rss_growth"] / 2**20,
-                     None, None, f"{big['rss_growth'] / big['message_bytes']:.2f}x the message",
-                     f"< {lim / 2**20:.0f}", big["rss_growth"] < lim))
+        rows.append(
+            (
+                f"RSS growth MB, one {big['message_bytes'] / 2**20:.0f} MB msg",
+                big["rss_growth"] / 2**20,
+                None,
+                None,
+                f"{big['rss_growth'] / big['message_bytes']:.2f}x the message",
+                f"< {lim / 2**20:.0f}",
+                big["rss_growth"] < lim,
+            )
+        )
         largest = big.get("largest")
         if largest:
             lim = TARGETS["rss_growth_x_allowed"] * largest["message_bytes"]
-            rows.append((f"RSS growth MB, largest allowed msg ({largest['message_bytes'] / 2**20:.0f} MB, "
-                         f"{largest['attachments']} attachments)", largest["rss_growth"] / 2**20, None, None,
-                         f"{largest['rss_growth'] / largest['message_bytes']:.2f}x the message",
-                         f"< {lim / 2**20:.0f}", largest["rss_growth"] < lim))
+            rows.append(
+                (
+                    "RSS growth MB, largest allowed msg "
+                    f"({largest['message_bytes'] / 2**20:.0f} MB, "
+                    f"{largest['attachments']} attachments)",
+                    largest["rss_growth"] / 2**20,
+                    None,
+                    None,
+                    f"{largest['rss_growth'] / largest['message_bytes']:.2f}x the message",
+                    f"< {lim / 2**20:.0f}",
+                    largest["rss_growth"] < lim,
+                )
+            )
     return rows
 
 
 def print_table(rows, out=sys.stdout):
     head = ("metric", "addon", "baseline", "ceiling", "ratio", "target", "result")
-    cells = [head] + [(m, fmt(a), fmt(b), fmt(c), r or "", t, verdict(ok)) for m, a, b, c, r, t, ok in rows]
+    cells = [head] + [
+        (m, fmt(a), fmt(b), fmt(c), r or "", t, verdict(ok)) for m, a, b, c, r, t, ok in rows
+    ]
     w = [max(len(str(row[i])) for row in cells) for i in range(len(head))]
     for j, row in enumerate(cells):
-        print("  ".join(str(v).ljust(w[i]) if i == 0 else str(v).rjust(w[i]) for i, v in enumerate(row)), file=out)
+        print(
+            "  ".join(
+                str(v).ljust(w[i]) if i == 0 else str(v).rjust(w[i]) for i, v in enumerate(row)
+            ),
+            file=out,
+        )
         if j == 0:
             print("  ".join("-" * x for x in w), file=out)
 
@@ -824,7 +1192,9 @@ def print_table(rows, out=sys.stdout):
 # ============================================================================================
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="2 mailboxes x 150 messages, 20 idle mailboxes")
+    p.add_argument(
+        "--quick", action="store_true", help="2 mailboxes x 150 messages, 20 idle mailboxes"
+    )
     p.add_argument("--seed", type=int, default=6)
     p.add_argument("--mailboxes", type=int)
     p.add_argument("--messages", type=int, help="messages per mailbox")
@@ -833,20 +1203,39 @@ def parse_args(argv=None):
     p.add_argument("--correspondents", type=int, default=40, help="correspondents per mailbox")
     p.add_argument("--lead-share", type=float, default=0.30)
     p.add_argument("--big-mb", type=float, default=25.0)
-    p.add_argument("--largest-mb", type=float, default=50.0,
-                   help="the largest message the default limits record whole (the message "
-                        "limit), in attachments under the 25 MB attachment limit")
+    p.add_argument(
+        "--largest-mb",
+        type=float,
+        default=50.0,
+        help="the largest message the default limits record whole (the message "
+        "limit), in attachments under the 25 MB attachment limit",
+    )
     p.add_argument("--batch", type=int, default=200, help="ceiling fetch batch")
-    p.add_argument("--skip", default="",
-                   help="comma list of phases to skip: baseline,ceiling,idle,bandwidth,big,arrival")
-    p.add_argument("--arrivals", type=int, default=20, help="arrival-latency messages (phase arrival)")
-    p.add_argument("--arrival-window", type=float, default=150.0,
-                   help="seconds over which the arrivals are spread at random (phase arrival)")
+    p.add_argument(
+        "--skip",
+        default="",
+        help="comma list of phases to skip: baseline,ceiling,idle,bandwidth,big,arrival",
+    )
+    p.add_argument(
+        "--arrivals", type=int, default=20, help="arrival-latency messages (phase arrival)"
+    )
+    p.add_argument(
+        "--arrival-window",
+        type=float,
+        default=150.0,
+        help="seconds over which the arrivals are spread at random (phase arrival)",
+    )
     p.add_argument("--json", default=os.path.join(HERE, "out", "latest.json"))
-    p.add_argument("--db", help="database name (default bench_<seed>_<pid>); it is dropped and re-created")
+    p.add_argument(
+        "--db", help="database name (default bench_<seed>_<pid>); it is dropped and re-created"
+    )
     p.add_argument("--keep", action="store_true", help="keep the database and the Dovecot work dir")
-    p.add_argument("--modules", default=ADDON_NAME, help=argparse.SUPPRESS)  # dev: e.g. crm + --skip backfill
-    p.add_argument("--inject", choices=("lose", "duplicate"), help=argparse.SUPPRESS)  # gate self-test
+    p.add_argument(
+        "--modules", default=ADDON_NAME, help=argparse.SUPPRESS
+    )  # dev: e.g. crm + --skip backfill
+    p.add_argument(
+        "--inject", choices=("lose", "duplicate"), help=argparse.SUPPRESS
+    )  # gate self-test
     p.add_argument("--phase", help=argparse.SUPPRESS)
     p.add_argument("--state", help=argparse.SUPPRESS)
     p.add_argument("--phase-out", help=argparse.SUPPRESS)
@@ -868,11 +1257,15 @@ def main(argv=None):
         return 0
 
     sys.path.insert(0, ADDON)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still stop Dovecot and drop the database
+    signal.signal(
+        signal.SIGTERM, lambda *_: sys.exit(143)
+    )  # still stop Dovecot and drop the database
     started = time.time()
     machine = machine_info()
-    log(f"machine: {machine['nproc']} cpu ({machine['cpu']}), {machine['ram_gb']} GB RAM, "
-        f"load {machine['loadavg_at_start'][0]:.2f}")
+    log(
+        f"machine: {machine['nproc']} cpu ({machine['cpu']}), {machine['ram_gb']} GB RAM, "
+        f"load {machine['loadavg_at_start'][0]:.2f}"
+    )
     tmp = tempfile.mkdtemp(prefix="mailsync-bench-")
     os.chmod(tmp, 0o755)  # Dovecot's mail user must reach the Maildirs inside
     db = args.db or f"bench_{args.seed}_{os.getpid()}"
@@ -882,8 +1275,10 @@ def main(argv=None):
         t = time.monotonic()
         pool, leads, mailboxes = build_corpus(args)
         lead_set = set(leads)
-        log(f"corpus: {len(mailboxes)} x {args.messages} messages, {len(pool)} correspondents, "
-            f"{len(leads)} leads ({time.monotonic() - t:.1f}s)")
+        log(
+            f"corpus: {len(mailboxes)} x {args.messages} messages, {len(pool)} correspondents, "
+            f"{len(leads)} leads ({time.monotonic() - t:.1f}s)"
+        )
 
         # -- Dovecot ----------------------------------------------------------------------------
         from imapserver import BenchDovecot
@@ -895,15 +1290,20 @@ def main(argv=None):
         for mb in mailboxes:
             dove.add_user(mb["login"], PASSWORD)
             for m in mb["messages"]:
-                dove.put(mb["login"], m.folder, m.raw, when=m.date.timestamp(),
-                         flags="S" if m.folder != "INBOX" or zlib.crc32(m.raw[:400]) % 3 else "")
+                dove.put(
+                    mb["login"],
+                    m.folder,
+                    m.raw,
+                    when=m.date.timestamp(),
+                    flags="S" if m.folder != "INBOX" or zlib.crc32(m.raw[:400]) % 3 else "",
+                )
                 backfill_n += 1
                 largest = max(largest, len(m.raw))
         # baseline: Odoo's fetchmail reads UNSEEN mail of INBOX only and flags it \Seen, so it
         # gets its own copy of mailbox 0 (INBOX and Sent together, all unseen).
         base_login = f"baseline@{DOMAIN}"
         dove.add_user(base_login, PASSWORD)
-        base_msgs = mailboxes[0]["messages"][:args.baseline_messages]
+        base_msgs = mailboxes[0]["messages"][: args.baseline_messages]
         for m in base_msgs:
             dove.put(base_login, "INBOX", m.raw, when=m.date.timestamp())
         # bandwidth: only the mail of mailbox 0 that matches no lead
@@ -919,8 +1319,13 @@ def main(argv=None):
         dove.put(big_login, "INBOX", big_raw)
         largest_login = f"largest@{DOMAIN}"
         dove.add_user(largest_login, PASSWORD)
-        largest_raw = big_message(leads[0], largest_login, int(args.largest_mb * 2**20) - 4096,
-                                  parts=max(2, math.ceil(args.largest_mb / 24)), tag="largest")
+        largest_raw = big_message(
+            leads[0],
+            largest_login,
+            int(args.largest_mb * 2**20) - 4096,
+            parts=max(2, math.ceil(args.largest_mb / 24)),
+            tag="largest",
+        )
         dove.put(largest_login, "INBOX", largest_raw)
         # idle poll: many mailboxes with a few messages each
         from mailsync.testing import corpus as corpus_mod
@@ -932,29 +1337,53 @@ def main(argv=None):
             for m in corpus_mod.generate(args.seed * 100000 + i, lg, rnd.sample(pool, 3), 3):
                 dove.put(lg, m.folder, m.raw, flags="S", when=m.date.timestamp())
         dove.start()
-        log(f"dovecot on {dove.host}:{dove.port}, {len(dove.users)} users loaded "
-            f"({time.monotonic() - t:.1f}s)")
+        log(
+            f"dovecot on {dove.host}:{dove.port}, {len(dove.users)} users loaded "
+            f"({time.monotonic() - t:.1f}s)"
+        )
 
         # -- Odoo database --------------------------------------------------------------------
         t = time.monotonic()
         ap = addons_path(tmp)
         create_db(db, ap, args.modules)
         log(f"database {db} created ({time.monotonic() - t:.1f}s)")
-        oldest = min((m.date for mb in mailboxes for m in mb["messages"] if getattr(m, "date", None)), default=None)
+        oldest = min(
+            (m.date for mb in mailboxes for m in mb["messages"] if getattr(m, "date", None)),
+            default=None,
+        )
         sync_days = 3650
         if oldest is not None:
-            now = dt.datetime.now(oldest.tzinfo or dt.timezone.utc) if oldest.tzinfo else dt.datetime.now()
+            now = (
+                dt.datetime.now(oldest.tzinfo or dt.timezone.utc)
+                if oldest.tzinfo
+                else dt.datetime.now()
+            )
             sync_days = max(sync_days, (now - oldest).days + 30)
         state = {
-            "db": db, "addons_path": ap, "dovecot_host": dove.host, "dovecot_port": dove.port,
-            "mailboxes": [{"login": mb["login"]} for mb in mailboxes], "leads": leads,
-            "extra_logins": [unm_login, big_login, largest_login], "idle_logins": idle_logins,
-            "largest_login": largest_login, "largest_bytes": len(largest_raw),
-            "baseline_login": base_login, "unmatched_login": unm_login, "big_login": big_login,
-            "sync_days": sync_days, "inject": args.inject, "batch": args.batch, "backfill_messages": backfill_n,
-            "baseline_messages": len(base_msgs), "unmatched_messages": len(unm),
-            "unmatched_raw_bytes": sum(len(m.raw) for m in unm), "big_bytes": len(big_raw),
-            "arrivals": args.arrivals, "arrival_window": args.arrival_window, "seed": args.seed,
+            "db": db,
+            "addons_path": ap,
+            "dovecot_host": dove.host,
+            "dovecot_port": dove.port,
+            "mailboxes": [{"login": mb["login"]} for mb in mailboxes],
+            "leads": leads,
+            "extra_logins": [unm_login, big_login, largest_login],
+            "idle_logins": idle_logins,
+            "largest_login": largest_login,
+            "largest_bytes": len(largest_raw),
+            "baseline_login": base_login,
+            "unmatched_login": unm_login,
+            "big_login": big_login,
+            "sync_days": sync_days,
+            "inject": args.inject,
+            "batch": args.batch,
+            "backfill_messages": backfill_n,
+            "baseline_messages": len(base_msgs),
+            "unmatched_messages": len(unm),
+            "unmatched_raw_bytes": sum(len(m.raw) for m in unm),
+            "big_bytes": len(big_raw),
+            "arrivals": args.arrivals,
+            "arrival_window": args.arrival_window,
+            "seed": args.seed,
         }
         state_path = os.path.join(tmp, "state.json")
 
@@ -990,11 +1419,21 @@ def main(argv=None):
             unexpected = set(got) - exp
             ok = not (lost or dup or unexpected)
             gate["ok"] &= ok
-            gate["mailboxes"].append({"login": mb["login"], "expected": len(exp), "recorded": sum(got.values()),
-                                      "lost": len(lost), "duplicated": len(dup), "unexpected": len(unexpected),
-                                      "examples": {"lost": sorted(map(list, lost))[:5],
-                                                   "duplicated": sorted(map(list, dup))[:5],
-                                                   "unexpected": sorted(map(list, unexpected))[:5]}})
+            gate["mailboxes"].append(
+                {
+                    "login": mb["login"],
+                    "expected": len(exp),
+                    "recorded": sum(got.values()),
+                    "lost": len(lost),
+                    "duplicated": len(dup),
+                    "unexpected": len(unexpected),
+                    "examples": {
+                        "lost": sorted(map(list, lost))[:5],
+                        "duplicated": sorted(map(list, dup))[:5],
+                        "unexpected": sorted(map(list, unexpected))[:5],
+                    },
+                }
+            )
         results["gate"] = gate
         if bf:
             del bf["rows"]
@@ -1002,26 +1441,41 @@ def main(argv=None):
         # -- report ----------------------------------------------------------------------------
         rows = build_table(results, args)
         print()
-        print(f"crm_mail_sync benchmark  {'--quick ' if args.quick else ''}seed={args.seed}  "
-              f"{args.mailboxes} mailboxes x {args.messages} msgs ({backfill_n} in all, "
-              f"{bf['recorded'] if bf else '-'} recorded), idle {args.idle}")
-        print(f"machine: {machine['nproc']} cpu, {machine['cpu']}, {machine['ram_gb']} GB RAM, "
-              f"{machine['dovecot'].split()[0] and 'Dovecot ' + machine['dovecot'].split()[0]}, "
-              f"Python {machine['python']}, commit {machine['commit']}")
+        print(
+            f"crm_mail_sync benchmark  {'--quick ' if args.quick else ''}seed={args.seed}  "
+            f"{args.mailboxes} mailboxes x {args.messages} msgs ({backfill_n} in all, "
+            f"{bf['recorded'] if bf else '-'} recorded), idle {args.idle}"
+        )
+        print(
+            f"machine: {machine['nproc']} cpu, {machine['cpu']}, {machine['ram_gb']} GB RAM, "
+            f"{machine['dovecot'].split()[0] and 'Dovecot ' + machine['dovecot'].split()[0]}, "
+            f"Python {machine['python']}, commit {machine['commit']}"
+        )
         print()
         print_table(rows)
         print()
         for g in gate["mailboxes"]:
-            print(f"gate {g['login']}: expected {g['expected']}, recorded {g['recorded']}, lost {g['lost']}, "
-                  f"duplicated {g['duplicated']}, unexpected {g['unexpected']}")
+            print(
+                f"gate {g['login']}: expected {g['expected']}, recorded {g['recorded']}, "
+                f"lost {g['lost']}, "
+                f"duplicated {g['duplicated']}, unexpected {g['unexpected']}"
+            )
             for kind, ex in g["examples"].items():
                 for mid, lead in ex:
-                    print(f"    {kind.upper()}: Message-ID {mid} on crm.lead {lead}", file=sys.stderr)
-        report = {"args": {k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(args).items()},
-                  "machine": machine, "started": dt.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
-                  "duration_s": time.time() - started, "results": results,
-                  "table": [dict(zip(("metric", "addon", "baseline", "ceiling", "ratio", "target", "pass"), r))
-                            for r in rows]}
+                    print(
+                        f"    {kind.upper()}: Message-ID {mid} on crm.lead {lead}", file=sys.stderr
+                    )
+        report = {
+            "args": {k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(args).items()},
+            "machine": machine,
+            "started": dt.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
+            "duration_s": time.time() - started,
+            "results": results,
+            "table": [
+                dict(zip(("metric", "addon", "baseline", "ceiling", "ratio", "target", "pass"), r))
+                for r in rows
+            ],
+        }
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1, default=str)
@@ -1030,8 +1484,11 @@ def main(argv=None):
             print("\nCORRECTNESS GATE NOT RUN (backfill skipped)", file=sys.stderr)
             return 3
         if not gate["ok"]:
-            print("\nBENCHMARK FAILED: a mailbox lost, duplicated or mis-recorded messages (see gate lines above)",
-                  file=sys.stderr)
+            print(
+                "\nBENCHMARK FAILED: a mailbox lost, duplicated or mis-recorded messages "
+                "(see gate lines above)",
+                file=sys.stderr,
+            )
             return 2
         return 0
     finally:

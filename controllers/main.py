@@ -1,5 +1,6 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """HTTP controllers of crm_mail_sync: the OAuth callback of "Connect with Google / Microsoft"."""
+
 import logging
 
 from odoo import _, http
@@ -12,7 +13,6 @@ _logger = logging.getLogger(__name__)
 
 
 class MailSyncOAuthController(http.Controller):
-
     @http.route(CALLBACK_PATH, type="http", auth="user", methods=["GET"])
     def mail_sync_oauth_callback(self, state=None, code=None, **kwargs):
         """The provider sends the browser back here with ``code`` and our ``state``.
@@ -31,20 +31,36 @@ class MailSyncOAuthController(http.Controller):
         answer_error = oauth.parse_callback_error(kwargs)
         if answer_error is not None or not code:
             reason = answer_error.detail if answer_error else _("The answer had no code.")
-            return self._refusal(_("%(provider)s did not grant access: %(reason)s",
-                                   provider=label, reason=reason), mailbox)
+            return self._refusal(
+                _("%(provider)s did not grant access: %(reason)s", provider=label, reason=reason),
+                mailbox,
+            )
         try:
             mailbox._oauth_finish(provider, code, verifier)
         except errors.SyncError as exc:
-            _logger.info("Mail Sync: OAuth code exchange for mailbox %s failed: %s (%s)",
-                         mailbox.id, exc.kind, exc.detail)
-            return self._refusal(_("%(provider)s sign-in could not be completed: %(error)s",
-                                   provider=label, error=str(exc)), mailbox)
+            _logger.info(
+                "Mail Sync: OAuth code exchange for mailbox %s failed: %s (%s)",
+                mailbox.id,
+                exc.kind,
+                exc.detail,
+            )
+            return self._refusal(
+                _(
+                    "%(provider)s sign-in could not be completed: %(error)s",
+                    provider=label,
+                    error=str(exc),
+                ),
+                mailbox,
+            )
         return request.redirect(f"/odoo/mail.sync.mailbox/{mailbox.id}")
 
     @staticmethod
     def _refusal(reason, mailbox=None):
-        return request.render("crm_mail_sync.oauth_refused", {
-            "reason": reason,
-            "back_url": f"/odoo/mail.sync.mailbox/{mailbox.id}" if mailbox else "/odoo",
-        }, status=403)
+        return request.render(
+            "crm_mail_sync.oauth_refused",
+            {
+                "reason": reason,
+                "back_url": f"/odoo/mail.sync.mailbox/{mailbox.id}" if mailbox else "/odoo",
+            },
+            status=403,
+        )

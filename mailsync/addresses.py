@@ -3,6 +3,7 @@
 ``normalize('Ann Example <Ann@Bücher.DE>') == 'ann@xn--bcher-kva.de'``; anything that is not
 an address gives ``None``. Never raises.
 """
+
 from __future__ import annotations
 
 import email.header

@@ -4,6 +4,7 @@ STATUS answers UIDNEXT and UIDVALIDITY without selecting the folder; a folder ne
 its UIDVALIDITY changed or UIDNEXT moved above the stored cursor. The sync asks the same
 question before opening each folder: both use :func:`.sync.changed_folders`.
 """
+
 from __future__ import annotations
 
 from .sync import changed_folders

@@ -28,6 +28,7 @@ The steps, in the order one batch of a mailbox goes through them (one call site 
 
 Used by ``tests/scale/crash.py`` and ``tests/scale/scaleout.py``.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,18 @@ import time
 CRASH_ENV = "CRM_MAIL_SYNC_CRASH_AT"
 TRACE_ENV = "CRM_MAIL_SYNC_TRACE"
 
-STEPS = ("claimed", "sync_start", "headers", "bodies", "parsed", "recorded_some", "recorded",
-         "before_commit", "committed", "sync_end")
+STEPS = (
+    "claimed",
+    "sync_start",
+    "headers",
+    "bodies",
+    "parsed",
+    "recorded_some",
+    "recorded",
+    "before_commit",
+    "committed",
+    "sync_end",
+)
 
 _reached: dict[str, int] = {}
 
@@ -64,8 +75,11 @@ def reached(step: str, mailbox_id=None, uids=(), folder=None) -> None:
         if name == step and place:
             mailbox, _, rest = place.partition("/")
             folder_name, _, uid = rest.rpartition("/")
-            if str(mailbox) == str(mailbox_id) and folder_name == folder \
-                    and int(uid) in {int(u) for u in uids}:
+            if (
+                str(mailbox) == str(mailbox_id)
+                and folder_name == folder
+                and int(uid) in {int(u) for u in uids}
+            ):
                 os.kill(os.getpid(), signal.SIGKILL)
         elif name == step:
             _reached[step] = _reached.get(step, 0) + 1

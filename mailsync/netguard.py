@@ -18,6 +18,7 @@ and CIDR networks; e.g. ``127.0.0.1`` for a local test server, ``mail.intranet.e
 10.1.2.0/24`` for a company server). A refusal is one ``SyncError`` of kind ``not_allowed``,
 the same for every refused address, decided before any packet is sent.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -36,7 +37,8 @@ def is_loopback(host: str) -> bool:
     if not host:
         return False
     if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
-            ".localhost"):
+        ".localhost"
+    ):
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
@@ -87,17 +89,18 @@ class Allowed:
         if ip is None:
             return False
         candidates = [ip] + ([ip.ipv4_mapped] if ip.version == 6 and ip.ipv4_mapped else [])
-        return any(c in net for c in candidates for net in self.networks
-                   if c.version == net.version)
+        return any(
+            c in net for c in candidates for net in self.networks if c.version == net.version
+        )
 
 
 def _refuse(host, port, provider, why):
-    return SyncError("not_allowed", why, host=host, port=port, provider=provider,
-                     retryable=False)
+    return SyncError("not_allowed", why, host=host, port=port, provider=provider, retryable=False)
 
 
-def resolve(host: str, port: int, allowed: Allowed | str | None, *, provider="generic",
-            resolver=None) -> list[str]:
+def resolve(
+    host: str, port: int, allowed: Allowed | str | None, *, provider="generic", resolver=None
+) -> list[str]:
     """The addresses of ``host`` that Mail Sync may connect to on ``port`` (in the resolver's
     order). Raises SyncError: ``not_allowed`` (a private address or an unusual port that the
     administrator did not allow), ``dns`` (the name does not resolve)."""
@@ -109,8 +112,9 @@ def resolve(host: str, port: int, allowed: Allowed | str | None, *, provider="ge
     except socket.gaierror as exc:
         raise SyncError("dns", str(exc), host=host, port=port, provider=provider) from None
     except (UnicodeError, ValueError) as exc:
-        raise SyncError("dns", f"invalid server name: {exc}", host=host, port=port,
-                        provider=provider) from None
+        raise SyncError(
+            "dns", f"invalid server name: {exc}", host=host, port=port, provider=provider
+        ) from None
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
     if not addresses:
         raise SyncError("dns", "no address", host=host, port=port, provider=provider)
@@ -128,8 +132,9 @@ def connect(addresses, port, timeout):
     answers; nothing is resolved again."""
     error = None
     for address in addresses:
-        sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET,
-                             socket.SOCK_STREAM)
+        sock = socket.socket(
+            socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM
+        )
         try:
             sock.settimeout(timeout)
             sock.connect((address, port))

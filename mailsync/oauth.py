@@ -16,6 +16,7 @@ Endpoints are overridable (``endpoints=`` mapping with any of ``auth_uri``, ``to
 server of :mod:`.testing.oauth_server`. An ``http://`` endpoint is only accepted on a loopback
 host; only then is oauthlib's ``OAUTHLIB_INSECURE_TRANSPORT`` set, for the duration of the call.
 """
+
 from __future__ import annotations
 
 import base64
@@ -88,8 +89,13 @@ MICROSOFT = Provider(
     token_uri="https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
     userinfo_uri="https://graph.microsoft.com/oidc/userinfo",
     revoke_uri=None,
-    scopes=("https://outlook.office.com/IMAP.AccessAsUser.All",
-            "https://outlook.office.com/SMTP.Send", "offline_access", "openid", "email"),
+    scopes=(
+        "https://outlook.office.com/IMAP.AccessAsUser.All",
+        "https://outlook.office.com/SMTP.Send",
+        "offline_access",
+        "openid",
+        "email",
+    ),
     imap=Endpoint("outlook.office365.com", 993, SECURITY_SSL),
     smtp=Endpoint("smtp.office365.com", 587, SECURITY_STARTTLS),
     # A token for outlook.office.com cannot call Graph's userinfo: read the id_token.
@@ -99,8 +105,14 @@ MICROSOFT = Provider(
 )
 
 PROVIDERS = {"google": GOOGLE, "microsoft": MICROSOFT}
-_ALIASES = {"gmail": "google", "google": "google", "microsoft": "microsoft",
-            "outlook": "microsoft", "microsoft365": "microsoft", "office365": "microsoft"}
+_ALIASES = {
+    "gmail": "google",
+    "google": "google",
+    "microsoft": "microsoft",
+    "outlook": "microsoft",
+    "microsoft365": "microsoft",
+    "office365": "microsoft",
+}
 _OVERRIDABLE = ("auth_uri", "token_uri", "userinfo_uri", "revoke_uri", "tenant", "scopes")
 
 
@@ -116,11 +128,14 @@ class TokenSet:
     scopes: tuple[str, ...] = ()
 
     def __repr__(self):
-        return (f"TokenSet(email={self.email!r}, expires_at={self.expires_at!r}, "
-                f"refresh_token={'set' if self.refresh_token else None})")
+        return (
+            f"TokenSet(email={self.email!r}, expires_at={self.expires_at!r}, "
+            f"refresh_token={'set' if self.refresh_token else None})"
+        )
 
 
 # ------------------------------------------------------------------------------------ helpers
+
 
 def get_provider(provider, endpoints=None) -> Provider:
     """``provider``: a :class:`Provider` or a name (google, gmail, microsoft, outlook);
@@ -147,17 +162,25 @@ def get_provider(provider, endpoints=None) -> Provider:
 def _check_url(url, which, prov):
     if not url:
         if which in ("auth_uri", "token_uri"):
-            raise SyncError("config", f"{prov.label} OAuth: no {which} configured",
-                            retryable=False, provider=prov.config_provider)
+            raise SyncError(
+                "config",
+                f"{prov.label} OAuth: no {which} configured",
+                retryable=False,
+                provider=prov.config_provider,
+            )
         return
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return
     if parts.scheme == "http" and is_loopback(parts.hostname or ""):
         return
-    raise SyncError("config", f"{prov.label} OAuth: {which} must be an https:// URL "
-                              f"(http only to the local machine): {url}",
-                    retryable=False, provider=prov.config_provider)
+    raise SyncError(
+        "config",
+        f"{prov.label} OAuth: {which} must be an https:// URL "
+        f"(http only to the local machine): {url}",
+        retryable=False,
+        provider=prov.config_provider,
+    )
 
 
 _env_lock = threading.RLock()
@@ -170,8 +193,10 @@ def _oauthlib_env(*urls):
     The variables are restored afterwards; they are never set for https endpoints only."""
     insecure = any(u and u.startswith("http://") for u in urls)
     with _env_lock:
-        saved = {k: os.environ.get(k) for k in ("OAUTHLIB_INSECURE_TRANSPORT",
-                                                 "OAUTHLIB_RELAX_TOKEN_SCOPE")}
+        saved = {
+            k: os.environ.get(k)
+            for k in ("OAUTHLIB_INSECURE_TRANSPORT", "OAUTHLIB_RELAX_TOKEN_SCOPE")
+        }
         if insecure:
             os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
         os.environ["OAUTHLIB_RELAX_TOKEN_SCOPE"] = "1"
@@ -188,13 +213,15 @@ def _oauthlib_env(*urls):
 def _flow(prov, client_id, client_secret, redirect_uri, code_verifier=None, state=None):
     from google_auth_oauthlib.flow import Flow
 
-    config = {"web": {
-        "client_id": client_id,
-        "client_secret": client_secret,
-        "auth_uri": prov.url("auth_uri"),
-        "token_uri": prov.url("token_uri"),
-        "redirect_uris": [redirect_uri],
-    }}
+    config = {
+        "web": {
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "auth_uri": prov.url("auth_uri"),
+            "token_uri": prov.url("token_uri"),
+            "redirect_uris": [redirect_uri],
+        }
+    }
     kwargs = {"redirect_uri": redirect_uri}
     if state is not None:
         kwargs["state"] = state
@@ -234,8 +261,14 @@ def _network_error(exc, url, prov, secrets=()):
     if err.kind in ("protocol", "unknown", "dropped", "refused", "dns", "timeout", "tls"):
         err.retryable = True
     if err.kind in ("auth", "oauth_revoked", "config"):  # words from a library, not the server
-        err = SyncError("unknown", err.detail, host=host, port=port, retryable=True,
-                        provider=prov.config_provider)
+        err = SyncError(
+            "unknown",
+            err.detail,
+            host=host,
+            port=port,
+            retryable=True,
+            provider=prov.config_provider,
+        )
     return err
 
 
@@ -255,8 +288,14 @@ def _answer_error(status, data, url, prov, secrets=()) -> SyncError:
         return SyncError("throttled", detail, retryable=True, **kw)
     if status >= 500 or code == "server_error":
         return SyncError("unknown", detail, retryable=True, **kw)
-    if code in ("invalid_client", "unauthorized_client", "invalid_request", "invalid_scope",
-                "unsupported_grant_type", "redirect_uri_mismatch") or status in (400, 401, 403):
+    if code in (
+        "invalid_client",
+        "unauthorized_client",
+        "invalid_request",
+        "invalid_scope",
+        "unsupported_grant_type",
+        "redirect_uri_mismatch",
+    ) or status in (400, 401, 403):
         return SyncError("config", detail, retryable=False, **kw)
     return SyncError("protocol", detail, retryable=True, **kw)
 
@@ -309,17 +348,24 @@ def _scopes(value) -> tuple[str, ...]:
 
 # ------------------------------------------------------------------------------------ API
 
-def authorization_url(provider, client_id, client_secret, redirect_uri, state, endpoints=None,
-                      *, login_hint=None):
+
+def authorization_url(
+    provider, client_id, client_secret, redirect_uri, state, endpoints=None, *, login_hint=None
+):
     """The provider's consent URL for ``state``, and the PKCE ``code_verifier`` to keep until
     the callback (never send it to the browser). Returns ``(url, code_verifier)``."""
     prov = get_provider(provider, endpoints)
     if not client_id:
-        raise SyncError("config", f"{prov.label} OAuth client id is not configured",
-                        retryable=False, provider=prov.config_provider)
+        raise SyncError(
+            "config",
+            f"{prov.label} OAuth client id is not configured",
+            retryable=False,
+            provider=prov.config_provider,
+        )
     if not state:
-        raise SyncError("config", "OAuth state is required", retryable=False,
-                        provider=prov.config_provider)
+        raise SyncError(
+            "config", "OAuth state is required", retryable=False, provider=prov.config_provider
+        )
     flow = _flow(prov, client_id, client_secret, redirect_uri)
     params = dict(prov.extra_auth_params)
     if prov.name != "google":
@@ -333,13 +379,26 @@ def authorization_url(provider, client_id, client_secret, redirect_uri, state, e
     return url, flow.code_verifier
 
 
-def exchange_code(provider, client_id, client_secret, redirect_uri, code, code_verifier,
-                  endpoints=None, *, timeout=DEFAULT_TIMEOUT) -> TokenSet:
+def exchange_code(
+    provider,
+    client_id,
+    client_secret,
+    redirect_uri,
+    code,
+    code_verifier,
+    endpoints=None,
+    *,
+    timeout=DEFAULT_TIMEOUT,
+) -> TokenSet:
     """Trade the callback's ``code`` for tokens and read the account's email address."""
     prov = get_provider(provider, endpoints)
     if not code:
-        raise SyncError("config", "The provider's answer had no authorization code",
-                        retryable=False, provider=prov.config_provider)
+        raise SyncError(
+            "config",
+            "The provider's answer had no authorization code",
+            retryable=False,
+            provider=prov.config_provider,
+        )
     token_uri = prov.url("token_uri")
     secrets = (client_secret, code, code_verifier)
     flow = _flow(prov, client_id, client_secret, redirect_uri, code_verifier=code_verifier)
@@ -353,9 +412,13 @@ def exchange_code(provider, client_id, client_secret, redirect_uri, code, code_v
         raise _token_call_error(exc, token_uri, prov, secrets) from exc
     access = token.get("access_token")
     if not access:
-        raise SyncError("protocol", "The token answer had no access_token",
-                        host=_host_port(token_uri)[0], port=_host_port(token_uri)[1],
-                        provider=prov.config_provider)
+        raise SyncError(
+            "protocol",
+            "The token answer had no access_token",
+            host=_host_port(token_uri)[0],
+            port=_host_port(token_uri)[1],
+            provider=prov.config_provider,
+        )
     granted = _scopes(token.get("scope")) or prov.scopes
     _check_granted(prov, granted)
     tokens = TokenSet(
@@ -367,8 +430,12 @@ def exchange_code(provider, client_id, client_secret, redirect_uri, code, code_v
     )
     tokens.email = _email_after_exchange(prov, token, access, timeout, secrets)
     if not tokens.refresh_token:
-        raise SyncError("config", f"{prov.label} did not grant offline access (no refresh "
-                                  "token)", retryable=False, provider=prov.config_provider)
+        raise SyncError(
+            "config",
+            f"{prov.label} did not grant offline access (no refresh token)",
+            retryable=False,
+            provider=prov.config_provider,
+        )
     return tokens
 
 
@@ -382,8 +449,14 @@ def _token_call_error(exc, url, prov, secrets):
     if isinstance(exc, oauth_errors.MissingTokenError):
         # requests-oauthlib does not look at the HTTP status: a 5xx page without JSON ends here
         host, port = _host_port(url)
-        return SyncError("protocol", "The token endpoint answered without an access token",
-                         host=host, port=port, retryable=True, provider=prov.config_provider)
+        return SyncError(
+            "protocol",
+            "The token endpoint answered without an access token",
+            host=host,
+            port=port,
+            retryable=True,
+            provider=prov.config_provider,
+        )
     if isinstance(exc, oauth_errors.OAuth2Error):
         # status_code is oauthlib's per-error default (invalid_grant 400, invalid_client 401,
         # server_error 500, temporarily_unavailable 503): the server's own status is not kept.
@@ -393,8 +466,14 @@ def _token_call_error(exc, url, prov, secrets):
         return _network_error(exc, url, prov, secrets)
     if isinstance(exc, (ValueError, Warning)):
         host, port = _host_port(url)
-        return SyncError("protocol", redact(f"{type(exc).__name__}: {exc}", secrets),
-                         host=host, port=port, retryable=True, provider=prov.config_provider)
+        return SyncError(
+            "protocol",
+            redact(f"{type(exc).__name__}: {exc}", secrets),
+            host=host,
+            port=port,
+            retryable=True,
+            provider=prov.config_provider,
+        )
     return _network_error(exc, url, prov, secrets)
 
 
@@ -402,9 +481,12 @@ def _check_granted(prov, granted):
     expanded = set(granted)
     missing = [s for s in prov.mail_scopes if s not in expanded]
     if missing:
-        raise SyncError("auth", "The mailbox permission was not granted on the consent screen: "
-                                + " ".join(missing), retryable=False,
-                        provider=prov.config_provider)
+        raise SyncError(
+            "auth",
+            "The mailbox permission was not granted on the consent screen: " + " ".join(missing),
+            retryable=False,
+            provider=prov.config_provider,
+        )
 
 
 def _email_after_exchange(prov, token, access, timeout, secrets):
@@ -420,8 +502,12 @@ def _email_after_exchange(prov, token, access, timeout, secrets):
             raise
     if from_id:
         return from_id
-    raise SyncError("protocol", "The provider did not tell the account's email address",
-                    retryable=False, provider=prov.config_provider)
+    raise SyncError(
+        "protocol",
+        "The provider did not tell the account's email address",
+        retryable=False,
+        provider=prov.config_provider,
+    )
 
 
 def userinfo_email(provider, access_token, endpoints=None, *, timeout=DEFAULT_TIMEOUT) -> str:
@@ -431,27 +517,48 @@ def userinfo_email(provider, access_token, endpoints=None, *, timeout=DEFAULT_TI
     prov = get_provider(provider, endpoints)
     url = prov.url("userinfo_uri")
     if not url:
-        raise SyncError("config", f"{prov.label}: no userinfo endpoint configured",
-                        retryable=False, provider=prov.config_provider)
+        raise SyncError(
+            "config",
+            f"{prov.label}: no userinfo endpoint configured",
+            retryable=False,
+            provider=prov.config_provider,
+        )
     try:
-        resp = requests.get(url, headers={"Authorization": f"Bearer {access_token}",
-                                          "Accept": "application/json"}, timeout=timeout)
+        resp = requests.get(
+            url,
+            headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+            timeout=timeout,
+        )
     except requests.exceptions.RequestException as exc:
         raise _network_error(exc, url, prov, (access_token,)) from exc
     data = _json_or_text(resp)
     if resp.status_code != 200:
         if resp.status_code == 401:
             host, port = _host_port(url)
-            raise SyncError("oauth_revoked", f"HTTP 401 from userinfo: {str(data)[:200]}",
-                            host=host, port=port, retryable=False, provider=prov.config_provider)
+            raise SyncError(
+                "oauth_revoked",
+                f"HTTP 401 from userinfo: {str(data)[:200]}",
+                host=host,
+                port=port,
+                retryable=False,
+                provider=prov.config_provider,
+            )
         raise _answer_error(resp.status_code, data, url, prov, (access_token,))
     email = _email_from_claims(data) if isinstance(data, dict) else None
     if not email:
-        raise SyncError("protocol", "The userinfo answer had no email address",
-                        retryable=False, provider=prov.config_provider)
+        raise SyncError(
+            "protocol",
+            "The userinfo answer had no email address",
+            retryable=False,
+            provider=prov.config_provider,
+        )
     if data.get("email_verified") in (False, "false"):
-        raise SyncError("auth", f"The email address {email} is not verified",
-                        retryable=False, provider=prov.config_provider)
+        raise SyncError(
+            "auth",
+            f"The email address {email} is not verified",
+            retryable=False,
+            provider=prov.config_provider,
+        )
     return email
 
 
@@ -462,14 +569,19 @@ def _json_or_text(resp):
         return resp.text[:500]
 
 
-def refresh(provider, client_id, client_secret, refresh_token, endpoints=None, *,
-            timeout=DEFAULT_TIMEOUT) -> TokenSet:
+def refresh(
+    provider, client_id, client_secret, refresh_token, endpoints=None, *, timeout=DEFAULT_TIMEOUT
+) -> TokenSet:
     """A new access token for ``refresh_token``. ``TokenSet.refresh_token`` is the token to store
     from now on (the provider's new one when it rotated, else the same one)."""
     prov = get_provider(provider, endpoints)
     if not refresh_token:
-        raise SyncError("oauth_revoked", "No refresh token stored", retryable=False,
-                        provider=prov.config_provider)
+        raise SyncError(
+            "oauth_revoked",
+            "No refresh token stored",
+            retryable=False,
+            provider=prov.config_provider,
+        )
     if prov.name == "google":
         return _refresh_google(prov, client_id, client_secret, refresh_token, timeout)
     return _refresh_requests(prov, client_id, client_secret, refresh_token, timeout)
@@ -482,14 +594,25 @@ def _refresh_google(prov, client_id, client_secret, refresh_token, timeout):
 
     class _Request(Request):  # google-auth's default timeout is 120 s
         def __call__(self, url, method="GET", body=None, headers=None, timeout=None, **kwargs):
-            return super().__call__(url, method=method, body=body, headers=headers,
-                                    timeout=timeout or _timeout, **kwargs)
+            return super().__call__(
+                url,
+                method=method,
+                body=body,
+                headers=headers,
+                timeout=timeout or _timeout,
+                **kwargs,
+            )
 
     _timeout = timeout
     token_uri = prov.url("token_uri")
     secrets = (client_secret, refresh_token)
-    creds = Credentials(token=None, refresh_token=refresh_token, token_uri=token_uri,
-                        client_id=client_id, client_secret=client_secret)
+    creds = Credentials(
+        token=None,
+        refresh_token=refresh_token,
+        token_uri=token_uri,
+        client_id=client_id,
+        client_secret=client_secret,
+    )
     try:
         creds.refresh(_Request())
     except google.auth.exceptions.RefreshError as exc:
@@ -518,12 +641,17 @@ def _refresh_requests(prov, client_id, client_secret, refresh_token, timeout):
 
     token_uri = prov.url("token_uri")
     secrets = (client_secret, refresh_token)
-    form = {"grant_type": "refresh_token", "refresh_token": refresh_token,
-            "client_id": client_id, "client_secret": client_secret,
-            "scope": " ".join(prov.scopes)}
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": refresh_token,
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "scope": " ".join(prov.scopes),
+    }
     try:
-        resp = requests.post(token_uri, data=form, timeout=timeout,
-                             headers={"Accept": "application/json"})
+        resp = requests.post(
+            token_uri, data=form, timeout=timeout, headers={"Accept": "application/json"}
+        )
     except requests.exceptions.RequestException as exc:
         raise _network_error(exc, token_uri, prov, secrets) from exc
     data = _json_or_text(resp)

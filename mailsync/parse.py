@@ -13,6 +13,7 @@ path (``structure.py``) gives it parts that the server cuts out (``BODYSTRUCTURE
 Every string in the results went through :func:`mailsync.text.clean`: storable by PostgreSQL,
 accepted by XML parsers, one-line fields on one line and cut to their limits.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -30,17 +31,40 @@ from email.parser import BytesParser
 from . import addresses
 from .addresses import unsurrogate as _unsurrogate
 from .text import FILENAME_MAX, NAME_MAX, SUBJECT_MAX, clean, clean_id, clean_line
-from .types import (OMITTED_ATTACHMENT_LIMIT, Attachment, HeaderInfo, Limits, Omitted,
-                    ParsedMessage)
+from .types import OMITTED_ATTACHMENT_LIMIT, Attachment, HeaderInfo, Limits, Omitted, ParsedMessage
 
-__all__ = ["parse_message", "parse_headers", "decode_bytes", "decode_header_text",
-           "decode_transfer", "display_address", "synthesize_message_id",
-           "normalize_message_id", "message_ids", "parse_date", "is_auto_submitted",
-           "count_parts", "HEADER_FIELDS", "Walker", "StdPart"]
+__all__ = [
+    "parse_message",
+    "parse_headers",
+    "decode_bytes",
+    "decode_header_text",
+    "decode_transfer",
+    "display_address",
+    "synthesize_message_id",
+    "normalize_message_id",
+    "message_ids",
+    "parse_date",
+    "is_auto_submitted",
+    "count_parts",
+    "HEADER_FIELDS",
+    "Walker",
+    "StdPart",
+]
 
 # The header fields the session fetches (and from which a missing Message-ID is synthesised).
-HEADER_FIELDS = ("MESSAGE-ID", "IN-REPLY-TO", "REFERENCES", "FROM", "TO", "CC", "DATE",
-                 "SUBJECT", "AUTO-SUBMITTED", "PRECEDENCE", "LIST-ID")
+HEADER_FIELDS = (
+    "MESSAGE-ID",
+    "IN-REPLY-TO",
+    "REFERENCES",
+    "FROM",
+    "TO",
+    "CC",
+    "DATE",
+    "SUBJECT",
+    "AUTO-SUBMITTED",
+    "PRECEDENCE",
+    "LIST-ID",
+)
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _MAX_REFERENCES = 100
@@ -48,22 +72,40 @@ _MAX_REFERENCES = 100
 
 # --- small helpers ---------------------------------------------------------------------------
 
+
 def _charset_ok(charset: str | None) -> str | None:
     """The codec name of a declared charset, or None if unknown."""
     if not charset:
         return None
-    charset = str(charset).strip().strip('"\'').lower()
-    aliases = {"utf8": "utf-8", "x-unknown": None, "unknown-8bit": None, "8bit": None,
-               "ks_c_5601-1987": "cp949", "windows-874": "cp874", "x-sjis": "shift_jis",
-               "gb2312": "gb18030", "gbk": "gb18030", "cp-850": "cp850",
-               # As browsers and mail clients read them (the WHATWG Encoding Standard): mail
-               # labelled Latin-1 is mostly Windows-1252, whose € and curly quotes would
-               # otherwise turn into invisible control characters.
-               "iso-8859-1": "cp1252", "iso8859-1": "cp1252", "latin1": "cp1252",
-               "latin-1": "cp1252", "l1": "cp1252", "iso_8859-1": "cp1252",
-               "iso-ir-100": "cp1252", "ibm819": "cp1252", "cp819": "cp1252",
-               "iso-8859-9": "cp1254", "latin5": "cp1254", "iso-8859-11": "cp874",
-               "tis-620": "cp874"}
+    charset = str(charset).strip().strip("\"'").lower()
+    aliases = {
+        "utf8": "utf-8",
+        "x-unknown": None,
+        "unknown-8bit": None,
+        "8bit": None,
+        "ks_c_5601-1987": "cp949",
+        "windows-874": "cp874",
+        "x-sjis": "shift_jis",
+        "gb2312": "gb18030",
+        "gbk": "gb18030",
+        "cp-850": "cp850",
+        # As browsers and mail clients read them (the WHATWG Encoding Standard): mail
+        # labelled Latin-1 is mostly Windows-1252, whose € and curly quotes would
+        # otherwise turn into invisible control characters.
+        "iso-8859-1": "cp1252",
+        "iso8859-1": "cp1252",
+        "latin1": "cp1252",
+        "latin-1": "cp1252",
+        "l1": "cp1252",
+        "iso_8859-1": "cp1252",
+        "iso-ir-100": "cp1252",
+        "ibm819": "cp1252",
+        "cp819": "cp1252",
+        "iso-8859-9": "cp1254",
+        "latin5": "cp1254",
+        "iso-8859-11": "cp874",
+        "tis-620": "cp874",
+    }
     if charset in aliases:
         charset = aliases[charset]
         if charset is None:
@@ -74,8 +116,9 @@ def _charset_ok(charset: str | None) -> str | None:
         return None
 
 
-def decode_bytes(data: bytes, charset: str | None, defects: list | None = None,
-                 what: str = "text") -> str:
+def decode_bytes(
+    data: bytes, charset: str | None, defects: list | None = None, what: str = "text"
+) -> str:
     """Decode ``data`` whatever its (declared) charset. Order: the declared charset, UTF-8,
     Windows-1252, then Latin-1 (never fails). Records a defect when the declared charset is
     unknown or wrong."""
@@ -101,8 +144,9 @@ def decode_bytes(data: bytes, charset: str | None, defects: list | None = None,
             continue
         if defects is not None:
             if charset:
-                defects.append(f"{what}: data does not match charset {charset!r}; "
-                               f"decoded as {fallback}")
+                defects.append(
+                    f"{what}: data does not match charset {charset!r}; decoded as {fallback}"
+                )
             else:
                 defects.append(f"{what}: undeclared 8-bit data; decoded as {fallback}")
         return text
@@ -149,13 +193,16 @@ def decode_header_text(value, defects: list | None = None) -> str:
         try:
             if enc.lower() == "b":
                 import base64
+
                 payload = re.sub(r"[^A-Za-z0-9+/]", "", payload)
                 payload += "=" * (-len(payload) % 4)
                 data = base64.b64decode(payload[: len(payload) - len(payload) % 4] or b"")
             else:
                 import quopri
-                data = quopri.decodestring(payload.replace("_", " ").encode("ascii", "replace"),
-                                           header=True)
+
+                data = quopri.decodestring(
+                    payload.replace("_", " ").encode("ascii", "replace"), header=True
+                )
         except Exception:  # noqa: BLE001
             return m.group(0)
         return decode_bytes(data, charset, defects, "header")
@@ -192,7 +239,7 @@ def message_ids(value) -> tuple[str, ...]:
             seen.setdefault(mid, None)
     ids = tuple(seen)
     if len(ids) > _MAX_REFERENCES:  # keep the root and the most recent ones
-        ids = ids[:1] + ids[-(_MAX_REFERENCES - 1):]
+        ids = ids[:1] + ids[-(_MAX_REFERENCES - 1) :]
     return ids
 
 
@@ -229,7 +276,7 @@ def body_of(raw: bytes) -> bytes:
     for separator in (b"\r\n\r\n", b"\n\n"):
         index = raw.find(separator)
         if index >= 0:
-            return raw[index + len(separator):]
+            return raw[index + len(separator) :]
     return b""
 
 
@@ -294,27 +341,47 @@ def _first(headers, name):
 
 # --- headers -------------------------------------------------------------------------------
 
-def parse_headers(raw_header_bytes: bytes, *, folder: str, uid: int, size: int = 0,
-                  flags=(), gm_msgid=None, gm_labels=(), internal_date=None,
-                  body=None) -> HeaderInfo:
+
+def parse_headers(
+    raw_header_bytes: bytes,
+    *,
+    folder: str,
+    uid: int,
+    size: int = 0,
+    flags=(),
+    gm_msgid=None,
+    gm_labels=(),
+    internal_date=None,
+    body=None,
+) -> HeaderInfo:
     """HeaderInfo from the header fields fetched by the session. Never raises. ``body``: the
     beginning of the body, for the id of a message without Message-ID (see
     :func:`synthesize_message_id`); the session fetches it for those only."""
     try:
         msg = BytesParser(policy=email_policy.compat32).parsebytes(
-            bytes(raw_header_bytes or b""), headersonly=True)
+            bytes(raw_header_bytes or b""), headersonly=True
+        )
         headers = _raw_headers(msg)
     except Exception:  # noqa: BLE001
         headers = {}
     internal_date = _aware_utc(internal_date)
     try:
-        return _header_info(headers, folder, uid, size, flags, gm_msgid, gm_labels,
-                            internal_date, body)
+        return _header_info(
+            headers, folder, uid, size, flags, gm_msgid, gm_labels, internal_date, body
+        )
     except Exception:  # noqa: BLE001 - the last resort: an id that still dedupes
-        return HeaderInfo(folder=folder, uid=int(uid), message_id=synthesize_message_id(
-            None, None, None, None, repr(raw_header_bytes)[:2000]), subject="", date=None,
-            from_addrs=(), to_addrs=(), cc_addrs=(), size=int(size or 0),
-            internal_date=internal_date)
+        return HeaderInfo(
+            folder=folder,
+            uid=int(uid),
+            message_id=synthesize_message_id(None, None, None, None, repr(raw_header_bytes)[:2000]),
+            subject="",
+            date=None,
+            from_addrs=(),
+            to_addrs=(),
+            cc_addrs=(),
+            size=int(size or 0),
+            internal_date=internal_date,
+        )
 
 
 def _aware_utc(value):
@@ -333,14 +400,20 @@ def _flag_str(f) -> str:
     return clean_line(f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f), 256)
 
 
-def _header_info(headers, folder, uid, size, flags, gm_msgid, gm_labels,
-                 internal_date, body) -> HeaderInfo:
+def _header_info(
+    headers, folder, uid, size, flags, gm_msgid, gm_labels, internal_date, body
+) -> HeaderInfo:
     mid = normalize_message_id(_first(headers, "message-id"))
     synthetic = not mid
     if not mid:
-        mid = synthesize_message_id(_first(headers, "from"), _first(headers, "to"),
-                                    _first(headers, "cc"), _first(headers, "date"),
-                                    _first(headers, "subject"), body)
+        mid = synthesize_message_id(
+            _first(headers, "from"),
+            _first(headers, "to"),
+            _first(headers, "cc"),
+            _first(headers, "date"),
+            _first(headers, "subject"),
+            body,
+        )
     refs = message_ids(" ".join(headers.get("references", [])))
     irt = message_ids(_first(headers, "in-reply-to"))
     return HeaderInfo(
@@ -358,9 +431,11 @@ def _header_info(headers, folder, uid, size, flags, gm_msgid, gm_labels,
         flags=tuple(_flag_str(f) for f in (flags or ())),
         gm_msgid=int(gm_msgid) if gm_msgid is not None else None,
         gm_labels=tuple(_flag_str(f) for f in (gm_labels or ())),
-        auto_submitted=is_auto_submitted(_first(headers, "auto-submitted"),
-                                         _first(headers, "precedence"),
-                                         _first(headers, "list-id")),
+        auto_submitted=is_auto_submitted(
+            _first(headers, "auto-submitted"),
+            _first(headers, "precedence"),
+            _first(headers, "list-id"),
+        ),
         internal_date=internal_date,
         synthetic_id=synthetic,
     )
@@ -376,8 +451,9 @@ _FAST_B64_MIN = 1 << 20
 _MAX_BOUNDARIES = 300
 
 
-def parse_message(raw: bytes, *, max_attachment_bytes: int | None = None,
-                  limits: Limits | None = None) -> ParsedMessage:
+def parse_message(
+    raw: bytes, *, max_attachment_bytes: int | None = None, limits: Limits | None = None
+) -> ParsedMessage:
     """ParsedMessage from a whole raw message. Never raises: what cannot be read is listed in
     ``defects`` (with the raw text as the body as the very last resort). ``limits``: see
     :class:`~.types.Limits` (``max_attachment_bytes`` alone is the older spelling); a message of
@@ -399,8 +475,10 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int | None = None,
             msg = _parse_bytes(raw, pol, headers_only)
             defects = [f"retried with compat32 policy: {e}" for e in errors]
             if headers_only:
-                defects.append(f"more than {_MAX_BOUNDARIES} MIME boundaries: structure not "
-                               f"read, body kept as text")
+                defects.append(
+                    f"more than {_MAX_BOUNDARIES} MIME boundaries: structure not "
+                    f"read, body kept as text"
+                )
             root = StdPart(msg)
             parts = count_parts(root)
             if limits.max_parts and parts > limits.max_parts:
@@ -413,9 +491,20 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int | None = None,
     text = clean(decode_bytes(raw, None, defects, "message"))
     return ParsedMessage(
         message_id=synthesize_message_id(None, None, None, None, raw[:4096]),
-        subject="", date=None, from_display="", from_addr=None, to_addrs=(), cc_addrs=(),
-        in_reply_to=None, references=(), body_html=None, body_text=text, attachments=[],
-        defects=_clean_defects(defects), size=len(raw))
+        subject="",
+        date=None,
+        from_display="",
+        from_addr=None,
+        to_addrs=(),
+        cc_addrs=(),
+        in_reply_to=None,
+        references=(),
+        body_html=None,
+        body_text=text,
+        attachments=[],
+        defects=_clean_defects(defects),
+        size=len(raw),
+    )
 
 
 def _refused_message(raw, limits, what, msg=None) -> ParsedMessage:
@@ -427,8 +516,10 @@ def _refused_message(raw, limits, what, msg=None) -> ParsedMessage:
             msg = email.message.Message()
     parsed = parse_header_block(_raw_headers(msg), len(raw), [], body_of(raw))
     parsed.defects = _clean_defects(parsed.defects)
-    parsed.refused = ("too_many_parts", f"The message has {what}, over the limit of "
-                                        f"{limits.max_parts}")
+    parsed.refused = (
+        "too_many_parts",
+        f"The message has {what}, over the limit of {limits.max_parts}",
+    )
     return parsed
 
 
@@ -440,7 +531,7 @@ def _parse_bytes(raw: bytes, pol, headers_only=False):
         parser._set_headersonly()  # noqa: SLF001 - what Parser(headersonly=True) calls
     view = memoryview(raw)
     for i in range(0, len(raw), _FEED_CHUNK):
-        parser.feed(bytes(view[i:i + _FEED_CHUNK]))
+        parser.feed(bytes(view[i : i + _FEED_CHUNK]))
     return parser.close()
 
 
@@ -463,17 +554,21 @@ def parse_header_block(headers: dict, size: int, defects: list, body=None) -> Pa
     ``body``: the raw body (its beginning), for the id of a message without Message-ID."""
     mid = normalize_message_id(_first(headers, "message-id"))
     if not mid:
-        mid = synthesize_message_id(_first(headers, "from"), _first(headers, "to"),
-                                    _first(headers, "cc"), _first(headers, "date"),
-                                    _first(headers, "subject"), body)
+        mid = synthesize_message_id(
+            _first(headers, "from"),
+            _first(headers, "to"),
+            _first(headers, "cc"),
+            _first(headers, "date"),
+            _first(headers, "subject"),
+            body,
+        )
         defects.append("missing Message-ID; synthesised")
     from_raw = headers.get("from", [])
     from_addrs = addresses.extract(from_raw)
     irt = message_ids(_first(headers, "in-reply-to"))
     return ParsedMessage(
         message_id=mid,
-        subject=clean_line(decode_header_text(_first(headers, "subject"), defects),
-                           SUBJECT_MAX),
+        subject=clean_line(decode_header_text(_first(headers, "subject"), defects), SUBJECT_MAX),
         date=parse_date(_first(headers, "date"), defects),
         from_display=display_address(from_raw[0], defects) if from_raw else "",
         from_addr=from_addrs[0] if from_addrs else None,
@@ -534,6 +629,7 @@ def count_parts(root) -> int:
 
 # --- the part interface ------------------------------------------------------------------------
 
+
 class StdPart:
     """One part of a message parsed by the stdlib (the interface :class:`Walker` reads; the
     large-message path has another implementation of it, ``structure.ImapPart``)."""
@@ -574,8 +670,9 @@ class StdPart:
             payload = None
             if self.content_type().startswith("multipart/"):
                 payload = self.part.get_payload()
-            self._children = ([StdPart(sub) for sub in payload]
-                              if isinstance(payload, list) else False)
+            self._children = (
+                [StdPart(sub) for sub in payload] if isinstance(payload, list) else False
+            )
         return self._children or None
 
     def inner(self):
@@ -607,12 +704,22 @@ class StdPart:
 # Parts a mail client shows as text, unless they are attachments (Content-Disposition):
 # the body types, and the machine-readable reports of bounces and receipts, which a reader
 # wants to see too. Any other text/* part is an attachment with its own extension.
-INLINE_TEXT = frozenset({
-    "text/plain", "text/html", "text/enriched", "text/markdown", "text/x-markdown",
-    "text/rfc822-headers", "message/delivery-status", "message/global-delivery-status",
-    "message/disposition-notification", "message/global-disposition-notification",
-    "message/feedback-report", "message/global-headers",
-})
+INLINE_TEXT = frozenset(
+    {
+        "text/plain",
+        "text/html",
+        "text/enriched",
+        "text/markdown",
+        "text/x-markdown",
+        "text/rfc822-headers",
+        "message/delivery-status",
+        "message/global-delivery-status",
+        "message/disposition-notification",
+        "message/global-disposition-notification",
+        "message/feedback-report",
+        "message/global-headers",
+    }
+)
 # The header fields of a forwarded message shown above its body, as mail clients do.
 QUOTED_HEADERS = ("From", "Date", "Subject", "To", "Cc")
 
@@ -620,8 +727,9 @@ QUOTED_HEADERS = ("From", "Date", "Subject", "To", "Cc")
 def text_to_html(text: str) -> str:
     """Plain text as simple HTML: paragraphs on blank lines, line breaks kept, escaped."""
     paragraphs = re.split(r"\n[ \t]*\n", (text or "").replace("\r\n", "\n").strip("\n"))
-    return "".join("<p>%s</p>" % html.escape(para).replace("\n", "<br>")
-                   for para in paragraphs if para.strip())
+    return "".join(
+        "<p>%s</p>" % html.escape(para).replace("\n", "<br>") for para in paragraphs if para.strip()
+    )
 
 
 class _Quote:
@@ -731,8 +839,15 @@ class Walker:
         text = clean(decode_bytes(data, node.charset(), self.defects, ctype))
         self._open[-1].append(("html" if ctype == "text/html" else "text", text))
         if keep:
-            self._add(Attachment(filename=filename, content_type=ctype, data=data,
-                                 content_id=node.content_id(), inline=True))
+            self._add(
+                Attachment(
+                    filename=filename,
+                    content_type=ctype,
+                    data=data,
+                    content_id=node.content_id(),
+                    inline=True,
+                )
+            )
 
     def _nested(self, node, disposition, filename) -> list:
         """A forwarded or attached message: shown inline as a quote (its header lines, then its
@@ -744,8 +859,11 @@ class Walker:
         for name in QUOTED_HEADERS:
             value = _first(headers, name.lower())
             if value:
-                shown = display_address(value, self.defects) if name in ("From",) else \
-                    clean_line(decode_header_text(value, self.defects), 1000)
+                shown = (
+                    display_address(value, self.defects)
+                    if name in ("From",)
+                    else clean_line(decode_header_text(value, self.defects), 1000)
+                )
                 lines.append((name, shown))
         if disposition == "attachment" and not self.text_only:
             subject = dict(lines).get("Subject", "")
@@ -753,9 +871,15 @@ class Walker:
             if not name.lower().endswith(".eml"):
                 name += ".eml"
             if not self._over_limit(node, name, "message/rfc822"):
-                self._add(Attachment(filename=name, content_type="message/rfc822",
-                                     data=inner.as_bytes(), content_id=node.content_id(),
-                                     inline=False))
+                self._add(
+                    Attachment(
+                        filename=name,
+                        content_type="message/rfc822",
+                        data=inner.as_bytes(),
+                        content_id=node.content_id(),
+                        inline=False,
+                    )
+                )
         quote = _Quote(lines)
         self._open[-1].append(quote)
         self._open.append(quote.blocks)
@@ -764,14 +888,22 @@ class Walker:
     def _attachment(self, node, ctype, disposition, filename):
         cid = node.content_id()
         if not filename:
-            ext = mimetypes.guess_extension(ctype) or (".txt" if ctype.startswith("text/")
-                                                       else ".bin")
+            ext = mimetypes.guess_extension(ctype) or (
+                ".txt" if ctype.startswith("text/") else ".bin"
+            )
             filename = f"attachment-{len(self.attachments) + len(self.omitted) + 1}{ext}"
         if self._over_limit(node, filename, ctype):
             return
         inline = disposition == "inline" or (cid is not None and disposition != "attachment")
-        self._add(Attachment(filename=filename, content_type=ctype,
-                             data=node.payload(self.defects), content_id=cid, inline=inline))
+        self._add(
+            Attachment(
+                filename=filename,
+                content_type=ctype,
+                data=node.payload(self.defects),
+                content_id=cid,
+                inline=inline,
+            )
+        )
 
     def _over_limit(self, node, filename, ctype, shown=False) -> bool:
         """True (and the part noted as omitted) when ``node`` must not be fetched or kept:
@@ -780,20 +912,26 @@ class Walker:
         size = node.size_hint()
         limit = self.limits.max_attachment_bytes
         if self.text_only and not (shown and not filename):
-            self.omitted.append(Omitted(filename or "", ctype, size or 0,
-                                        self.omitted_reason))
+            self.omitted.append(Omitted(filename or "", ctype, size or 0, self.omitted_reason))
             return True
         if limit is not None and size is not None and size > limit:
-            self.omitted.append(Omitted(filename or _safe_filename(ctype.replace("/", ".")),
-                                        ctype, size, OMITTED_ATTACHMENT_LIMIT))
+            self.omitted.append(
+                Omitted(
+                    filename or _safe_filename(ctype.replace("/", ".")),
+                    ctype,
+                    size,
+                    OMITTED_ATTACHMENT_LIMIT,
+                )
+            )
             return True
         return False
 
     def _add(self, att: Attachment):
         limit = self.limits.max_attachment_bytes
         if limit is not None and len(att.data) > limit:
-            self.omitted.append(Omitted(att.filename, att.content_type, len(att.data),
-                                        OMITTED_ATTACHMENT_LIMIT))
+            self.omitted.append(
+                Omitted(att.filename, att.content_type, len(att.data), OMITTED_ATTACHMENT_LIMIT)
+            )
             return
         self.attachments.append(att)
 
@@ -812,10 +950,14 @@ class Walker:
         out = []
         for block in blocks:
             if isinstance(block, _Quote):
-                head = "".join("<b>%s:</b> %s<br>" % (html.escape(name), html.escape(value))
-                               for name, value in block.headers)
-                out.append('<blockquote class="o_mail_sync_forwarded">%s%s</blockquote>'
-                           % (f"<p>{head}</p>" if head else "", Walker._html(block.blocks)))
+                head = "".join(
+                    "<b>%s:</b> %s<br>" % (html.escape(name), html.escape(value))
+                    for name, value in block.headers
+                )
+                out.append(
+                    '<blockquote class="o_mail_sync_forwarded">%s%s</blockquote>'
+                    % (f"<p>{head}</p>" if head else "", Walker._html(block.blocks))
+                )
             elif block[0] == "html":
                 out.append(block[1])
             else:
@@ -840,6 +982,7 @@ _CLOSE_QUOTE = object()  # marks, on the walk's stack, the end of a forwarded me
 
 # --- part helpers ------------------------------------------------------------------------------
 
+
 def decode_transfer(data: bytes, cte: str | None, defects: list | None = None) -> bytes:
     """``data`` decoded from its Content-Transfer-Encoding (base64 and quoted-printable; any
     other is taken as is). Lenient: bad base64 characters are skipped, a defect noted."""
@@ -854,7 +997,7 @@ def decode_transfer(data: bytes, cte: str | None, defects: list | None = None) -
                 if defects is not None:
                     defects.append("bad base64 padding; decoded what could be")
                 clean_b64 = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
-                return binascii.a2b_base64(clean_b64[:len(clean_b64) // 4 * 4] or b"")
+                return binascii.a2b_base64(clean_b64[: len(clean_b64) // 4 * 4] or b"")
         if cte == "quoted-printable":
             return binascii.a2b_qp(data)
     except Exception as e:  # noqa: BLE001
@@ -886,8 +1029,7 @@ def _payload_bytes(part, defects) -> bytes:
     for d in getattr(part, "defects", ()) or ():
         name = type(d).__name__
         if "Base64" in name:
-            defects.append(f"bad base64 ({cte or 'base64'}) in {_content_type(part)} part: "
-                           f"{name}")
+            defects.append(f"bad base64 ({cte or 'base64'}) in {_content_type(part)} part: {name}")
     return data
 
 
@@ -896,11 +1038,15 @@ def _big_base64(part) -> bytes | None:
     4x the payload's size); None to let ``get_payload(decode=True)`` do it (and list defects)."""
     try:
         payload = part._payload  # noqa: SLF001 - get_payload() would not copy, but checks more
-        if (not isinstance(payload, str) or len(payload) < _FAST_B64_MIN or str(
-                part.get("Content-Transfer-Encoding", "")).strip().lower() != "base64"
-                or not payload.isascii()):
+        if (
+            not isinstance(payload, str)
+            or len(payload) < _FAST_B64_MIN
+            or str(part.get("Content-Transfer-Encoding", "")).strip().lower() != "base64"
+            or not payload.isascii()
+        ):
             return None
         import binascii
+
         return binascii.a2b_base64(payload)
     except Exception:  # noqa: BLE001 - bad padding etc.: the slow path lists the defects
         return None

@@ -3,39 +3,100 @@
 Plain Python, no Odoo: the models build a :class:`Policy` once per sync run and the matcher asks
 it about each ``HeaderInfo`` before any record lookup.
 """
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["OUT_OF_OFFICE_RE", "PUBLIC_DOMAINS", "is_auto_reply", "domain_of", "Policy",
-           "is_shared_domain"]
+__all__ = [
+    "OUT_OF_OFFICE_RE",
+    "PUBLIC_DOMAINS",
+    "is_auto_reply",
+    "domain_of",
+    "Policy",
+    "is_shared_domain",
+]
 
 # Subjects of out-of-office and other automatic replies, in the languages users meet most.
 # Matched at the start of the subject (after an optional "Re:"/"AW:"), case-insensitive.
 OUT_OF_OFFICE_PATTERNS = (
-    r"out of (the )?office", r"automatic reply", r"auto[- ]?reply", r"autoreply",
-    r"auto[- ]?response", r"abwesenheitsnotiz", r"automatische antwort",
-    r"r[ée]ponse automatique", r"absence du bureau", r"respuesta autom[áa]tica",
-    r"fuera de la oficina", r"risposta automatica", r"fuori ufficio",
-    r"resposta autom[áa]tica", r"automatisch antwoord", r"afwezig", r"niet aanwezig",
-    r"undeliverable", r"delivery status notification", r"mail delivery failed",
-    r"returned mail", r"non remis", r"unzustellbar",
+    r"out of (the )?office",
+    r"automatic reply",
+    r"auto[- ]?reply",
+    r"autoreply",
+    r"auto[- ]?response",
+    r"abwesenheitsnotiz",
+    r"automatische antwort",
+    r"r[ée]ponse automatique",
+    r"absence du bureau",
+    r"respuesta autom[áa]tica",
+    r"fuera de la oficina",
+    r"risposta automatica",
+    r"fuori ufficio",
+    r"resposta autom[áa]tica",
+    r"automatisch antwoord",
+    r"afwezig",
+    r"niet aanwezig",
+    r"undeliverable",
+    r"delivery status notification",
+    r"mail delivery failed",
+    r"returned mail",
+    r"non remis",
+    r"unzustellbar",
 )
 OUT_OF_OFFICE_RE = re.compile(
     r"^\s*(?:(?:re|aw|sv|antw|wg|fw|fwd|tr)\s*:\s*)*(?:\[[^\]]*\]\s*)?(?:%s)"
-    % "|".join(OUT_OF_OFFICE_PATTERNS), re.I)
+    % "|".join(OUT_OF_OFFICE_PATTERNS),
+    re.I,
+)
 
 # Domains shared by many unrelated people: never treated as "the company's own domain", even
 # when a user's address is there (excluding gmail.com would hide every Gmail customer).
-PUBLIC_DOMAINS = frozenset({
-    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "hotmail.fr", "hotmail.de",
-    "live.com", "live.fr", "msn.com", "yahoo.com", "yahoo.fr", "yahoo.de", "ymail.com",
-    "icloud.com", "me.com", "mac.com", "aol.com", "gmx.de", "gmx.net", "gmx.com", "web.de",
-    "t-online.de", "orange.fr", "wanadoo.fr", "free.fr", "laposte.net", "sfr.fr",
-    "proton.me", "protonmail.com", "pm.me", "yandex.ru", "yandex.com", "mail.ru", "zoho.com",
-    "fastmail.com", "mail.com", "qq.com", "163.com", "example.com", "example.org",
-})
+PUBLIC_DOMAINS = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "outlook.com",
+        "hotmail.com",
+        "hotmail.fr",
+        "hotmail.de",
+        "live.com",
+        "live.fr",
+        "msn.com",
+        "yahoo.com",
+        "yahoo.fr",
+        "yahoo.de",
+        "ymail.com",
+        "icloud.com",
+        "me.com",
+        "mac.com",
+        "aol.com",
+        "gmx.de",
+        "gmx.net",
+        "gmx.com",
+        "web.de",
+        "t-online.de",
+        "orange.fr",
+        "wanadoo.fr",
+        "free.fr",
+        "laposte.net",
+        "sfr.fr",
+        "proton.me",
+        "protonmail.com",
+        "pm.me",
+        "yandex.ru",
+        "yandex.com",
+        "mail.ru",
+        "zoho.com",
+        "fastmail.com",
+        "mail.com",
+        "qq.com",
+        "163.com",
+        "example.com",
+        "example.org",
+    }
+)
 
 
 _psl = None

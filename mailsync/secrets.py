@@ -5,22 +5,24 @@ variable ``CRM_MAIL_SYNC_KEYS``, or from a key file created on first use with mo
 key encrypts; every key decrypts (so a new key can be put in front of the old ones and tokens
 re-encrypted with :meth:`SecretBox.rotate`). Nothing ever falls back to clear text.
 """
+
 from __future__ import annotations
 
 import os
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-__all__ = ["SecretBox", "SecretKeyError", "load_keys", "generate_key", "ENV_VAR",
-           "CONFIG_PARAM"]
+__all__ = ["SecretBox", "SecretKeyError", "load_keys", "generate_key", "ENV_VAR", "CONFIG_PARAM"]
 
 ENV_VAR = "CRM_MAIL_SYNC_KEYS"
 CONFIG_PARAM = "crm_mail_sync_keys"  # odoo.conf option / ir.config_parameter (caller's choice)
 _UNSET = object()
 
-_FIX = (f"Set the keys that encrypted the stored secrets again (comma-separated, newest first) "
-        f"in the {CONFIG_PARAM} configuration option or the {ENV_VAR} environment variable, or "
-        f"restore the key file; otherwise disconnect and reconnect the affected mailboxes.")
+_FIX = (
+    f"Set the keys that encrypted the stored secrets again (comma-separated, newest first) "
+    f"in the {CONFIG_PARAM} configuration option or the {ENV_VAR} environment variable, or "
+    f"restore the key file; otherwise disconnect and reconnect the affected mailboxes."
+)
 
 
 class SecretKeyError(Exception):
@@ -40,7 +42,8 @@ def _as_key(key) -> bytes:
     except (ValueError, TypeError) as e:
         raise SecretKeyError(
             f"Invalid mail sync encryption key ({e}). A key is 32 url-safe base64-encoded "
-            f"bytes, as made by Fernet.generate_key(). {_FIX}") from None
+            f"bytes, as made by Fernet.generate_key(). {_FIX}"
+        ) from None
     return key
 
 
@@ -50,8 +53,9 @@ class SecretBox:
     def __init__(self, keys):
         if isinstance(keys, (str, bytes)):
             keys = [k for k in (keys.split(b",") if isinstance(keys, bytes) else keys.split(","))]
-        keys = [_as_key(k) for k in keys if k and (k.strip() if isinstance(k, (str, bytes))
-                                                     else True)]
+        keys = [
+            _as_key(k) for k in keys if k and (k.strip() if isinstance(k, (str, bytes)) else True)
+        ]
         if not keys:
             raise SecretKeyError(f"No mail sync encryption key configured. {_FIX}")
         self._keys = keys
@@ -69,23 +73,27 @@ class SecretBox:
         if not token:
             raise SecretKeyError("No stored secret to decrypt.")
         try:
-            data = self._fernet.decrypt(token.encode("ascii") if isinstance(token, str)
-                                        else bytes(token))
+            data = self._fernet.decrypt(
+                token.encode("ascii") if isinstance(token, str) else bytes(token)
+            )
         except (InvalidToken, UnicodeError, TypeError, ValueError):
             raise SecretKeyError(
                 f"A stored mail sync secret cannot be decrypted with the configured keys "
-                f"(wrong or missing key). {_FIX}") from None
+                f"(wrong or missing key). {_FIX}"
+            ) from None
         return data.decode("utf-8")
 
     def rotate(self, token: str) -> str:
         """The same secret, re-encrypted with the first (newest) key."""
         try:
-            return self._fernet.rotate(token.encode("ascii") if isinstance(token, str)
-                                       else bytes(token)).decode("ascii")
+            return self._fernet.rotate(
+                token.encode("ascii") if isinstance(token, str) else bytes(token)
+            ).decode("ascii")
         except (InvalidToken, UnicodeError, TypeError, ValueError):
             raise SecretKeyError(
                 f"A stored mail sync secret cannot be re-encrypted: none of the configured "
-                f"keys decrypts it. {_FIX}") from None
+                f"keys decrypts it. {_FIX}"
+            ) from None
 
     def is_encrypted(self, value: str) -> bool:
         """True when ``value`` decrypts with these keys."""
@@ -131,11 +139,15 @@ def _read_or_create_key_file(path) -> list[bytes]:
             os.fsync(f.fileno())
     # Another process may have created the file a moment ago: wait for its content.
     import time
+
     for _ in range(50):
         with open(path, "rb") as f:
             content = f.read()
-        keys = [line.strip() for line in content.replace(b",", b"\n").splitlines()
-                if line.strip() and not line.strip().startswith(b"#")]
+        keys = [
+            line.strip()
+            for line in content.replace(b",", b"\n").splitlines()
+            if line.strip() and not line.strip().startswith(b"#")
+        ]
         if keys:
             break
         time.sleep(0.02)

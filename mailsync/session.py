@@ -9,6 +9,7 @@
   and body fetches.
 - Every failure is raised as a classified :class:`~.errors.SyncError`.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -26,16 +27,40 @@ from imapclient import tls as _ic_tls
 from . import netguard, parse
 from .netguard import is_loopback
 from .errors import SyncError, classify
-from .types import (ROLE_ALL, ROLE_INBOX, ROLE_SENT, SECURITY_NONE, SECURITY_SSL,
-                    SECURITY_STARTTLS, FolderState, HeaderInfo, MailboxConfig)
+from .types import (
+    ROLE_ALL,
+    ROLE_INBOX,
+    ROLE_SENT,
+    SECURITY_NONE,
+    SECURITY_SSL,
+    SECURITY_STARTTLS,
+    FolderState,
+    HeaderInfo,
+    MailboxConfig,
+)
 
-__all__ = ["ImapSession", "pick_folders", "test_imap", "test_smtp", "ssl_context", "is_loopback",
-           "HEADER_FETCH", "SENT_FALLBACK_NAMES"]
+__all__ = [
+    "ImapSession",
+    "pick_folders",
+    "test_imap",
+    "test_smtp",
+    "ssl_context",
+    "is_loopback",
+    "HEADER_FETCH",
+    "SENT_FALLBACK_NAMES",
+]
 
 CAFILE_ENV = "MAILSYNC_CAFILE"
 HEADER_FETCH = "BODY.PEEK[HEADER.FIELDS (%s)]" % " ".join(parse.HEADER_FIELDS)
-SENT_FALLBACK_NAMES = ("Sent", "Sent Items", "Sent Messages", "INBOX.Sent", "[Gmail]/Sent Mail",
-                       "Sent Mail", "INBOX/Sent")
+SENT_FALLBACK_NAMES = (
+    "Sent",
+    "Sent Items",
+    "Sent Messages",
+    "INBOX.Sent",
+    "[Gmail]/Sent Mail",
+    "Sent Mail",
+    "INBOX/Sent",
+)
 FETCH_CHUNK = 500  # UIDs per FETCH command (keeps command lines short)
 
 
@@ -69,6 +94,7 @@ def _close_quietly(close, fallback=None) -> None:
 
 
 # --- imapclient with a connect timeout that also covers implicit TLS, and byte counting ------
+
 
 class _Counting:
     """Mixin for imaplib.IMAP4 classes: counts bytes read from the server."""
@@ -109,8 +135,9 @@ class _PlainIMAP4(_GreetingCapabilities, _Counting, _ic_imap4.IMAP4WithTimeout):
 
     def _create_socket(self, timeout=None):
         # To the addresses the network rule checked, never to a new DNS answer.
-        return netguard.connect(self._addresses, self.port,
-                                timeout if timeout is not None else self._timeout)
+        return netguard.connect(
+            self._addresses, self.port, timeout if timeout is not None else self._timeout
+        )
 
 
 class _TlsIMAP4(_GreetingCapabilities, _Counting, _ic_tls.IMAP4_TLS):
@@ -122,8 +149,9 @@ class _TlsIMAP4(_GreetingCapabilities, _Counting, _ic_tls.IMAP4_TLS):
     # a server that accepts but never completes the TLS handshake would hang forever. The
     # certificate is checked against the host name, the connection goes to a checked address.
     def _create_socket(self, timeout=None):
-        sock = netguard.connect(self._addresses, self.port,
-                                timeout if timeout is not None else self._timeout)
+        sock = netguard.connect(
+            self._addresses, self.port, timeout if timeout is not None else self._timeout
+        )
         return _ic_tls.wrap_socket(sock, self.ssl_context, self.host)
 
 
@@ -141,8 +169,9 @@ class _Client(IMAPClient):
     def _create_IMAP4(self):
         connect_timeout = getattr(self._timeout, "connect", None)
         if self.ssl:
-            return _TlsIMAP4(self.host, self.port, self.ssl_context, connect_timeout,
-                             self._addresses)
+            return _TlsIMAP4(
+                self.host, self.port, self.ssl_context, connect_timeout, self._addresses
+            )
         return _PlainIMAP4(self.host, self.port, connect_timeout, self._addresses)
 
     @property
@@ -159,26 +188,46 @@ def _search_date(date) -> dt.date:
 def _checked_endpoint(ep, what: str, provider: str):
     """``ep`` when it can be connected to; else the configuration error a user can act on."""
     if ep is None or not ep.host or not ep.port:
-        raise SyncError("config", f"{what} server or port missing",
-                        host=getattr(ep, "host", None), port=getattr(ep, "port", None),
-                        provider=provider)
+        raise SyncError(
+            "config",
+            f"{what} server or port missing",
+            host=getattr(ep, "host", None),
+            port=getattr(ep, "port", None),
+            provider=provider,
+        )
     if ep.security not in (SECURITY_SSL, SECURITY_STARTTLS, SECURITY_NONE):
-        raise SyncError("config", f"unknown security {ep.security!r}", host=ep.host,
-                        port=ep.port, provider=provider)
+        raise SyncError(
+            "config",
+            f"unknown security {ep.security!r}",
+            host=ep.host,
+            port=ep.port,
+            provider=provider,
+        )
     if ep.security == SECURITY_NONE and not is_loopback(ep.host):
-        raise SyncError("config", f"unencrypted {what} is only allowed to the local machine",
-                        host=ep.host, port=ep.port, provider=provider)
+        raise SyncError(
+            "config",
+            f"unencrypted {what} is only allowed to the local machine",
+            host=ep.host,
+            port=ep.port,
+            provider=provider,
+        )
     return ep
 
 
 def _resolve(ep, what: str, config) -> list[str]:
     """The checked addresses of ``ep`` (the network rule); an unencrypted connection only to
     addresses of this machine (by name, checked before, and by address)."""
-    addresses = netguard.resolve(ep.host, ep.port, config.allowed_networks,
-                                 provider=config.provider)
+    addresses = netguard.resolve(
+        ep.host, ep.port, config.allowed_networks, provider=config.provider
+    )
     if ep.security == SECURITY_NONE and not all(is_loopback(a) for a in addresses):
-        raise SyncError("config", f"unencrypted {what} is only allowed to the local machine",
-                        host=ep.host, port=ep.port, provider=config.provider)
+        raise SyncError(
+            "config",
+            f"unencrypted {what} is only allowed to the local machine",
+            host=ep.host,
+            port=ep.port,
+            provider=config.provider,
+        )
     return addresses
 
 
@@ -213,14 +262,24 @@ class ImapSession:
         return [s for s in (self.config.password, self.config.access_token) if s]
 
     def _error(self, exc) -> SyncError:
-        return classify(exc, host=self.host, port=self.port, provider=self.config.provider,
-                        secrets=self._secrets())
+        return classify(
+            exc,
+            host=self.host,
+            port=self.port,
+            provider=self.config.provider,
+            secrets=self._secrets(),
+        )
 
     @property
     def _c(self) -> _Client:
         if self.client is None:
-            raise SyncError("config", "the IMAP session is not connected", host=self.host,
-                            port=self.port, provider=self.config.provider)
+            raise SyncError(
+                "config",
+                "the IMAP session is not connected",
+                host=self.host,
+                port=self.port,
+                provider=self.config.provider,
+            )
         return self.client
 
     def _call(self, fn, *args, **kw):
@@ -243,19 +302,34 @@ class ImapSession:
         cfg = self.config
         ep = _checked_endpoint(cfg.imap, "IMAP", cfg.provider)
         if not cfg.access_token and not cfg.password:
-            raise SyncError("config", "no password or access token", host=ep.host, port=ep.port,
-                            provider=cfg.provider)
+            raise SyncError(
+                "config",
+                "no password or access token",
+                host=ep.host,
+                port=ep.port,
+                provider=cfg.provider,
+            )
         addresses = _resolve(ep, "IMAP", cfg)
         client = None
         try:
             ctx = ssl_context(self.cafile) if ep.security != SECURITY_NONE else None
-            client = _Client(ep.host, ep.port, ssl=ep.security == SECURITY_SSL,
-                             ssl_context=ctx if ep.security == SECURITY_SSL else None,
-                             timeout=cfg.timeout, addresses=addresses)
+            client = _Client(
+                ep.host,
+                ep.port,
+                ssl=ep.security == SECURITY_SSL,
+                ssl_context=ctx if ep.security == SECURITY_SSL else None,
+                timeout=cfg.timeout,
+                addresses=addresses,
+            )
             if ep.security == SECURITY_STARTTLS:
                 if not client.has_capability("STARTTLS"):
-                    raise SyncError("tls", "the server does not offer STARTTLS", host=ep.host,
-                                    port=ep.port, provider=cfg.provider)
+                    raise SyncError(
+                        "tls",
+                        "the server does not offer STARTTLS",
+                        host=ep.host,
+                        port=ep.port,
+                        provider=cfg.provider,
+                    )
                 client.starttls(ctx)
                 client._cached_capabilities = None  # capabilities change after STARTTLS
             if cfg.access_token:
@@ -307,16 +381,26 @@ class ImapSession:
             info = self._call(self._c.select_folder, name, readonly=True)
         except SyncError as e:
             e.folder = name
-            if e.kind == "protocol" and re.search(r"(select|examine) failed|doesn.?t exist|"
-                                                  r"not exist|no such|unknown", e.detail, re.I):
+            if e.kind == "protocol" and re.search(
+                r"(select|examine) failed|doesn.?t exist|"
+                r"not exist|no such|unknown",
+                e.detail,
+                re.I,
+            ):
                 e.kind, e.retryable = "folder_missing", False
             raise
         self.selected = name
         uidvalidity = info.get(b"UIDVALIDITY")
         uidnext = info.get(b"UIDNEXT")
         if uidvalidity is None:
-            raise SyncError("protocol", f"no UIDVALIDITY for {name!r}", host=self.host,
-                            port=self.port, provider=self.config.provider, folder=name)
+            raise SyncError(
+                "protocol",
+                f"no UIDVALIDITY for {name!r}",
+                host=self.host,
+                port=self.port,
+                provider=self.config.provider,
+                folder=name,
+            )
         return int(uidvalidity), (int(uidnext) if uidnext is not None else None)
 
     def status_many(self, names) -> dict[str, tuple[int, int]]:
@@ -334,8 +418,10 @@ class ImapSession:
         imap = client._imap
 
         def run():
-            tags = [imap._command("STATUS", client._normalise_folder(name),
-                                  "(UIDNEXT UIDVALIDITY)") for name in names]
+            tags = [
+                imap._command("STATUS", client._normalise_folder(name), "(UIDNEXT UIDVALIDITY)")
+                for name in names
+            ]
             for tag in tags:
                 try:
                     imap._command_complete("STATUS", tag)  # NO: no untagged STATUS for it
@@ -352,15 +438,20 @@ class ImapSession:
                 continue
             try:
                 parsed = parse_response([entry])
-                returned, items = parsed[0], dict(
-                    (_str(k).upper(), v) for k, v in zip(parsed[1][::2], parsed[1][1::2]))
+                returned, items = (
+                    parsed[0],
+                    dict((_str(k).upper(), v) for k, v in zip(parsed[1][::2], parsed[1][1::2])),
+                )
                 returned = decode_utf7(returned) if client.folder_encode else _str(returned)
                 returned = _str(returned)
             except Exception:  # noqa: BLE001 - an odd answer: EXAMINE that folder instead
                 continue
             name = wanted.get(returned.upper() if returned.upper() == "INBOX" else returned)
-            if name is not None and items.get("UIDVALIDITY") is not None \
-                    and items.get("UIDNEXT") is not None:
+            if (
+                name is not None
+                and items.get("UIDVALIDITY") is not None
+                and items.get("UIDNEXT") is not None
+            ):
                 out[name] = (int(items["UIDVALIDITY"]), int(items["UIDNEXT"]))
         return out
 
@@ -383,7 +474,7 @@ class ImapSession:
         out = {}
         uids = sorted({int(u) for u in uids})
         for i in range(0, len(uids), FETCH_CHUNK):
-            chunk = uids[i:i + FETCH_CHUNK]
+            chunk = uids[i : i + FETCH_CHUNK]
             out.update(self._call(self._c.fetch, chunk, items))
         return out
 
@@ -409,10 +500,16 @@ class ImapSession:
                     raw = value or b""
                     break
             return parse.parse_headers(
-                raw, folder=folder, uid=int(uid), size=row.get(b"RFC822.SIZE") or 0,
-                flags=row.get(b"FLAGS") or (), gm_msgid=row.get(b"X-GM-MSGID"),
+                raw,
+                folder=folder,
+                uid=int(uid),
+                size=row.get(b"RFC822.SIZE") or 0,
+                flags=row.get(b"FLAGS") or (),
+                gm_msgid=row.get(b"X-GM-MSGID"),
                 gm_labels=row.get(b"X-GM-LABELS") or (),
-                internal_date=row.get(b"INTERNALDATE"), body=body)
+                internal_date=row.get(b"INTERNALDATE"),
+                body=body,
+            )
 
         result = {uid: header_of(uid) for uid in sorted(data)}
         # A message without Message-ID is known by its headers and the beginning of its body
@@ -426,9 +523,14 @@ class ImapSession:
             finally:
                 self.headers_bytes += self.bytes_in - before
             for uid in nameless:
-                body = next((value for key, value in (bodies.get(uid) or {}).items()
-                             if isinstance(key, bytes) and key.upper().startswith(b"BODY[TEXT]")),
-                            b"")
+                body = next(
+                    (
+                        value
+                        for key, value in (bodies.get(uid) or {}).items()
+                        if isinstance(key, bytes) and key.upper().startswith(b"BODY[TEXT]")
+                    ),
+                    b"",
+                )
                 result[uid] = header_of(uid, body or b"")
         return list(result.values())
 
@@ -552,9 +654,13 @@ class smtp_connection:  # noqa: N801 - used as a context manager like a function
 
     def _error(self, exc):
         ep = self.config.smtp
-        return classify(exc, host=ep.host, port=ep.port, provider=self.config.provider,
-                        secrets=[s for s in (self.config.password, self.config.access_token)
-                                 if s])
+        return classify(
+            exc,
+            host=ep.host,
+            port=ep.port,
+            provider=self.config.provider,
+            secrets=[s for s in (self.config.password, self.config.access_token) if s],
+        )
 
     def __enter__(self) -> smtplib.SMTP:
         cfg = self.config
@@ -565,15 +671,21 @@ class smtp_connection:  # noqa: N801 - used as a context manager like a function
         try:
             ctx = ssl_context(self.cafile) if ep.security != SECURITY_NONE else None
             if ep.security == SECURITY_SSL:
-                smtp = _PinnedSMTP_SSL(addresses, ep.host, ep.port, timeout=cfg.timeout,
-                                       context=ctx)
+                smtp = _PinnedSMTP_SSL(
+                    addresses, ep.host, ep.port, timeout=cfg.timeout, context=ctx
+                )
             else:
                 smtp = _PinnedSMTP(addresses, ep.host, ep.port, timeout=cfg.timeout)
             smtp.ehlo()
             if ep.security == SECURITY_STARTTLS:
                 if not smtp.has_extn("starttls"):
-                    raise SyncError("tls", "the server does not offer STARTTLS", host=ep.host,
-                                    port=ep.port, provider=cfg.provider)
+                    raise SyncError(
+                        "tls",
+                        "the server does not offer STARTTLS",
+                        host=ep.host,
+                        port=ep.port,
+                        provider=cfg.provider,
+                    )
                 smtp.starttls(context=ctx)
                 smtp.ehlo()
             if cfg.access_token:
@@ -588,8 +700,13 @@ class smtp_connection:  # noqa: N801 - used as a context manager like a function
             elif cfg.password:
                 smtp.login(login, cfg.password)
             else:
-                raise SyncError("config", "no password or access token", host=ep.host,
-                                port=ep.port, provider=cfg.provider)
+                raise SyncError(
+                    "config",
+                    "no password or access token",
+                    host=ep.host,
+                    port=ep.port,
+                    provider=cfg.provider,
+                )
         except Exception as e:  # noqa: BLE001
             _close_quietly(smtp and smtp.close)
             raise self._error(e) from None

@@ -17,6 +17,7 @@ whole. Instead, on the session's open folder:
 session are raised as ``SyncError``; a BODYSTRUCTURE the server cannot give (or that makes no
 sense) raises ``StructureUnavailable`` for the caller to fall back on.
 """
+
 from __future__ import annotations
 
 import binascii
@@ -25,13 +26,17 @@ import re
 from email import policy as email_policy
 from email.parser import BytesParser
 
-from .parse import (StdPart, Walker, _raw_headers, count_parts, decode_transfer,
-                    parse_header_block)
+from .parse import StdPart, Walker, _raw_headers, count_parts, decode_transfer, parse_header_block
 from .text import clean_line
 from .types import OMITTED_MESSAGE_LIMIT, Limits, Omitted, ParsedMessage
 
-__all__ = ["fetch_parsed", "fetch_header_only", "StructureUnavailable", "LARGE_MESSAGE_BYTES",
-           "PART_CHUNK"]
+__all__ = [
+    "fetch_parsed",
+    "fetch_header_only",
+    "StructureUnavailable",
+    "LARGE_MESSAGE_BYTES",
+    "PART_CHUNK",
+]
 
 # Messages above this size are read part by part (bounded memory) instead of whole.
 LARGE_MESSAGE_BYTES = 8 << 20
@@ -58,8 +63,7 @@ def _headers_message(data: bytes):
     try:
         return BytesParser(policy=email_policy.default).parsebytes(data or b"", headersonly=True)
     except Exception:  # noqa: BLE001
-        return BytesParser(policy=email_policy.compat32).parsebytes(data or b"",
-                                                                     headersonly=True)
+        return BytesParser(policy=email_policy.compat32).parsebytes(data or b"", headersonly=True)
 
 
 class _Fetcher:
@@ -80,8 +84,10 @@ class _Fetcher:
             if size is not None and size <= PART_CHUNK and offset == 0:
                 key, item = f"BODY[{section}]", f"BODY.PEEK[{section}]"
             else:
-                key, item = (f"BODY[{section}]<{offset}>",
-                             f"BODY.PEEK[{section}]<{offset}.{PART_CHUNK}>")
+                key, item = (
+                    f"BODY[{section}]<{offset}>",
+                    f"BODY.PEEK[{section}]<{offset}.{PART_CHUNK}>",
+                )
             row = self.items([item])
             data = _find(row, key) or b""
             decoder.feed(data)
@@ -128,8 +134,11 @@ class _Decoder:
     def close(self, defects) -> bytes:
         if self.carry:
             if self.cte == "base64":
-                rest = self.carry[:len(self.carry) // 4 * 4] if len(self.carry) % 4 == 1 \
+                rest = (
+                    self.carry[: len(self.carry) // 4 * 4]
+                    if len(self.carry) % 4 == 1
                     else self.carry + b"=" * (-len(self.carry) % 4)
+                )
                 if len(self.carry) % 4 == 1:
                     defects.append("bad base64 length; last character dropped")
                 self.out.write(decode_transfer(rest, "base64", defects))
@@ -143,8 +152,15 @@ class ImapPart(StdPart):
     """One part of a message on the server, from its BODYSTRUCTURE: the same interface as
     :class:`~mailsync.parse.StdPart` (headers from ``n.MIME``), content fetched on demand."""
 
-    __slots__ = ("fetcher", "section", "body", "mime", "message_section", "_inner",
-                 "_inner_headers")
+    __slots__ = (
+        "fetcher",
+        "section",
+        "body",
+        "mime",
+        "message_section",
+        "_inner",
+        "_inner_headers",
+    )
 
     def __init__(self, fetcher, section, body, mime=None, message_section=None):
         super().__init__(mime)
@@ -174,14 +190,19 @@ class ImapPart(StdPart):
         if not self.is_multipart():
             return None
         if self._children is None:
-            self._children = [ImapPart(self.fetcher, self._sub(i), body)
-                              for i, body in enumerate(self.body[0], 1)]
+            self._children = [
+                ImapPart(self.fetcher, self._sub(i), body) for i, body in enumerate(self.body[0], 1)
+            ]
         return self._children
 
     def _is_message(self) -> bool:
-        return (not self.is_multipart() and _b(self.body[0]).lower() == "message"
-                and _b(self.body[1]).lower() in ("rfc822", "global")
-                and len(self.body) > 8 and isinstance(self.body[8], tuple))
+        return (
+            not self.is_multipart()
+            and _b(self.body[0]).lower() == "message"
+            and _b(self.body[1]).lower() in ("rfc822", "global")
+            and len(self.body) > 8
+            and isinstance(self.body[8], tuple)
+        )
 
     def inner(self):
         if not self._is_message():
@@ -189,11 +210,13 @@ class ImapPart(StdPart):
         if self._inner is None:
             inner_body = self.body[8]
             if isinstance(inner_body[0], list):
-                self._inner = ImapPart(self.fetcher, self.section, inner_body,
-                                       message_section=self.section)
+                self._inner = ImapPart(
+                    self.fetcher, self.section, inner_body, message_section=self.section
+                )
             else:
-                self._inner = ImapPart(self.fetcher, f"{self.section}.1", inner_body,
-                                       message_section=self.section)
+                self._inner = ImapPart(
+                    self.fetcher, f"{self.section}.1", inner_body, message_section=self.section
+                )
             self._inner._inner_headers = self._inner_headers
         return self._inner
 
@@ -280,15 +303,23 @@ def _read_tree(fetcher, structure, header_msg) -> ImapPart:
     nodes = list(root.nodes())
     wanted = []
     for node in nodes:
-        if node.mime is None and not node.is_multipart() and node.section \
-                and node.message_section is None:
+        if (
+            node.mime is None
+            and not node.is_multipart()
+            and node.section
+            and node.message_section is None
+        ):
             wanted.append(f"BODY.PEEK[{node.section}.MIME]")
         if node._is_message():
             wanted.append(f"BODY.PEEK[{node.section}.HEADER]")
     row = fetcher.items(wanted) if wanted else {}
     for node in nodes:
-        if node.mime is None and not node.is_multipart() and node.section \
-                and node.message_section is None:
+        if (
+            node.mime is None
+            and not node.is_multipart()
+            and node.section
+            and node.message_section is None
+        ):
             data = _find(row, f"BODY[{node.section}.MIME]")
             if data is not None:
                 node.mime = node.part = _headers_message(data)
@@ -322,8 +353,10 @@ def fetch_parsed(session, header, limits: Limits | None = None) -> ParsedMessage
     except (IndexError, TypeError, ValueError, AttributeError) as e:
         raise StructureUnavailable(f"{type(e).__name__}: {e}") from None
     if limits.max_parts and parts > limits.max_parts:
-        parsed.refused = ("too_many_parts", f"The message has {parts} MIME parts, over the "
-                                            f"limit of {limits.max_parts}")
+        parsed.refused = (
+            "too_many_parts",
+            f"The message has {parts} MIME parts, over the limit of {limits.max_parts}",
+        )
         return parsed
     over = bool(limits.max_message_bytes and (header.size or 0) > limits.max_message_bytes)
     walker = Walker(limits, defects, text_only=over)

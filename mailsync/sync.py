@@ -13,6 +13,7 @@ read, so that the caller can remember them across a crash. A message that cannot
 read or is refused by the limits becomes a message-level ``SyncError`` in ``report.errors``
 (with its ``HeaderInfo``) and is left out: the cursor moves over it, the others go on.
 """
+
 from __future__ import annotations
 
 import time
@@ -23,14 +24,34 @@ from .parse import parse_message
 from .text import clean_line
 from .types import Limits, SyncReport
 
-__all__ = ["sync_mailbox", "read_uids", "read_bodies", "changed_folders", "CONNECTION_KINDS",
-           "BODY_CHUNK_BYTES"]
+__all__ = [
+    "sync_mailbox",
+    "read_uids",
+    "read_bodies",
+    "changed_folders",
+    "CONNECTION_KINDS",
+    "BODY_CHUNK_BYTES",
+]
 
 # Kinds that mean the connection (or the account) is unusable: they stop the mailbox.
-CONNECTION_KINDS = frozenset({
-    "auth", "imap_disabled", "app_password", "oauth_revoked", "certificate", "tls", "dns",
-    "refused", "timeout", "dropped", "over_quota", "throttled", "too_many_connections", "config",
-})
+CONNECTION_KINDS = frozenset(
+    {
+        "auth",
+        "imap_disabled",
+        "app_password",
+        "oauth_revoked",
+        "certificate",
+        "tls",
+        "dns",
+        "refused",
+        "timeout",
+        "dropped",
+        "over_quota",
+        "throttled",
+        "too_many_connections",
+        "config",
+    }
+)
 
 # Bodies are fetched in FETCH commands of at most this many bytes (by RFC822.SIZE from the
 # header fetch; a bigger message alone): a batch never holds all its raw bodies at once.
@@ -41,10 +62,24 @@ def _past(deadline) -> bool:
     return deadline is not None and time.monotonic() >= deadline
 
 
-def sync_mailbox(config, folders=None, *, matcher, recorder, since=None, batch_size=200,
-                 deadline=None, quota=None, session=None, max_attachment_bytes=None,
-                 limits: Limits | None = None, skip_uids=None, suspects=None,
-                 before_bodies=None, on_errors=None):
+def sync_mailbox(
+    config,
+    folders=None,
+    *,
+    matcher,
+    recorder,
+    since=None,
+    batch_size=200,
+    deadline=None,
+    quota=None,
+    session=None,
+    max_attachment_bytes=None,
+    limits: Limits | None = None,
+    skip_uids=None,
+    suspects=None,
+    before_bodies=None,
+    on_errors=None,
+):
     """Sync ``folders`` (None → discover) of ``config``'s mailbox.
 
     ``matcher(list[HeaderInfo]) -> dict[uid, match]`` names the messages whose body is wanted;
@@ -87,12 +122,29 @@ def sync_mailbox(config, folders=None, *, matcher, recorder, since=None, batch_s
             if fs.name not in changed:
                 report.folders += 1
                 continue
-            reader = _Reader(session, fs, limits, report, (suspects or {}).get(fs.name, ()),
-                             before_bodies, on_errors)
+            reader = _Reader(
+                session,
+                fs,
+                limits,
+                report,
+                (suspects or {}).get(fs.name, ()),
+                before_bodies,
+                on_errors,
+            )
             try:
-                cut = _sync_folder(session, fs, matcher, recorder, since, batch_size, deadline,
-                                   report, remaining, reader,
-                                   dict((skip_uids or {}).get(fs.name, {})))
+                cut = _sync_folder(
+                    session,
+                    fs,
+                    matcher,
+                    recorder,
+                    since,
+                    batch_size,
+                    deadline,
+                    report,
+                    remaining,
+                    reader,
+                    dict((skip_uids or {}).get(fs.name, {})),
+                )
             except SyncError as e:
                 if e.kind == "folder_missing":
                     e.folder = e.folder or fs.name
@@ -125,12 +177,14 @@ def changed_folders(session, folders) -> list:
 def _unchanged(fs, status) -> bool:
     """Whether STATUS's ``(UIDVALIDITY, UIDNEXT)`` of ``fs`` (None: no answer) leaves nothing
     new above its cursor."""
-    return status is not None and status[0] == fs.uidvalidity \
-        and status[1] - 1 <= (fs.last_uid or 0)
+    return (
+        status is not None and status[0] == fs.uidvalidity and status[1] - 1 <= (fs.last_uid or 0)
+    )
 
 
-def _sync_folder(session, fs, matcher, recorder, since, batch_size, deadline, report,
-                 remaining, reader, skip) -> bool:
+def _sync_folder(
+    session, fs, matcher, recorder, since, batch_size, deadline, report, remaining, reader, skip
+) -> bool:
     """Sync one folder; True when the quota cut the run."""
     uidvalidity, uidnext = session.examine(fs.name)
     report.folders += 1
@@ -155,8 +209,17 @@ def _sync_folder(session, fs, matcher, recorder, since, batch_size, deadline, re
         elif reset:
             recorder(fs, [], 0)
         return False
-    if _scan(reader, uids, matcher, recorder, batch_size=batch_size, cursor=True, skip=skip,
-             deadline=deadline, remaining=remaining):
+    if _scan(
+        reader,
+        uids,
+        matcher,
+        recorder,
+        batch_size=batch_size,
+        cursor=True,
+        skip=skip,
+        deadline=deadline,
+        remaining=remaining,
+    ):
         return True
     if top is not None and fs.last_uid < top and not report.stopped_early:
         # The whole folder below UIDNEXT was read (the deadline did not stop the scan): move
@@ -166,8 +229,19 @@ def _sync_folder(session, fs, matcher, recorder, since, batch_size, deadline, re
     return False
 
 
-def read_uids(session, fs, uids, *, matcher, recorder=None, limits: Limits | None = None,
-              batch_size=200, before_bodies=None, on_errors=None, bodies=True):
+def read_uids(
+    session,
+    fs,
+    uids,
+    *,
+    matcher,
+    recorder=None,
+    limits: Limits | None = None,
+    batch_size=200,
+    before_bodies=None,
+    on_errors=None,
+    bodies=True,
+):
     """Read the given ``uids`` of the folder ``fs`` (already EXAMINEd, same UIDVALIDITY): the
     same header → matcher → bodies → recorder steps as a sync, without moving any cursor
     (``recorder`` gets ``new_last_uid=None``, and is called only with items or errors). For
@@ -189,8 +263,19 @@ def read_uids(session, fs, uids, *, matcher, recorder=None, limits: Limits | Non
     return seen, matched, report
 
 
-def _scan(reader, uids, matcher, recorder, *, batch_size, cursor=False, bodies=True, skip=None,
-          deadline=None, remaining=None) -> bool:
+def _scan(
+    reader,
+    uids,
+    matcher,
+    recorder,
+    *,
+    batch_size,
+    cursor=False,
+    bodies=True,
+    skip=None,
+    deadline=None,
+    remaining=None,
+) -> bool:
     """The read loop of one folder: ``uids`` (ascending) in batches of ``batch_size``; per batch
     the headers, the ``matcher``, then the wanted bodies group by group (:meth:`_Reader.groups`:
     chunked, one by one when a FETCH fails) handed to the ``recorder``.
@@ -220,7 +305,7 @@ def _scan(reader, uids, matcher, recorder, *, batch_size, cursor=False, bodies=T
 
 def _batches(uids, batch_size):
     size = max(1, int(batch_size))
-    return (uids[i:i + size] for i in range(0, len(uids), size))
+    return (uids[i : i + size] for i in range(0, len(uids), size))
 
 
 def _wanted(reader, batch, matcher, skip):
@@ -285,9 +370,18 @@ class _Reader:
     def error(self, kind, detail, header, retryable=False):
         """A message-level error about ``header``'s message: reported, handed to
         ``on_errors`` with the next recorder call."""
-        self.add(SyncError(kind, detail, host=self.session.host, port=self.session.port,
-                           uid=header.uid, folder=self.fs.name, header=header,
-                           retryable=retryable))
+        self.add(
+            SyncError(
+                kind,
+                detail,
+                host=self.session.host,
+                port=self.session.port,
+                uid=header.uid,
+                folder=self.fs.name,
+                header=header,
+                retryable=retryable,
+            )
+        )
 
     def add(self, error):
         self.report.errors.append(error)
@@ -359,8 +453,9 @@ class _Reader:
             message = parsed.get(h.uid)
             if message is None:
                 if not any(getattr(e, "uid", None) == h.uid for e in self.pending):
-                    self.error("protocol",
-                               f"no body returned for UID {h.uid} (expunged meanwhile?)", h)
+                    self.error(
+                        "protocol", f"no body returned for UID {h.uid} (expunged meanwhile?)", h
+                    )
                 continue
             if message.refused:
                 self.error(*message.refused, h)
@@ -416,6 +511,7 @@ class _Reader:
             self.add(e)
             return None
         if parsed is not None:
-            parsed.defects.append(clean_line(
-                f"read whole: the part-by-part read failed ({problem})", 300))
+            parsed.defects.append(
+                clean_line(f"read whole: the part-by-part read failed ({problem})", 300)
+            )
         return parsed

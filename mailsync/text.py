@@ -15,13 +15,22 @@ Odoo's HTML sanitizer turns such a body into "Invalid HTML"), or that breaks a o
 The limits of each field are here too, so that the header fetch and the full parse (and every
 caller) cut the same way.
 """
+
 from __future__ import annotations
 
 import hashlib
 import re
 
-__all__ = ["clean", "clean_line", "clean_id", "SUBJECT_MAX", "NAME_MAX", "ID_MAX",
-           "FILENAME_MAX", "ELLIPSIS"]
+__all__ = [
+    "clean",
+    "clean_line",
+    "clean_id",
+    "SUBJECT_MAX",
+    "NAME_MAX",
+    "ID_MAX",
+    "FILENAME_MAX",
+    "ELLIPSIS",
+]
 
 SUBJECT_MAX = 1000
 NAME_MAX = 256  # a display name (the address comes on top)
@@ -52,7 +61,7 @@ def clean(value, *, single_line: bool = False, limit: int | None = None) -> str:
     if single_line:
         value = value.strip()
     if limit is not None and len(value) > limit:
-        value = value[:max(limit - 1, 0)].rstrip() + ELLIPSIS
+        value = value[: max(limit - 1, 0)].rstrip() + ELLIPSIS
     return value
 
 

@@ -1,4 +1,5 @@
 """Plain value objects exchanged between the engine and its callers."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -40,7 +41,9 @@ class MailboxConfig:
     allowed_networks: str = ""
 
     def __repr__(self):  # never show secrets, even in tracebacks
-        return f"MailboxConfig(email={self.email!r}, imap={self.imap!r}, provider={self.provider!r})"
+        return (
+            f"MailboxConfig(email={self.email!r}, imap={self.imap!r}, provider={self.provider!r})"
+        )
 
 
 @dataclass

@@ -1,5 +1,6 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Leads: synced mail on the lead (smart button) and late linking when a lead gets an address."""
+
 from odoo import models
 
 from . import mail_sync_record_mixin  # noqa: F401 - the mixin this model inherits, defined first
@@ -21,7 +22,8 @@ class CrmLead(models.Model):
         values = set()
         for lead in self:
             if lead.active:
-                values.update(v for v in (lead.email_normalized,
-                                          lead.partner_id.email_normalized) if v)
+                values.update(
+                    v for v in (lead.email_normalized, lead.partner_id.email_normalized) if v
+                )
         if values:
             self.env["mail.sync.header.index"].sudo()._mark_pending(values)

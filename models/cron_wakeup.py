@@ -3,6 +3,7 @@
 ``cron_trigger`` NOTIFY half a minute after a run, so that the cron thread wakes up for the
 trigger set then (Odoo's cron thread otherwise wakes up every 60 s plus jitter). No thread holds
 a cron worker or an IMAP connection in between. ARCHITECTURE.md: fast arrival."""
+
 import logging
 import threading
 
@@ -23,11 +24,11 @@ def _notify_cron(dbname):
         _wakeups.pop(dbname, None)
     try:
         with odoo.sql_db.db_connect("postgres").cursor() as cr:
-            cr.execute(SQL("SELECT %s('cron_trigger', %s)", SQL.identifier(ODOO_NOTIFY_FUNCTION),
-                           dbname))
+            cr.execute(
+                SQL("SELECT %s('cron_trigger', %s)", SQL.identifier(ODOO_NOTIFY_FUNCTION), dbname)
+            )
     except Exception:  # noqa: BLE001 - the regular schedule still runs
-        _logger.warning("Mail Sync: could not wake up the cron for the second check",
-                        exc_info=True)
+        _logger.warning("Mail Sync: could not wake up the cron for the second check", exc_info=True)
 
 
 def schedule_wakeup(dbname, delay):

@@ -7,6 +7,7 @@ certificate and ``google_gmail`` ignores the AUTH reply) and hands them to Odoo'
 On such a session ``send_email`` keeps what was sent (for the Sent-folder copy) and the original
 exception of a failure (to classify it: authentication, quota, 4xx, 5xx ...).
 """
+
 from odoo import api, models
 
 
@@ -14,17 +15,34 @@ class IrMailServer(models.Model):
     _inherit = "ir.mail_server"
 
     @api.model
-    def send_email(self, message, mail_server_id=None, smtp_server=None, smtp_port=None,
-                   smtp_user=None, smtp_password=None, smtp_encryption=None,
-                   smtp_ssl_certificate=None, smtp_ssl_private_key=None,
-                   smtp_debug=False, smtp_session=None):
+    def send_email(
+        self,
+        message,
+        mail_server_id=None,
+        smtp_server=None,
+        smtp_port=None,
+        smtp_user=None,
+        smtp_password=None,
+        smtp_encryption=None,
+        smtp_ssl_certificate=None,
+        smtp_ssl_private_key=None,
+        smtp_debug=False,
+        smtp_session=None,
+    ):
         if getattr(smtp_session, "mail_sync_mailbox_id", None) is None:
             return super().send_email(
-                message, mail_server_id=mail_server_id, smtp_server=smtp_server,
-                smtp_port=smtp_port, smtp_user=smtp_user, smtp_password=smtp_password,
-                smtp_encryption=smtp_encryption, smtp_ssl_certificate=smtp_ssl_certificate,
-                smtp_ssl_private_key=smtp_ssl_private_key, smtp_debug=smtp_debug,
-                smtp_session=smtp_session)
+                message,
+                mail_server_id=mail_server_id,
+                smtp_server=smtp_server,
+                smtp_port=smtp_port,
+                smtp_user=smtp_user,
+                smtp_password=smtp_password,
+                smtp_encryption=smtp_encryption,
+                smtp_ssl_certificate=smtp_ssl_certificate,
+                smtp_ssl_private_key=smtp_ssl_private_key,
+                smtp_debug=smtp_debug,
+                smtp_session=smtp_session,
+            )
         try:
             result = super().send_email(message, smtp_session=smtp_session)
         except Exception as exc:

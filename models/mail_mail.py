@@ -20,6 +20,7 @@ decides first: 4xx answers are temporary (the mail stays queued and Odoo's mail 
 it later, a few times, then it is marked failed), 5xx answers mark the mail failed at once; it
 is sent again with Odoo's Retry. Without a code, network trouble is temporary, the rest is not.
 """
+
 import logging
 import smtplib
 from collections import defaultdict
@@ -64,8 +65,11 @@ class MailMail(models.Model):
     _inherit = "mail.mail"
 
     mail_sync_attempts = fields.Integer(
-        "Smart Mail attempts", readonly=True, copy=False,
-        help="Failed attempts to send this mail through the author's own mailbox.")
+        "Smart Mail attempts",
+        readonly=True,
+        copy=False,
+        help="Failed attempts to send this mail through the author's own mailbox.",
+    )
 
     # ------------------------------------------------------------------ routing
     def _mail_sync_routes(self):
@@ -81,9 +85,12 @@ class MailMail(models.Model):
         for mail, mail_su in zip(self, self.sudo()):
             key = (mail_su.create_uid.id, mail_su.author_id.id, mail_su.email_from)
             if key not in found:
-                found[key] = Mailbox._smart_mail_for(mail_su.author_id, mail_su.email_from,
-                                                     company=self.env.company,
-                                                     sender=mail_su.create_uid)
+                found[key] = Mailbox._smart_mail_for(
+                    mail_su.author_id,
+                    mail_su.email_from,
+                    company=self.env.company,
+                    sender=mail_su.create_uid,
+                )
             mailbox = found[key]
             if mailbox:
                 routes[mailbox] |= mail
@@ -94,13 +101,18 @@ class MailMail(models.Model):
     def send(self, auto_commit=False, raise_exception=False, post_send_callback=None):
         routes, others = self._mail_sync_routes()
         if others:
-            super(MailMail, others).send(auto_commit=auto_commit,
-                                         raise_exception=raise_exception,
-                                         post_send_callback=post_send_callback)
+            super(MailMail, others).send(
+                auto_commit=auto_commit,
+                raise_exception=raise_exception,
+                post_send_callback=post_send_callback,
+            )
         for mailbox, mails in routes.items():
-            mails._mail_sync_send(mailbox, auto_commit=auto_commit,
-                                  raise_exception=raise_exception,
-                                  post_send_callback=post_send_callback)
+            mails._mail_sync_send(
+                mailbox,
+                auto_commit=auto_commit,
+                raise_exception=raise_exception,
+                post_send_callback=post_send_callback,
+            )
         return True
 
     def mark_outgoing(self):
@@ -110,14 +122,16 @@ class MailMail(models.Model):
 
     def _prepare_outgoing_list(self, mail_server=False, recipients_follower_status=None):
         emails = super()._prepare_outgoing_list(
-            mail_server=mail_server, recipients_follower_status=recipients_follower_status)
+            mail_server=mail_server, recipients_follower_status=recipients_follower_status
+        )
         mailbox_id = self.env.context.get("mail_sync_mailbox_id")
         if not mailbox_id:
             return emails
         mailbox = self.env["mail.sync.mailbox"].sudo().browse(mailbox_id)
         sender = mailbox._smart_mail_sender()
-        alias_domains = {name.lower() for name in
-                         self.env["mail.alias.domain"].sudo().search([]).mapped("name")}
+        alias_domains = {
+            name.lower() for name in self.env["mail.alias.domain"].sudo().search([]).mapped("name")
+        }
         own = {addr.lower() for addr in mailbox._own_addresses()}
         for email in emails:
             # Bounces go to the user's mailbox, not to the company's bounce alias.
@@ -127,14 +141,18 @@ class MailMail(models.Model):
             # default Reply-To (an alias: catchall, the record's alias; or the author's own
             # address) becomes the mailbox; an explicit other address is kept.
             reply_addrs = {addr.lower() for addr in email_split(email.get("reply_to") or "")}
-            if not reply_addrs or reply_addrs <= own or any(
-                    addr.rpartition("@")[2] in alias_domains for addr in reply_addrs):
+            if (
+                not reply_addrs
+                or reply_addrs <= own
+                or any(addr.rpartition("@")[2] in alias_domains for addr in reply_addrs)
+            ):
                 email["reply_to"] = sender
         return emails
 
     # ------------------------------------------------------------------ sending
-    def _mail_sync_send(self, mailbox, auto_commit=False, raise_exception=False,
-                        post_send_callback=None):
+    def _mail_sync_send(
+        self, mailbox, auto_commit=False, raise_exception=False, post_send_callback=None
+    ):
         """Send these mails (all written by ``mailbox``'s owner) through ``mailbox``."""
         try:
             session = mailbox._smart_mail_connect()
@@ -142,26 +160,38 @@ class MailMail(models.Model):
             mailbox._smart_mail_failed(sync_error)
             mails = self.filtered(lambda m: m.state == "outgoing")
             if mailbox._smart_mail_fallback():
-                _logger.info("Mail Sync: mailbox %s failed, %s mail(s) sent through the "
-                             "company's outgoing server", mailbox.id, len(mails))
-                super(MailMail, mails).send(auto_commit=auto_commit,
-                                            raise_exception=raise_exception,
-                                            post_send_callback=post_send_callback)
+                _logger.info(
+                    "Mail Sync: mailbox %s failed, %s mail(s) sent through the "
+                    "company's outgoing server",
+                    mailbox.id,
+                    len(mails),
+                )
+                # Odoo's own send for these mails (no route through a mailbox).
+                super(MailMail, mails).send(  # pylint: disable=super-method-mismatch
+                    auto_commit=auto_commit,
+                    raise_exception=raise_exception,
+                    post_send_callback=post_send_callback,
+                )
                 return
             mails._mail_sync_failed(mailbox, sync_error, code=smtp_code(sync_error.__cause__))
             if auto_commit is True:
-                self.env.cr.commit()
+                self.env.cr.commit()  # pylint: disable=invalid-commit
             if raise_exception:
-                raise MailDeliveryException(_("Unable to connect to SMTP Server"),
-                                            mailbox._smart_mail_reason(sync_error)) from None
+                raise MailDeliveryException(
+                    _("Unable to connect to SMTP Server"), mailbox._smart_mail_reason(sync_error)
+                ) from None
             return
         try:
             for mail in self:
-                if not mail._mail_sync_send_one(mailbox, session, raise_exception=raise_exception,
-                                                post_send_callback=post_send_callback):
+                if not mail._mail_sync_send_one(
+                    mailbox,
+                    session,
+                    raise_exception=raise_exception,
+                    post_send_callback=post_send_callback,
+                ):
                     break  # the session is gone: the rest stays queued
                 if auto_commit is True:
-                    self.env.cr.commit()
+                    self.env.cr.commit()  # pylint: disable=invalid-commit
         finally:
             if session is not None:
                 try:
@@ -178,8 +208,7 @@ class MailMail(models.Model):
         addresses |= {p.email_normalized or p.email for p in self.recipient_ids}
         return max(len(addresses - {False, None, ""}), 1)
 
-    def _mail_sync_send_one(self, mailbox, session, raise_exception=False,
-                            post_send_callback=None):
+    def _mail_sync_send_one(self, mailbox, session, raise_exception=False, post_send_callback=None):
         """Send this one mail on ``session``; False when the session broke down."""
         self.ensure_one()
         mail = self
@@ -188,13 +217,23 @@ class MailMail(models.Model):
         count = mail._mail_sync_recipient_count()
         if not mailbox._smart_mail_reserve(count):
             if mailbox.smtp_daily_limit and count > mailbox.smtp_daily_limit:
-                mail._mail_sync_failed(mailbox, errors.SyncError(
-                    "over_quota", f"{count} recipients, more than the daily limit of "
-                                  f"{mailbox.smtp_daily_limit}", retryable=False,
-                    provider=mailbox.provider))
+                mail._mail_sync_failed(
+                    mailbox,
+                    errors.SyncError(
+                        "over_quota",
+                        f"{count} recipients, more than the daily limit of "
+                        f"{mailbox.smtp_daily_limit}",
+                        retryable=False,
+                        provider=mailbox.provider,
+                    ),
+                )
             else:
-                _logger.info("Mail Sync: mailbox %s reached its daily sending limit; mail %s "
-                             "waits for the next day", mailbox.id, mail.id)
+                _logger.info(
+                    "Mail Sync: mailbox %s reached its daily sending limit; mail %s "
+                    "waits for the next day",
+                    mailbox.id,
+                    mail.id,
+                )
                 mail.write({"scheduled_date": mailbox._smart_mail_next_day()})
             return True
         mail_su = mail.sudo()
@@ -204,8 +243,10 @@ class MailMail(models.Model):
         error, raised = None, False
         try:
             mail.with_context(mail_sync_mailbox_id=mailbox.id)._send(
-                raise_exception=raise_exception, smtp_session=session,
-                post_send_callback=post_send_callback)
+                raise_exception=raise_exception,
+                smtp_session=session,
+                post_send_callback=post_send_callback,
+            )
         except smtplib.SMTPServerDisconnected as exc:
             error = exc
         except Exception:
@@ -222,11 +263,20 @@ class MailMail(models.Model):
         else:
             mailbox._smart_mail_release(count)
         if error is not None:
-            sync_error = errors.classify(error, host=mailbox.smtp_host, port=mailbox.smtp_port,
-                                         provider=mailbox.provider, secrets=mailbox._secrets())
+            sync_error = errors.classify(
+                error,
+                host=mailbox.smtp_host,
+                port=mailbox.smtp_port,
+                provider=mailbox.provider,
+                secrets=mailbox._secrets(),
+            )
             if message_level(error, sync_error):
-                _logger.info("Mail Sync: the server of mailbox %s refused mail %s: %s", mailbox.id,
-                             mail.id, errors.redact(sync_error.detail, mailbox._secrets()))
+                _logger.info(
+                    "Mail Sync: the server of mailbox %s refused mail %s: %s",
+                    mailbox.id,
+                    mail.id,
+                    errors.redact(sync_error.detail, mailbox._secrets()),
+                )
             else:
                 if sync_error.kind == "over_quota":
                     mailbox._smart_mail_exhaust()
@@ -234,8 +284,9 @@ class MailMail(models.Model):
             if mail.exists():
                 mail._mail_sync_failed(mailbox, sync_error, code=smtp_code(error))
             if raised or (raise_exception and error is not None):
-                raise MailDeliveryException(_("Mail Delivery Failed"),
-                                            mailbox._smart_mail_reason(sync_error)) from None
+                raise MailDeliveryException(
+                    _("Mail Delivery Failed"), mailbox._smart_mail_reason(sync_error)
+                ) from None
         return not isinstance(error, smtplib.SMTPServerDisconnected)
 
     def _mail_sync_failed(self, mailbox, sync_error, code=0):
@@ -247,13 +298,19 @@ class MailMail(models.Model):
         now = fields.Datetime.now()
         for mail in self:
             attempts = mail.mail_sync_attempts + 1
-            vals = {"failure_reason": reason, "failure_type": "mail_smtp",
-                    "mail_sync_attempts": attempts}
+            vals = {
+                "failure_reason": reason,
+                "failure_type": "mail_smtp",
+                "mail_sync_attempts": attempts,
+            }
             if temporary and attempts < MAX_ATTEMPTS:
-                vals.update(state="outgoing",
-                            scheduled_date=now + timedelta(minutes=5 * 3 ** (attempts - 1)))
+                vals.update(
+                    state="outgoing",
+                    scheduled_date=now + timedelta(minutes=5 * 3 ** (attempts - 1)),
+                )
             else:
                 vals.update(state="exception")
             mail.write(vals)
-            mail._postprocess_sent_message(success_pids=[], failure_reason=reason,
-                                           failure_type="mail_smtp")
+            mail._postprocess_sent_message(
+                success_pids=[], failure_reason=reason, failure_type="mail_smtp"
+            )

@@ -21,6 +21,7 @@ Private by choice: a synced message can be made private, or removed from a recor
 Who may: the owner of the mailbox that synced it, or a Mail Sync manager; removing also needs
 write access to the record.
 """
+
 from collections import defaultdict
 
 from markupsafe import escape
@@ -42,44 +43,84 @@ class MailMessage(models.Model):
 
     # Marks exactly what a mailbox's sync created (to remove it on disconnect).
     mail_sync_mailbox_id = fields.Many2one(
-        "mail.sync.mailbox", string="Synced from mailbox", index="btree_not_null",
-        ondelete="set null", readonly=True, copy=False, groups="base.group_user")
+        "mail.sync.mailbox",
+        string="Synced from mailbox",
+        index="btree_not_null",
+        ondelete="set null",
+        readonly=True,
+        copy=False,
+        groups="base.group_user",
+    )
 
     mail_sync_direction = fields.Selection(
-        [("sent", "Sent"), ("received", "Received")], string="Synced direction",
-        readonly=True, copy=False, groups="base.group_user")
+        [("sent", "Sent"), ("received", "Received")],
+        string="Synced direction",
+        readonly=True,
+        copy=False,
+        groups="base.group_user",
+    )
     mail_sync_date_header = fields.Char(
-        "Date header (Mail Sync)", readonly=True, copy=False, groups="base.group_user",
+        "Date header (Mail Sync)",
+        readonly=True,
+        copy=False,
+        groups="base.group_user",
         help="The email's own Date header, when it was not believed (missing, in the future or "
-             "before 1990) and the server's reception date was shown instead.")
+        "before 1990) and the server's reception date was shown instead.",
+    )
     mail_sync_private = fields.Boolean(
-        "Private (Mail Sync)", readonly=True, copy=False, groups="base.group_user",
+        "Private (Mail Sync)",
+        readonly=True,
+        copy=False,
+        groups="base.group_user",
         help="Made private one by one: visible only to the user whose mailbox synced it and to "
-             "Mail Sync managers, whatever the mailbox shares.")
+        "Mail Sync managers, whatever the mailbox shares.",
+    )
     mail_sync_private_user_id = fields.Many2one(
-        "res.users", string="Owner (Mail Sync)", readonly=True, copy=False,
-        index="btree_not_null", ondelete="set null", groups="base.group_user",
+        "res.users",
+        string="Owner (Mail Sync)",
+        readonly=True,
+        copy=False,
+        index="btree_not_null",
+        ondelete="set null",
+        groups="base.group_user",
         help="The user whose mailbox synced this email: they (and Mail Sync managers) see it "
-             "whole, whatever it shares.")
+        "whole, whatever it shares.",
+    )
     mail_sync_visibility = fields.Selection(
-        SHARING, string="Shared with (Mail Sync)", readonly=True, copy=False, index=True,
+        SHARING,
+        string="Shared with (Mail Sync)",
+        readonly=True,
+        copy=False,
+        index=True,
         groups="base.group_user",
         help="Who sees this synced email: its mailbox's sharing, or Private when it was made "
-             "private.")
+        "private.",
+    )
     mail_sync_participants = fields.Char(
-        "Participants (Mail Sync)", readonly=True, copy=False, groups="base.group_user")
+        "Participants (Mail Sync)", readonly=True, copy=False, groups="base.group_user"
+    )
 
     # The content of an email that is not shared whole (Subject and participants only, Private):
     # moved out of ``body`` and ``attachment_ids``, where every reader and every export of the
     # record would find it. Read back (as superuser) for the owner and Mail Sync managers only.
     mail_sync_body = fields.Html(
-        "Hidden content (Mail Sync)", readonly=True, copy=False, sanitize=False,
-        groups="base.group_system")
+        "Hidden content (Mail Sync)",
+        readonly=True,
+        copy=False,
+        sanitize=False,
+        groups="base.group_system",
+    )
 
     mail_sync_attachment_ids = fields.Many2many(
-        "ir.attachment", "mail_sync_message_hidden_attachment_rel", "message_id",
-        "attachment_id", string="Hidden attachments (Mail Sync)", readonly=True, copy=False,
-        groups="base.group_system")
+        "ir.attachment",
+        "mail_sync_message_hidden_attachment_rel",
+        "message_id",
+        "attachment_id",
+        string="Hidden attachments (Mail Sync)",
+        readonly=True,
+        copy=False,
+        groups="base.group_system",
+    )
 
     # ------------------------------------------------------------------ access
     @api.model
@@ -91,9 +132,14 @@ class MailMessage(models.Model):
             domain = self._mail_sync_restrict(domain, self._mail_sync_search_domain())
             flush = ["model", "res_id", "mail_sync_mailbox_id"]
             if not self._mail_sync_sees_private():
-                domain = self._mail_sync_restrict(domain, [
-                    "|", ("mail_sync_visibility", "!=", "private"),
-                    ("mail_sync_private_user_id", "=", self.env.uid)])
+                domain = self._mail_sync_restrict(
+                    domain,
+                    [
+                        "|",
+                        ("mail_sync_visibility", "!=", "private"),
+                        ("mail_sync_private_user_id", "=", self.env.uid),
+                    ],
+                )
                 flush += ["mail_sync_visibility", "mail_sync_private_user_id"]
             # mail.message's _search runs its query without flushing these fields itself.
             self.flush_model(flush)
@@ -108,9 +154,16 @@ class MailMessage(models.Model):
             forbidden += self.browse([id_ for id_ in self._ids if id_ in hidden])
         if not self._mail_sync_sees_private():
             uid = self.env.uid
-            private = (self - forbidden).sudo().filtered(
-                lambda m: m.mail_sync_visibility == "private"
-                and m.mail_sync_private_user_id.id != uid)
+            private = (
+                (self - forbidden)
+                .sudo()
+                .filtered(
+                    lambda m: (
+                        m.mail_sync_visibility == "private"
+                        and m.mail_sync_private_user_id.id != uid
+                    )
+                )
+            )
             if private:
                 forbidden += self.browse(private.ids)
         return forbidden
@@ -123,9 +176,13 @@ class MailMessage(models.Model):
         if not ids or env.is_superuser():
             return set()
         self.flush_model(["model", "res_id", "mail_sync_mailbox_id"])
-        rows = env.execute_query(SQL(
-            "SELECT id, model, res_id FROM mail_message "
-            "WHERE id = ANY(%s) AND mail_sync_mailbox_id IS NOT NULL", list(ids)))
+        rows = env.execute_query(
+            SQL(
+                "SELECT id, model, res_id FROM mail_message "
+                "WHERE id = ANY(%s) AND mail_sync_mailbox_id IS NOT NULL",
+                list(ids),
+            )
+        )
         if not rows:
             return set()
         forbidden = set()
@@ -141,7 +198,8 @@ class MailMessage(models.Model):
                 doc_operation = documents._get_mail_message_access(list(doc_msgs), operation)
             else:
                 doc_operation = env["mail.thread"]._get_mail_message_access(
-                    list(doc_msgs), operation, model_name=model)
+                    list(doc_msgs), operation, model_name=model
+                )
             result = documents._check_access(doc_operation)
             if result:
                 for doc_id in result[0]._ids:
@@ -171,13 +229,19 @@ class MailMessage(models.Model):
                 operation = Doc._get_mail_message_access([], "read")
             else:
                 operation = env["mail.thread"]._get_mail_message_access(
-                    [], "read", model_name=model)
+                    [], "read", model_name=model
+                )
             if not Doc.browse().has_access(operation):
                 continue
             docs = Doc._where_calc([], active_test=False)
             Doc._apply_ir_rules(docs, operation)
-            docs.add_where(SQL("%s = %s", SQL.identifier(docs.table, "id"),
-                               SQL.identifier(self._table, "res_id")))
+            docs.add_where(
+                SQL(
+                    "%s = %s",
+                    SQL.identifier(docs.table, "id"),
+                    SQL.identifier(self._table, "res_id"),
+                )
+            )
             readable = docs.subselect()
             env.flush_query(readable)  # mail.message's _search runs its query without flushing
             domain = expression.OR([domain, [("model", "=", model), ("res_id", "in", readable)]])
@@ -193,28 +257,39 @@ class MailMessage(models.Model):
         query = Query(self.env, self._table, self._table_sql)
         expression.expression(restriction, self.sudo(), self._table, query)
         row = SQL.identifier(self._table, "id")
-        return expression.AND([domain, [
-            ("id", "in", SQL("(SELECT %s WHERE %s)", row, query.where_clause))]])
+        return expression.AND(
+            [domain, [("id", "in", SQL("(SELECT %s WHERE %s)", row, query.where_clause))]]
+        )
 
     def _compute_is_current_user_or_guest_author(self):
         # Authors may edit their message and delete its attachments (mail controllers): not on
         # synced mail recorded on a document they may not write.
-        super()._compute_is_current_user_or_guest_author()
+        res = super()._compute_is_current_user_or_guest_author()
         authored = self.filtered(lambda m: m.is_current_user_or_guest_author and m.id)
         hidden = self._mail_sync_forbidden(authored.ids, "write") if authored else set()
         for message in authored:
             if message.id in hidden:
                 message.is_current_user_or_guest_author = False
+        return res
 
     @api.model_create_multi
     def create(self, vals_list):
         """Synced mail is shared as its mailbox shares (or private when made so): recorded with
         its content in place, then moved out for what is not shared whole."""
-        mailboxes = self.env["mail.sync.mailbox"].sudo().browse(
-            {vals["mail_sync_mailbox_id"] for vals in vals_list
-             if vals.get("mail_sync_mailbox_id")})
-        owners = {mailbox.id: (mailbox.user_id.id, mailbox.sharing or "everyone")
-                  for mailbox in mailboxes}
+        mailboxes = (
+            self.env["mail.sync.mailbox"]
+            .sudo()
+            .browse(
+                {
+                    vals["mail_sync_mailbox_id"]
+                    for vals in vals_list
+                    if vals.get("mail_sync_mailbox_id")
+                }
+            )
+        )
+        owners = {
+            mailbox.id: (mailbox.user_id.id, mailbox.sharing or "everyone") for mailbox in mailboxes
+        }
         targets = []
         for vals in vals_list:
             owner, sharing = owners.get(vals.get("mail_sync_mailbox_id"), (False, None))
@@ -223,7 +298,8 @@ class MailMessage(models.Model):
                 continue
             vals.setdefault("mail_sync_private_user_id", owner)
             target = vals.pop("mail_sync_visibility", None) or (
-                "private" if vals.get("mail_sync_private") else sharing)
+                "private" if vals.get("mail_sync_private") else sharing
+            )
             vals["mail_sync_visibility"] = "everyone"
             targets.append(target)
         messages = super().create(vals_list)
@@ -262,18 +338,28 @@ class MailMessage(models.Model):
         return result
 
     def _to_store(self, store, /, *, fields=None, **kwargs):
-        super()._to_store(store, fields=fields, **kwargs)
+        res = super()._to_store(store, fields=fields, **kwargs)
         if self.env.user._is_internal():
             # A Date header that was not believed: the chatter shows the server's reception
             # date, the date's tooltip says what the email itself claimed.
             for message in self.sudo().filtered("mail_sync_date_header"):
-                store.add(self.browse(message.id), {"mail_sync_date_note": _(
-                    "The email's own Date header said “%(date)s”; the date the mail server "
-                    "received it is shown instead.", date=message.mail_sync_date_header)})
+                store.add(
+                    self.browse(message.id),
+                    {
+                        "mail_sync_date_note": _(
+                            "The email's own Date header said “%(date)s”; the date the mail server "
+                            "received it is shown instead.",
+                            date=message.mail_sync_date_header,
+                        )
+                    },
+                )
         for message in self._mail_sync_sees_content():
             if message.mail_sync_attachment_ids:
-                store.add(self.browse(message.id), {"attachment_ids": Store.many(
-                    message.mail_sync_attachment_ids.sorted("id"))})
+                store.add(
+                    self.browse(message.id),
+                    {"attachment_ids": Store.many(message.mail_sync_attachment_ids.sorted("id"))},
+                )
+        return res
 
     # ------------------------------------------------------------------ sharing
     @api.model
@@ -281,9 +367,13 @@ class MailMessage(models.Model):
         """The mail of ``mailbox`` shared as its ``sharing`` says (what was made private one by
         one stays private)."""
         self.flush_model()
-        self.env.cr.execute(SQL(
-            "SELECT id FROM mail_message WHERE mail_sync_mailbox_id = %s "
-            "AND NOT COALESCE(mail_sync_private, false)", mailbox.id))
+        self.env.cr.execute(
+            SQL(
+                "SELECT id FROM mail_message WHERE mail_sync_mailbox_id = %s "
+                "AND NOT COALESCE(mail_sync_private, false)",
+                mailbox.id,
+            )
+        )
         ids = [row[0] for row in self.env.cr.fetchall()]
         self.browse(ids)._mail_sync_set_visibility(mailbox.sharing or "everyone")
 
@@ -300,38 +390,65 @@ class MailMessage(models.Model):
         cr = self.env.cr
         ids = list(self.ids)
         if visibility == "everyone":
-            cr.execute(SQL("""
+            cr.execute(
+                SQL(
+                    """
                 UPDATE ir_attachment a SET res_model = m.model, res_id = m.res_id
                   FROM mail_sync_message_hidden_attachment_rel r
                   JOIN mail_message m ON m.id = r.message_id
                  WHERE r.attachment_id = a.id AND r.message_id = ANY(%(ids)s)
-            """, ids=ids))
-            cr.execute(SQL("""
+            """,
+                    ids=ids,
+                )
+            )
+            cr.execute(
+                SQL(
+                    """
                 WITH moved AS (
                     DELETE FROM mail_sync_message_hidden_attachment_rel
                      WHERE message_id = ANY(%(ids)s) RETURNING message_id, attachment_id)
                 INSERT INTO message_attachment_rel (message_id, attachment_id)
                 SELECT message_id, attachment_id FROM moved ON CONFLICT DO NOTHING
-            """, ids=ids))
-            cr.execute(SQL("""
+            """,
+                    ids=ids,
+                )
+            )
+            cr.execute(
+                SQL(
+                    """
                 UPDATE mail_message SET body = mail_sync_body, mail_sync_body = NULL,
                        mail_sync_visibility = 'everyone'
                  WHERE id = ANY(%(ids)s) AND mail_sync_body IS NOT NULL
-            """, ids=ids))
-            cr.execute(SQL("""
+            """,
+                    ids=ids,
+                )
+            )
+            cr.execute(
+                SQL(
+                    """
                 UPDATE mail_message SET mail_sync_visibility = 'everyone'
                  WHERE id = ANY(%(ids)s)
-            """, ids=ids))
+            """,
+                    ids=ids,
+                )
+            )
         else:
-            cr.execute(SQL("""
+            cr.execute(
+                SQL(
+                    """
                 UPDATE ir_attachment a SET res_model = 'mail.sync.mailbox',
                        res_id = m.mail_sync_mailbox_id
                   FROM message_attachment_rel r
                   JOIN mail_message m ON m.id = r.message_id
                  WHERE r.attachment_id = a.id AND r.message_id = ANY(%(ids)s)
                    AND m.mail_sync_mailbox_id IS NOT NULL
-            """, ids=ids))
-            cr.execute(SQL("""
+            """,
+                    ids=ids,
+                )
+            )
+            cr.execute(
+                SQL(
+                    """
                 WITH moved AS (
                     DELETE FROM message_attachment_rel r USING mail_message m
                      WHERE m.id = r.message_id AND r.message_id = ANY(%(ids)s)
@@ -339,13 +456,19 @@ class MailMessage(models.Model):
                  RETURNING r.message_id, r.attachment_id)
                 INSERT INTO mail_sync_message_hidden_attachment_rel (message_id, attachment_id)
                 SELECT message_id, attachment_id FROM moved ON CONFLICT DO NOTHING
-            """, ids=ids))
+            """,
+                    ids=ids,
+                )
+            )
             # The placeholder says what is shared: the participants (and who sees the rest).
             for lang, message_ids in self._mail_sync_ids_by_owner_lang(ids).items():
                 note = self.with_context(lang=lang).env._(
                     "The content and attachments of this email are visible to its owner and "
-                    "the Mail Sync managers only.")
-                cr.execute(SQL("""
+                    "the Mail Sync managers only."
+                )
+                cr.execute(
+                    SQL(
+                        """
                     UPDATE mail_message m
                        SET mail_sync_body = CASE WHEN m.mail_sync_body IS NULL THEN m.body
                                                  ELSE m.mail_sync_body END,
@@ -355,20 +478,32 @@ class MailMessage(models.Model):
                                          m.mail_sync_participants, '&', '&amp;'), '<', '&lt;'),
                                          '>', '&gt;') || '</p>' END
                      WHERE m.id = ANY(%(ids)s)
-                """, note=str(escape(note)), ids=message_ids))
-            cr.execute(SQL("""
+                """,
+                        note=str(escape(note)),
+                        ids=message_ids,
+                    )
+                )
+            cr.execute(
+                SQL(
+                    """
                 UPDATE mail_message m SET mail_sync_visibility = %(visibility)s,
                        mail_sync_private_user_id = COALESCE(m.mail_sync_private_user_id,
                                                             b.user_id)
                   FROM mail_sync_mailbox b
                  WHERE b.id = m.mail_sync_mailbox_id AND m.id = ANY(%(ids)s)
-            """, visibility=visibility, ids=ids))
+            """,
+                    visibility=visibility,
+                    ids=ids,
+                )
+            )
         self.invalidate_model()
         self.env["ir.attachment"].invalidate_model(["res_model", "res_id"])
 
     def _mail_sync_ids_by_owner_lang(self, ids):
         """``{lang: [message id]}`` of synced messages, by their mailbox owner's language."""
-        self.env.cr.execute(SQL("""
+        self.env.cr.execute(
+            SQL(
+                """
             SELECT COALESCE(p.lang, 'en_US'), array_agg(m.id)
               FROM mail_message m
               JOIN mail_sync_mailbox b ON b.id = m.mail_sync_mailbox_id
@@ -376,7 +511,10 @@ class MailMessage(models.Model):
               JOIN res_partner p ON p.id = u.partner_id
              WHERE m.id = ANY(%s)
           GROUP BY 1
-        """, list(ids)))
+        """,
+                list(ids),
+            )
+        )
         return dict(self.env.cr.fetchall())
 
     # ------------------------------------------------------------------ actions
@@ -388,11 +526,16 @@ class MailMessage(models.Model):
         manager = self._mail_sync_sees_private()
         for message in self.sudo():
             if not message.mail_sync_mailbox_id:
-                raise AccessError(_("Only emails recorded by Mail Sync can be made private or "
-                                    "removed here."))
+                raise AccessError(
+                    _("Only emails recorded by Mail Sync can be made private or removed here.")
+                )
             if not manager and message.mail_sync_mailbox_id.user_id != self.env.user:
-                raise AccessError(_("Only %s (whose mailbox synced it) or a Mail Sync manager "
-                                    "can do this.", message.mail_sync_mailbox_id.user_id.name))
+                raise AccessError(
+                    _(
+                        "Only %s (whose mailbox synced it) or a Mail Sync manager can do this.",
+                        message.mail_sync_mailbox_id.user_id.name,
+                    )
+                )
 
     def action_mail_sync_make_private(self):
         self._mail_sync_check_owner()
@@ -407,8 +550,9 @@ class MailMessage(models.Model):
         messages = self.sudo()
         messages.write({"mail_sync_private": False})
         for mailbox in messages.mail_sync_mailbox_id:
-            messages.filtered(lambda m, b=mailbox: m.mail_sync_mailbox_id == b) \
-                ._mail_sync_set_visibility(mailbox.sharing or "everyone")
+            messages.filtered(
+                lambda m, b=mailbox: m.mail_sync_mailbox_id == b
+            )._mail_sync_set_visibility(mailbox.sharing or "everyone")
         return True
 
     def action_mail_sync_remove(self):
@@ -424,10 +568,16 @@ class MailMessage(models.Model):
             key = (message.message_id, message.model, message.res_id)
             if message.message_id and message.model and message.res_id and key not in known:
                 known.add(key)
-                vals.append({"message_id": message.message_id, "model": message.model,
-                             "res_id": message.res_id, "user_id": self.env.uid,
-                             "company_id": message.mail_sync_mailbox_id.company_id.id,
-                             "subject": (message.subject or "")[:500]})
+                vals.append(
+                    {
+                        "message_id": message.message_id,
+                        "model": message.model,
+                        "res_id": message.res_id,
+                        "user_id": self.env.uid,
+                        "company_id": message.mail_sync_mailbox_id.company_id.id,
+                        "subject": (message.subject or "")[:500],
+                    }
+                )
         Removal.create(vals)
         hidden_attachments = messages.mail_sync_attachment_ids  # on the mailbox, not the record
         messages.unlink()

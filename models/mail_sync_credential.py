@@ -23,6 +23,7 @@ Rotation: put a new key in front of the old one (``new,old``), restart, then run
 administrators, or ``odoo-bin shell``): every secret is re-encrypted with the new key in one
 transaction; afterwards the old key can be dropped.
 """
+
 import logging
 import os
 
@@ -63,17 +64,27 @@ class MailSyncCredential(models.Model):
     _log_access = False
 
     mailbox_id = fields.Many2one(
-        "mail.sync.mailbox", required=True, index=True, ondelete="cascade", readonly=True)
+        "mail.sync.mailbox", required=True, index=True, ondelete="cascade", readonly=True
+    )
     kind = fields.Selection(
-        [("password", "Password"), ("refresh_token", "Refresh token"),
-         ("access_token", "Access token"), (OAUTH_STATE_KIND, "OAuth sign-in in progress")],
-        required=True, readonly=True)
+        [
+            ("password", "Password"),
+            ("refresh_token", "Refresh token"),
+            ("access_token", "Access token"),
+            (OAUTH_STATE_KIND, "OAuth sign-in in progress"),
+        ],
+        required=True,
+        readonly=True,
+    )
     token = fields.Text("Ciphertext", copy=False, readonly=True)
     expires_at = fields.Datetime(copy=False, readonly=True)
 
     _sql_constraints = [
-        ("mailbox_kind_unique", "unique(mailbox_id, kind)",
-         "A mailbox holds at most one secret of each kind."),
+        (
+            "mailbox_kind_unique",
+            "unique(mailbox_id, kind)",
+            "A mailbox holds at most one secret of each kind.",
+        ),
     ]
 
     # ------------------------------------------------------------------ encryption
@@ -99,8 +110,11 @@ class MailSyncCredential(models.Model):
         if box is not None:
             return box
         try:
-            box = secrets.SecretBox(secrets.load_keys(
-                config_value=config_value, env_value=env_value, key_file_path=key_file))
+            box = secrets.SecretBox(
+                secrets.load_keys(
+                    config_value=config_value, env_value=env_value, key_file_path=key_file
+                )
+            )
         except secrets.SecretKeyError as exc:
             raise MailSyncKeyError(str(exc)) from None
         if config_value or env_value or stamp:
@@ -138,10 +152,14 @@ class MailSyncCredential(models.Model):
             try:
                 token = box.rotate(cred.token)
             except secrets.SecretKeyError:
-                raise MailSyncKeyError(_(
-                    "The secret of kind %(kind)s of mailbox %(mailbox)s cannot be decrypted "
-                    "with any configured key: nothing was re-encrypted.",
-                    kind=cred.kind, mailbox=cred.mailbox_id.id)) from None
+                raise MailSyncKeyError(
+                    _(
+                        "The secret of kind %(kind)s of mailbox %(mailbox)s cannot be decrypted "
+                        "with any configured key: nothing was re-encrypted.",
+                        kind=cred.kind,
+                        mailbox=cred.mailbox_id.id,
+                    )
+                ) from None
             cred.write({"token": token})
             count += 1
         ICP = self.env["ir.config_parameter"].sudo()
@@ -153,9 +171,13 @@ class MailSyncCredential(models.Model):
             try:
                 ICP.set_param(key, box.rotate(cipher))
             except secrets.SecretKeyError:
-                raise MailSyncKeyError(_(
-                    "The %s client secret cannot be decrypted with any configured key: nothing "
-                    "was re-encrypted.", provider)) from None
+                raise MailSyncKeyError(
+                    _(
+                        "The %s client secret cannot be decrypted with any configured key: nothing "
+                        "was re-encrypted.",
+                        provider,
+                    )
+                ) from None
             count += 1
         _logger.info("Mail Sync: %s secret(s) re-encrypted with the newest key", count)
         return count
@@ -170,8 +192,11 @@ class MailSyncCredential(models.Model):
             "params": {
                 "type": "success",
                 "title": _("Mail Sync secrets re-encrypted"),
-                "message": _("%s secret(s) are now encrypted with the newest key. The older "
-                             "keys can be removed from the configuration.", count),
+                "message": _(
+                    "%s secret(s) are now encrypted with the newest key. The older "
+                    "keys can be removed from the configuration.",
+                    count,
+                ),
                 "sticky": False,
             },
         }

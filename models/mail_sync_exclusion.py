@@ -14,6 +14,7 @@
 All of it is applied in the matcher, before any body is downloaded. The policy is built lazily
 (first batch with new headers), so the idle poll of a mailbox with nothing new costs no query.
 """
+
 from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 from odoo.tools import SQL
@@ -28,20 +29,36 @@ class MailSyncExclusion(models.Model):
     _description = "Mail Sync: never-log address or domain"
     _order = "company_id, user_id, value"
     _rec_name = "value"
-    company_id = fields.Many2one("res.company", required=True, index=True,
-                                 default=lambda self: self.env.company, ondelete="cascade")
+    company_id = fields.Many2one(
+        "res.company",
+        required=True,
+        index=True,
+        default=lambda self: self.env.company,
+        ondelete="cascade",
+    )
     user_id = fields.Many2one(
-        "res.users", string="Only for", index=True, ondelete="cascade",
+        "res.users",
+        string="Only for",
+        index=True,
+        ondelete="cascade",
         domain="[('share', '=', False)]",
-        help="Empty: for everyone in the company. Otherwise only this user's mailbox.")
-    value = fields.Char("Address or domain", required=True,
-                        help="e.g. jane@partner.example, or partner.example (its subdomains too)")
-    kind = fields.Selection([("address", "Address"), ("domain", "Domain")],
-                            compute="_compute_kind", store=True)
+        help="Empty: for everyone in the company. Otherwise only this user's mailbox.",
+    )
+    value = fields.Char(
+        "Address or domain",
+        required=True,
+        help="e.g. jane@partner.example, or partner.example (its subdomains too)",
+    )
+    kind = fields.Selection(
+        [("address", "Address"), ("domain", "Domain")], compute="_compute_kind", store=True
+    )
     note = fields.Char()
     _sql_constraints = [
-        ("value_unique", "unique(company_id, user_id, value)",
-         "This address or domain is already excluded."),
+        (
+            "value_unique",
+            "unique(company_id, user_id, value)",
+            "This address or domain is already excluded.",
+        ),
     ]
 
     @api.depends("value")
@@ -79,12 +96,18 @@ class MailSyncExclusion(models.Model):
         company = mailbox.company_id
         self.flush_model(["company_id", "user_id", "value"])
         self.env.cr.execute(
-            SQL("SELECT value FROM mail_sync_exclusion WHERE company_id = %s "
-                "AND (user_id IS NULL OR user_id = %s)", company.id, mailbox.user_id.id))
+            SQL(
+                "SELECT value FROM mail_sync_exclusion WHERE company_id = %s "
+                "AND (user_id IS NULL OR user_id = %s)",
+                company.id,
+                mailbox.user_id.id,
+            )
+        )
         values = [row[0] for row in self.env.cr.fetchall()]
         addrs = frozenset(v for v in values if "@" in v)
         domains = {v for v in values if "@" not in v}
         if company.mail_sync_exclude_own_domain:
             domains |= set(company._mail_sync_own_domains())
-        return Policy(addresses=addrs, domains=frozenset(domains),
-                      skip_auto=company.mail_sync_skip_auto)
+        return Policy(
+            addresses=addrs, domains=frozenset(domains), skip_auto=company.mail_sync_skip_auto
+        )

@@ -14,12 +14,14 @@ class MailSyncFolder(models.Model):
     _description = "Mail Sync folder cursor"
     _order = "mailbox_id, id"
 
-    mailbox_id = fields.Many2one("mail.sync.mailbox", required=True, index=True,
-                                 ondelete="cascade", readonly=True)
+    mailbox_id = fields.Many2one(
+        "mail.sync.mailbox", required=True, index=True, ondelete="cascade", readonly=True
+    )
     company_id = fields.Many2one(related="mailbox_id.company_id", store=True)
     name = fields.Char("Folder", required=True, readonly=True)
-    role = fields.Selection([("inbox", "Inbox"), ("sent", "Sent"), ("all", "All mail")],
-                            required=True, readonly=True)
+    role = fields.Selection(
+        [("inbox", "Inbox"), ("sent", "Sent"), ("all", "All mail")], required=True, readonly=True
+    )
     uidvalidity = fields.Integer("UIDVALIDITY", readonly=True)
     last_uid = fields.Integer("Last UID", readonly=True)
 
@@ -33,7 +35,12 @@ class MailSyncFolder(models.Model):
         if "uidvalidity" in vals:
             stale = self.filtered(lambda f: f.uidvalidity != (vals["uidvalidity"] or 0))
             if stale:
-                self.env.cr.execute(SQL(
-                    "DELETE FROM mail_sync_header_index WHERE folder_id = ANY(%s) "
-                    "AND uidvalidity != %s", stale.ids, vals["uidvalidity"] or 0))
+                self.env.cr.execute(
+                    SQL(
+                        "DELETE FROM mail_sync_header_index WHERE folder_id = ANY(%s) "
+                        "AND uidvalidity != %s",
+                        stale.ids,
+                        vals["uidvalidity"] or 0,
+                    )
+                )
         return super().write(vals)

@@ -14,6 +14,7 @@ makes a folder's rows worthless: they are deleted when the new UIDVALIDITY is st
 checked again against the server before any fetch. Rows older than the mailbox's sync window are
 pruned.
 """
+
 import logging
 import threading
 import time
@@ -35,10 +36,12 @@ class MailSyncHeaderIndex(models.Model):
     _order = "id"
     _log_access = False
 
-    mailbox_id = fields.Many2one("mail.sync.mailbox", required=True, index=True,
-                                 ondelete="cascade", readonly=True)
-    folder_id = fields.Many2one("mail.sync.folder", required=True, ondelete="cascade",
-                                readonly=True)
+    mailbox_id = fields.Many2one(
+        "mail.sync.mailbox", required=True, index=True, ondelete="cascade", readonly=True
+    )
+    folder_id = fields.Many2one(
+        "mail.sync.folder", required=True, ondelete="cascade", readonly=True
+    )
     uidvalidity = fields.Integer(readonly=True)
     uid = fields.Integer("UID", readonly=True)
     message_id = fields.Char("Message-ID", readonly=True)
@@ -47,32 +50,65 @@ class MailSyncHeaderIndex(models.Model):
 
     def init(self):
         cr = self.env.cr
-        cr.execute(SQL("ALTER TABLE mail_sync_header_index "
-                       "ADD COLUMN IF NOT EXISTS addrs text[] NOT NULL DEFAULT '{}'"))
-        cr.execute(SQL("CREATE INDEX IF NOT EXISTS mail_sync_header_index_addrs_gin "
-                       "ON mail_sync_header_index USING gin (addrs)"))
-        cr.execute(SQL("CREATE UNIQUE INDEX IF NOT EXISTS mail_sync_header_index_place "
-                       "ON mail_sync_header_index (folder_id, uidvalidity, uid)"))
-        cr.execute(SQL("CREATE INDEX IF NOT EXISTS mail_sync_header_index_pending "
-                       "ON mail_sync_header_index (mailbox_id) WHERE pending"))
+        cr.execute(
+            SQL(
+                "ALTER TABLE mail_sync_header_index "
+                "ADD COLUMN IF NOT EXISTS addrs text[] NOT NULL DEFAULT '{}'"
+            )
+        )
+        cr.execute(
+            SQL(
+                "CREATE INDEX IF NOT EXISTS mail_sync_header_index_addrs_gin "
+                "ON mail_sync_header_index USING gin (addrs)"
+            )
+        )
+        cr.execute(
+            SQL(
+                "CREATE UNIQUE INDEX IF NOT EXISTS mail_sync_header_index_place "
+                "ON mail_sync_header_index (folder_id, uidvalidity, uid)"
+            )
+        )
+        cr.execute(
+            SQL(
+                "CREATE INDEX IF NOT EXISTS mail_sync_header_index_pending "
+                "ON mail_sync_header_index (mailbox_id) WHERE pending"
+            )
+        )
 
     # ------------------------------------------------------------------ writing
     @api.model
     def _insert(self, folder, uidvalidity, headers, naive):
         """One INSERT … SELECT unnest for the unmatched ``headers`` of ``folder``."""
-        rows = [(h.uid, h.message_id, naive(h.date), " ".join(dict.fromkeys(
-            a for a in h.all_addrs if a and " " not in a))) for h in headers]
+        rows = [
+            (
+                h.uid,
+                h.message_id,
+                naive(h.date),
+                " ".join(dict.fromkeys(a for a in h.all_addrs if a and " " not in a)),
+            )
+            for h in headers
+        ]
         if not rows:
             return
         uids, mids, dates, addrs = zip(*rows)
-        self.env.cr.execute(SQL("""
+        self.env.cr.execute(
+            SQL(
+                """
             INSERT INTO mail_sync_header_index
                    (mailbox_id, folder_id, uidvalidity, uid, message_id, date, addrs, pending)
             SELECT %s, %s, %s, u, m, d, string_to_array(a, ' '), false
               FROM unnest(%s::int[], %s::varchar[], %s::timestamp[], %s::text[]) AS t(u, m, d, a)
             ON CONFLICT (folder_id, uidvalidity, uid) DO NOTHING
-        """, folder.mailbox_id.id, folder.id, uidvalidity or 0, list(uids), list(mids),
-              list(dates), list(addrs)))
+        """,
+                folder.mailbox_id.id,
+                folder.id,
+                uidvalidity or 0,
+                list(uids),
+                list(mids),
+                list(dates),
+                list(addrs),
+            )
+        )
 
     @api.model
     def _mark_pending(self, raw_addresses):
@@ -86,8 +122,12 @@ class MailSyncHeaderIndex(models.Model):
         if not wanted:
             return 0
         self.env.cr.execute(
-            SQL("UPDATE mail_sync_header_index SET pending = true "
-                "WHERE addrs && %s::text[] AND NOT pending", sorted(wanted)))
+            SQL(
+                "UPDATE mail_sync_header_index SET pending = true "
+                "WHERE addrs && %s::text[] AND NOT pending",
+                sorted(wanted),
+            )
+        )
         count = self.env.cr.rowcount
         if count:
             self.invalidate_model(["pending"])
@@ -104,13 +144,16 @@ class MailSyncHeaderIndex(models.Model):
         auto_commit = not getattr(threading.current_thread(), "testing", False)
         Mailbox = self.env["mail.sync.mailbox"].sudo()
         deadline = time.monotonic() + (time_budget or Mailbox._get_param("cron_time_budget", 240))
-        self.env.cr.execute(SQL("""
+        self.env.cr.execute(
+            SQL("""
             DELETE FROM mail_sync_header_index i USING mail_sync_mailbox m
              WHERE m.id = i.mailbox_id AND m.sync_days > 0
                AND i.date < (now() at time zone 'UTC') - m.sync_days * interval '1 day'
-        """))
+        """)
+        )
         self.env.cr.execute(
-            SQL("SELECT DISTINCT mailbox_id FROM mail_sync_header_index WHERE pending"))
+            SQL("SELECT DISTINCT mailbox_id FROM mail_sync_header_index WHERE pending")
+        )
         mailbox_ids = [row[0] for row in self.env.cr.fetchall()]
         done, busy = 0, False
         for mailbox_id in mailbox_ids:
@@ -126,7 +169,8 @@ class MailSyncHeaderIndex(models.Model):
                     mailbox._late_link()
                 else:
                     self.search([("mailbox_id", "=", mailbox_id), ("pending", "=", True)]).write(
-                        {"pending": False})
+                        {"pending": False}
+                    )
                 done += 1
             except Exception:  # noqa: BLE001 - one mailbox never stops the others
                 _logger.exception("Mail Sync: late linking of mailbox %s failed", mailbox_id)
@@ -136,7 +180,7 @@ class MailSyncHeaderIndex(models.Model):
             finally:
                 Mailbox._sync_unlock(mailbox_id)
             if auto_commit:
-                self.env.cr.commit()
+                self.env.cr.commit()  # pylint: disable=invalid-commit
         if busy:
             cron = self.env.ref(LATE_LINK_CRON, raise_if_not_found=False)
             if cron:

@@ -7,6 +7,7 @@ line instead of flooding the log; entries older than 90 days are vacuumed.
 Summary and fix are stored as the engine wrote them, in English (repeats are found by comparing
 them); they are read in the reader's language (``read``, ``_translated``).
 """
+
 from datetime import timedelta
 
 from odoo import api, fields, models
@@ -24,12 +25,14 @@ class MailSyncLog(models.Model):
     _rec_name = "summary"
 
     date = fields.Datetime(required=True, default=fields.Datetime.now, index=True, readonly=True)
-    mailbox_id = fields.Many2one("mail.sync.mailbox", index=True, ondelete="cascade",
-                                 readonly=True)
+    mailbox_id = fields.Many2one("mail.sync.mailbox", index=True, ondelete="cascade", readonly=True)
     user_id = fields.Many2one(related="mailbox_id.user_id", store=True, string="User")
     company_id = fields.Many2one(related="mailbox_id.company_id", store=True)
-    kind = fields.Selection([(kind, kind.replace("_", " ").capitalize()) for kind in errors.KINDS],
-                            required=True, readonly=True)
+    kind = fields.Selection(
+        [(kind, kind.replace("_", " ").capitalize()) for kind in errors.KINDS],
+        required=True,
+        readonly=True,
+    )
     summary = fields.Char("Error", readonly=True)
     message = fields.Text("Server message", readonly=True)
     fix = fields.Text("How to fix it", readonly=True)
@@ -80,8 +83,14 @@ class MailSyncLog(models.Model):
         MailboxConfig); else they are read and decrypted here, once, and only when the error
         carries words of a server or library (``detail``). Without them the summary is one of
         our own sentences (host, port, folder): no secret to remove, nothing decrypted."""
-        return self._write_line(mailbox, sync_error.kind, str(sync_error),
-                                sync_error.detail or "", secrets, same_message=True)
+        return self._write_line(
+            mailbox,
+            sync_error.kind,
+            str(sync_error),
+            sync_error.detail or "",
+            secrets,
+            same_message=True,
+        )
 
     @api.model
     def _log_skipped(self, mailbox, sync_error, skipped, secrets=None):
@@ -90,8 +99,9 @@ class MailSyncLog(models.Model):
         skipped for the same reason within 24 hours are counted on one line (the table of
         skipped messages lists each; the line names the latest)."""
         detail = " — ".join(filter(None, [skipped._where(), sync_error.detail]))
-        return self._write_line(mailbox, sync_error.kind, sync_error.summary, detail, secrets,
-                                same_message=False)
+        return self._write_line(
+            mailbox, sync_error.kind, sync_error.summary, detail, secrets, same_message=False
+        )
 
     @api.model
     def _write_line(self, mailbox, kind, summary, message, secrets, same_message):
@@ -103,8 +113,12 @@ class MailSyncLog(models.Model):
             summary = errors.redact(summary, secrets)
             message = errors.redact(message, secrets)
         now = fields.Datetime.now()
-        domain = [("mailbox_id", "=", mailbox.id), ("kind", "=", kind),
-                  ("summary", "=", summary), ("date", ">=", now - REPEAT_WINDOW)]
+        domain = [
+            ("mailbox_id", "=", mailbox.id),
+            ("kind", "=", kind),
+            ("summary", "=", summary),
+            ("date", ">=", now - REPEAT_WINDOW),
+        ]
         if same_message:
             domain.append(("message", "=", message or False))
         existing = self.sudo().search(domain, limit=1, order="date desc")
@@ -114,14 +128,16 @@ class MailSyncLog(models.Model):
                 vals["message"] = message or False
             existing.write(vals)
             return existing
-        return self.sudo().create({
-            "date": now,
-            "mailbox_id": mailbox.id,
-            "kind": kind,
-            "summary": summary,
-            "message": message or False,
-            "fix": errors.fix_for(kind, mailbox.provider),
-        })
+        return self.sudo().create(
+            {
+                "date": now,
+                "mailbox_id": mailbox.id,
+                "kind": kind,
+                "summary": summary,
+                "message": message or False,
+                "fix": errors.fix_for(kind, mailbox.provider),
+            }
+        )
 
     @api.autovacuum
     def _gc_old_entries(self):

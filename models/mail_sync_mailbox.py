@@ -7,6 +7,7 @@ the engine hands over, keeps the status, seats and daily cap, sends through the 
 Mail), and runs the scheduled actions (``_cron_sync``, ``_cron_fast_arrival``). ARCHITECTURE.md
 gives the stages, which method owns what and where transactions begin and end.
 """
+
 import copy
 import dataclasses
 import json
@@ -38,8 +39,14 @@ from .mail_sync_message import NOT_POISON, address_lines
 from .mail_sync_oauth_mixin import TOKEN_CACHE
 from .own_domains import email_domain, own_domains_changed
 from .res_company import limits_from
-from .states import (BILLABLE_STATES, CONFIGURED_STATES, CONNECTED_STATES, SEAT_STATES, SHARING,
-                     SYNCING_STATES)
+from .states import (
+    BILLABLE_STATES,
+    CONFIGURED_STATES,
+    CONNECTED_STATES,
+    SEAT_STATES,
+    SHARING,
+    SYNCING_STATES,
+)
 from .sync_run import SyncFacts, SyncPolicy, SyncRun, naive_utc
 
 _logger = logging.getLogger(__name__)
@@ -54,20 +61,30 @@ _lt = LazyTranslate(__name__, default_lang="en_US")
 STATE_HELP = {
     "draft": _lt("Mail Sync is not configured for this user account yet."),
     "enabled": _lt("Mail Sync was successfully enabled for this user account."),
-    "error": _lt("An error occurred when attempting to sync the user account's email (for "
-                 "example an invalid email address or a connectivity issue)."),
-    "pending": _lt("The account waits for a raise in the company's mailbox sync limit, or for "
-                   "someone else to disconnect so that the company is below the limit."),
-    "connection": _lt("Unable to connect for two days due to errors. No longer trying to sync. "
-                      "Not billed while this lasts."),
+    "error": _lt(
+        "An error occurred when attempting to sync the user account's email (for "
+        "example an invalid email address or a connectivity issue)."
+    ),
+    "pending": _lt(
+        "The account waits for a raise in the company's mailbox sync limit, or for "
+        "someone else to disconnect so that the company is below the limit."
+    ),
+    "connection": _lt(
+        "Unable to connect for two days due to errors. No longer trying to sync. "
+        "Not billed while this lasts."
+    ),
 }
 
 # The servers of the providers Connect with Google / Microsoft knows (mailsync.oauth).
 PROVIDER_DEFAULTS = {
     provider.config_provider: {
-        "imap_host": provider.imap.host, "imap_port": provider.imap.port,
-        "imap_security": provider.imap.security, "smtp_host": provider.smtp.host,
-        "smtp_port": provider.smtp.port, "smtp_security": provider.smtp.security}
+        "imap_host": provider.imap.host,
+        "imap_port": provider.imap.port,
+        "imap_security": provider.imap.security,
+        "smtp_host": provider.smtp.host,
+        "smtp_port": provider.smtp.port,
+        "smtp_security": provider.smtp.security,
+    }
     for provider in (oauth.GOOGLE, oauth.MICROSOFT)
 }
 # Gmail's own domains (personal accounts); other domains on Gmail are Google Workspace.
@@ -86,12 +103,31 @@ ADVISORY_LOCK_KEY = 0x4D53594E
 # Status, seat, daily-cap and sync bookkeeping: billing and the Pending queue depend on them.
 # Written only by Mail Sync itself (sync, connection test, seat queue, disconnect, Smart Mail:
 # as superuser), never by a client: ``create``/``write`` refuse them unless ``env.su``.
-PROTECTED_FIELDS = frozenset({
-    "state", "last_sync", "last_success", "next_sync", "last_error", "error_since",
-    "synced_count", "folder_ids", "log_ids", "skipped_ids", "sync_inflight", "sync_suspects",
-    "sharing", "pending_since", "holds_seat", "error_count", "cap_day", "cap_base",
-    "smtp_sent_date", "smtp_sent_count", "fast_checked_at",
-})
+PROTECTED_FIELDS = frozenset(
+    {
+        "state",
+        "last_sync",
+        "last_success",
+        "next_sync",
+        "last_error",
+        "error_since",
+        "synced_count",
+        "folder_ids",
+        "log_ids",
+        "skipped_ids",
+        "sync_inflight",
+        "sync_suspects",
+        "sharing",
+        "pending_since",
+        "holds_seat",
+        "error_count",
+        "cap_day",
+        "cap_base",
+        "smtp_sent_date",
+        "smtp_sent_count",
+        "fast_checked_at",
+    }
+)
 
 # Health: errors without one successful sync for this long: Connection.
 CONNECTION_AFTER = timedelta(hours=48)
@@ -129,153 +165,205 @@ class MailSyncMailbox(models.Model):
     _order = "user_id, id"
     _check_company_auto = True
     _rec_name = "email"
+
     active = fields.Boolean(default=True)
-
     user_id = fields.Many2one(
-        "res.users", string="User", required=True, index=True, ondelete="cascade",
+        "res.users",
+        required=True,
+        index=True,
+        ondelete="cascade",
         default=lambda self: self.env.user,
-        domain="[('share', '=', False)]")
-
+        domain="[('share', '=', False)]",
+    )
     company_id = fields.Many2one(
-        "res.company", string="Company", required=True, index=True,
-        default=lambda self: self.env.company)
-
+        "res.company", required=True, index=True, default=lambda self: self.env.company
+    )
     email = fields.Char("Email address", required=True)
-
     provider = fields.Selection(
-        [("generic", "Other (IMAP)"), ("gmail", "Gmail / Google Workspace"),
-         ("outlook", "Outlook / Microsoft 365")],
-        required=True, default="generic")
-
+        [
+            ("generic", "Other (IMAP)"),
+            ("gmail", "Gmail / Google Workspace"),
+            ("outlook", "Outlook / Microsoft 365"),
+        ],
+        required=True,
+        default="generic",
+    )
     auth_method = fields.Selection(
         [("password", "Password / app password"), ("oauth", "OAuth")],
-        string="Authentication", required=True, default="password")
-
+        string="Authentication",
+        required=True,
+        default="password",
+    )
     imap_host = fields.Char("IMAP server")
-
     imap_port = fields.Integer("IMAP port", default=993)
-
-    imap_security = fields.Selection(SECURITY, string="IMAP security", default="ssl",
-                                     required=True)
-
+    imap_security = fields.Selection(SECURITY, string="IMAP security", default="ssl", required=True)
     imap_login = fields.Char("IMAP login", help="Usually the email address.")
-
     smtp_host = fields.Char("SMTP server")
-
     smtp_port = fields.Integer("SMTP port", default=465)
-
-    smtp_security = fields.Selection(SECURITY, string="SMTP security", default="ssl",
-                                     required=True)
-
+    smtp_security = fields.Selection(SECURITY, string="SMTP security", default="ssl", required=True)
     smtp_login = fields.Char("SMTP login", help="Leave empty to use the IMAP login.")
-
     sync_days = fields.Integer(
-        "Sync history (days)", default=30,
-        help="How far back to sync on first connection (0: the whole mailbox).")
+        "Sync history (days)",
+        default=30,
+        help="How far back to sync on first connection (0: the whole mailbox).",
+    )
 
     # Write-only: never read back (always empty), encrypted into mail.sync.credential.
     password = fields.Char(
-        "Password", compute="_compute_password", inverse="_inverse_password", copy=False,
-        help="Your mailbox password or app password. It is stored encrypted and never shown.")
-
+        compute="_compute_password",
+        inverse="_inverse_password",
+        copy=False,
+        help="Your mailbox password or app password. It is stored encrypted and never shown.",
+    )
     has_password = fields.Boolean(compute="_compute_has_password")
-
     state = fields.Selection(
-        [("draft", "Not connected"), ("enabled", "Enabled"), ("error", "Error"),
-         ("pending", "Pending"), ("connection", "Connection")],
-        string="Status", default="draft", required=True, readonly=True, copy=False, index=True,
-        help="\n".join(f"{label}: {STATE_HELP[key]}" for key, label in (
-            ("enabled", "Enabled"), ("error", "Error"), ("pending", "Pending"),
-            ("connection", "Connection"))))
-
+        [
+            ("draft", "Not connected"),
+            ("enabled", "Enabled"),
+            ("error", "Error"),
+            ("pending", "Pending"),
+            ("connection", "Connection"),
+        ],
+        string="Status",
+        default="draft",
+        required=True,
+        readonly=True,
+        copy=False,
+        index=True,
+        help="\n".join(
+            f"{label}: {STATE_HELP[key]}"
+            for key, label in (
+                ("enabled", "Enabled"),
+                ("error", "Error"),
+                ("pending", "Pending"),
+                ("connection", "Connection"),
+            )
+        ),
+    )
     state_description = fields.Char("Status meaning", compute="_compute_state_description")
-
     last_sync = fields.Datetime("Last sync", readonly=True, copy=False)
-
     last_success = fields.Datetime("Last successful sync", readonly=True, copy=False)
-
     next_sync = fields.Datetime(
-        "Next sync", readonly=True, copy=False,
-        help="The mailbox is not synced before this time (empty: at the next run).")
-
+        "Next sync",
+        readonly=True,
+        copy=False,
+        help="The mailbox is not synced before this time (empty: at the next run).",
+    )
     last_error = fields.Text("Last error", readonly=True, copy=False)
-
     error_since = fields.Datetime("In error since", readonly=True, copy=False)
-
-    folder_ids = fields.One2many("mail.sync.folder", "mailbox_id", string="Folders",
-                                 readonly=True, copy=False)
-
+    folder_ids = fields.One2many(
+        "mail.sync.folder", "mailbox_id", string="Folders", readonly=True, copy=False
+    )
     synced_count = fields.Integer("Synced emails", readonly=True, copy=False)
-
-    log_ids = fields.One2many("mail.sync.log", "mailbox_id", string="Errors", readonly=True,
-                              copy=False)
-
-    skipped_ids = fields.One2many("mail.sync.skipped", "mailbox_id", string="Skipped",
-                                  readonly=True, copy=False)
-
-    skipped_count = fields.Integer("Skipped messages", compute="_compute_skipped_count",
-                                   help="Messages a sync skipped (unreadable, over a limit, "
-                                        "could not be recorded). Retry skipped messages syncs "
-                                        "them again.")
-
+    log_ids = fields.One2many(
+        "mail.sync.log", "mailbox_id", string="Errors", readonly=True, copy=False
+    )
+    skipped_ids = fields.One2many("mail.sync.skipped", "mailbox_id", readonly=True, copy=False)
+    skipped_count = fields.Integer(
+        "Skipped messages",
+        compute="_compute_skipped_count",
+        help="Messages a sync skipped (unreadable, over a limit, "
+        "could not be recorded). Retry skipped messages syncs "
+        "them again.",
+    )
     sharing = fields.Selection(
-        SHARING, string="Synced emails shared with", readonly=True, copy=False,
+        SHARING,
+        string="Synced emails shared with",
+        readonly=True,
+        copy=False,
         help="Who sees the emails this mailbox records: the owner's choice (My Profile ▸ "
-             "Mail Sync), else the company's default. The owner and Mail Sync managers always "
-             "see them whole.")
+        "Mail Sync), else the company's default. The owner and Mail Sync managers always "
+        "see them whole.",
+    )
 
     # Crash safety (see _crash_recovery): the UIDs being read, and how many syncs died with
     # each suspect in flight.
     sync_inflight = fields.Json("Messages in flight", readonly=True, copy=False)
-
     sync_suspects = fields.Json("Messages read alone", readonly=True, copy=False)
 
     _sql_constraints = [
-        ("user_company_unique", "unique(user_id, company_id)",
-         "A user has one Mail Sync mailbox per company."),
-        ("imap_port_range", "CHECK(imap_port IS NULL OR (imap_port >= 0 AND imap_port <= 65535))",
-         "The IMAP port must be between 1 and 65535."),
-        ("smtp_port_range", "CHECK(smtp_port IS NULL OR (smtp_port >= 0 AND smtp_port <= 65535))",
-         "The SMTP port must be between 1 and 65535."),
-        ("sync_days_positive", "CHECK(sync_days IS NULL OR sync_days >= 0)",
-         "The sync history cannot be negative."),
+        (
+            "user_company_unique",
+            "unique(user_id, company_id)",
+            "A user has one Mail Sync mailbox per company.",
+        ),
+        (
+            "imap_port_range",
+            "CHECK(imap_port IS NULL OR (imap_port >= 0 AND imap_port <= 65535))",
+            "The IMAP port must be between 1 and 65535.",
+        ),
+        (
+            "smtp_port_range",
+            "CHECK(smtp_port IS NULL OR (smtp_port >= 0 AND smtp_port <= 65535))",
+            "The SMTP port must be between 1 and 65535.",
+        ),
+        (
+            "sync_days_positive",
+            "CHECK(sync_days IS NULL OR sync_days >= 0)",
+            "The sync history cannot be negative.",
+        ),
     ]
-
     pending_since = fields.Datetime(
-        "Pending since", readonly=True, copy=False, index="btree_not_null",
+        "Pending since",
+        readonly=True,
+        copy=False,
+        index="btree_not_null",
         help="When this mailbox asked for a seat of the company's mailbox limit: the Pending "
-             "queue is served in this order.")
+        "queue is served in this order.",
+    )
     holds_seat = fields.Boolean(
-        "Holds a seat", readonly=True, copy=False,
-        help="Counts against the company's mailbox limit until disconnected.")
+        "Holds a seat",
+        readonly=True,
+        copy=False,
+        help="Counts against the company's mailbox limit until disconnected.",
+    )
     error_count = fields.Integer(
-        "Failed attempts", readonly=True, copy=False,
-        help="Failed syncs in a row; the retry delay doubles with each one.")
-    cap_day = fields.Date("Cap day", readonly=True, copy=False,
-                          help="The owner's local day the daily count refers to.")
+        "Failed attempts",
+        readonly=True,
+        copy=False,
+        help="Failed syncs in a row; the retry delay doubles with each one.",
+    )
+    cap_day = fields.Date(
+        "Cap day",
+        readonly=True,
+        copy=False,
+        help="The owner's local day the daily count refers to.",
+    )
     cap_base = fields.Integer("Synced before the cap day", readonly=True, copy=False)
     synced_today = fields.Integer(
-        "Emails synced today", compute="_compute_synced_today",
-        help="Emails recorded today (in the user's timezone).")
+        "Emails synced today",
+        compute="_compute_synced_today",
+        help="Emails recorded today (in the user's timezone).",
+    )
     daily_cap = fields.Integer(
-        "Daily cap", compute="_compute_daily_cap",
+        "Daily cap",
+        compute="_compute_daily_cap",
         help="Most emails synced per day for this mailbox (0: unlimited); the rest wait for "
-             "the next day.")
+        "the next day.",
+    )
     is_billable = fields.Boolean("Billable", compute="_compute_is_billable")
     mail_sync_create_leads = fields.Boolean(
         "Create leads from new contacts",
         help="Received mail from an address that is no lead, contact or colleague creates a "
-             "lead (after the never-log list and the auto-reply filter).")
+        "lead (after the never-log list and the auto-reply filter).",
+    )
     exclusion_count = fields.Integer(compute="_compute_exclusion_count")
     smtp_daily_limit = fields.Integer(
-        "Daily sending limit", compute="_compute_smtp_daily_limit", store=True, readonly=False,
+        "Daily sending limit",
+        compute="_compute_smtp_daily_limit",
+        store=True,
+        readonly=False,
         help="Most recipients this mailbox sends to per day (UTC) through Smart Mail; mail "
-             "beyond it stays queued for the next day. 0: no limit. Defaults: Gmail 500, "
-             "Google Workspace 2,000, Microsoft 365 10,000.")
+        "beyond it stays queued for the next day. 0: no limit. Defaults: Gmail 500, "
+        "Google Workspace 2,000, Microsoft 365 10,000.",
+    )
     smtp_sent_date = fields.Date("Sending day", readonly=True, copy=False)
     smtp_sent_count = fields.Integer(
-        "Recipients sent today", readonly=True, copy=False,
-        help="Recipients of the mail sent through this mailbox on the sending day.")
+        "Recipients sent today",
+        readonly=True,
+        copy=False,
+        help="Recipients of the mail sent through this mailbox on the sending day.",
+    )
     fast_checked_at = fields.Datetime("Last new-mail check", readonly=True, copy=False)
 
     # ------------------------------------------------------------------ computes
@@ -289,14 +377,22 @@ class MailSyncMailbox(models.Model):
                 mailbox._set_secret("password", mailbox.password)
 
     def _compute_skipped_count(self):
-        counts = dict(self.env["mail.sync.skipped"].sudo()._read_group(
-            [("mailbox_id", "in", self.ids)], ["mailbox_id"], ["__count"]))
+        counts = dict(
+            self.env["mail.sync.skipped"]
+            .sudo()
+            ._read_group([("mailbox_id", "in", self.ids)], ["mailbox_id"], ["__count"])
+        )
         for mailbox in self:
             mailbox.skipped_count = counts.get(mailbox._origin, 0)
 
     def _compute_has_password(self):
-        creds = self.env["mail.sync.credential"].sudo().search_fetch(
-            [("mailbox_id", "in", self.ids), ("kind", "=", "password")], ["mailbox_id"])
+        creds = (
+            self.env["mail.sync.credential"]
+            .sudo()
+            .search_fetch(
+                [("mailbox_id", "in", self.ids), ("kind", "=", "password")], ["mailbox_id"]
+            )
+        )
         with_password = set(creds.mailbox_id.ids)
         for mailbox in self:
             mailbox.has_password = mailbox.id in with_password
@@ -342,16 +438,30 @@ class MailSyncMailbox(models.Model):
     @api.constrains("imap_security", "imap_host", "smtp_security", "smtp_host")
     def _check_security_loopback(self):
         for mailbox in self:
-            if mailbox.imap_security == "none" and mailbox.imap_host and not is_loopback(
-                    mailbox.imap_host):
-                raise ValidationError(_(
-                    "An unencrypted IMAP connection is only allowed to the local machine "
-                    "(localhost); choose SSL/TLS or STARTTLS for %s.", mailbox.imap_host))
-            if mailbox.smtp_security == "none" and mailbox.smtp_host and not is_loopback(
-                    mailbox.smtp_host):
-                raise ValidationError(_(
-                    "An unencrypted SMTP connection is only allowed to the local machine "
-                    "(localhost); choose SSL/TLS or STARTTLS for %s.", mailbox.smtp_host))
+            if (
+                mailbox.imap_security == "none"
+                and mailbox.imap_host
+                and not is_loopback(mailbox.imap_host)
+            ):
+                raise ValidationError(
+                    _(
+                        "An unencrypted IMAP connection is only allowed to the local machine "
+                        "(localhost); choose SSL/TLS or STARTTLS for %s.",
+                        mailbox.imap_host,
+                    )
+                )
+            if (
+                mailbox.smtp_security == "none"
+                and mailbox.smtp_host
+                and not is_loopback(mailbox.smtp_host)
+            ):
+                raise ValidationError(
+                    _(
+                        "An unencrypted SMTP connection is only allowed to the local machine "
+                        "(localhost); choose SSL/TLS or STARTTLS for %s.",
+                        mailbox.smtp_host,
+                    )
+                )
 
     @api.constrains("user_id", "company_id")
     def _check_user_internal(self):
@@ -359,10 +469,14 @@ class MailSyncMailbox(models.Model):
             if mailbox.user_id.share:
                 raise ValidationError(_("Only internal users can sync a mailbox."))
             if mailbox.company_id not in mailbox.user_id.company_ids:
-                raise ValidationError(_(
-                    "%(user)s does not work for %(company)s: a mailbox syncs in one of its "
-                    "owner's companies.", user=mailbox.user_id.name,
-                    company=mailbox.company_id.name))
+                raise ValidationError(
+                    _(
+                        "%(user)s does not work for %(company)s: a mailbox syncs in one of its "
+                        "owner's companies.",
+                        user=mailbox.user_id.name,
+                        company=mailbox.company_id.name,
+                    )
+                )
 
     # ------------------------------------------------------------------ CRUD
     def _check_protected_fields(self, vals):
@@ -372,10 +486,15 @@ class MailSyncMailbox(models.Model):
             return
         protected = sorted(PROTECTED_FIELDS.intersection(vals))
         if protected:
-            raise AccessError(_(
-                "The status, seat, daily cap and counters of a mailbox are kept by Mail Sync "
-                "and cannot be set directly (%s). Use Test Connection, Sync now or "
-                "Disconnect.", ", ".join(protected)))
+            raise AccessError(
+                _(
+                    "The status, seat, daily cap and counters of a mailbox are kept by Mail Sync "
+                    "and cannot be set directly (%s). Use Test Connection, Sync now or "
+                    "Disconnect.",
+                    ", ".join(protected),
+                )
+            )
+
     @api.model_create_multi
     def create(self, vals_list):
         if not self.env.su:
@@ -383,18 +502,23 @@ class MailSyncMailbox(models.Model):
                 self._check_protected_fields(vals)
             # Nor through defaults in the context (``default_state``: grouped views send it).
             context = self.env.context
-            if any(key.startswith("default_") and key[8:] in PROTECTED_FIELDS
-                   for key in context):
-                self = self.with_context({  # noqa: PLW0642
-                    key: value for key, value in context.items()
-                    if not (key.startswith("default_") and key[8:] in PROTECTED_FIELDS)})
+            if any(key.startswith("default_") and key[8:] in PROTECTED_FIELDS for key in context):
+                # (the whole context replaced: a key dropped, not set to a value)
+                kept = {
+                    key: value
+                    for key, value in context.items()
+                    if not (key.startswith("default_") and key[8:] in PROTECTED_FIELDS)
+                }
+                self = self.with_context(kept)  # noqa: PLW0642  # pylint: disable=context-overridden
         if not (self.env.su or self.env.user.has_group("base.group_system")):
             for vals in vals_list:
-                owner = vals.get("user_id") or self.env.context.get("default_user_id") \
-                    or self.env.uid
+                owner = (
+                    vals.get("user_id") or self.env.context.get("default_user_id") or self.env.uid
+                )
                 if owner != self.env.uid:
-                    raise AccessError(_("Only an administrator can set up a mailbox for "
-                                        "another user."))
+                    raise AccessError(
+                        _("Only an administrator can set up a mailbox for another user.")
+                    )
         for vals in vals_list:
             if vals.get("email") and not vals.get("imap_login"):
                 vals["imap_login"] = vals["email"].strip()
@@ -413,17 +537,32 @@ class MailSyncMailbox(models.Model):
         if self.env.su or self.env.user.has_group("base.group_system"):
             return
         if {"user_id", "company_id"} & set(vals):
-            raise AccessError(_("Only an administrator can give a mailbox to another user or "
-                                "move it to another company."))
+            raise AccessError(
+                _(
+                    "Only an administrator can give a mailbox to another user or "
+                    "move it to another company."
+                )
+            )
         others = self.filtered(lambda m: m.user_id != self.env.user)
         if others:
-            raise AccessError(_("Only %s can change their mailbox's settings.",
-                                others[0].user_id.name))
+            raise AccessError(
+                _("Only %s can change their mailbox's settings.", others[0].user_id.name)
+            )
 
     # Where a stored secret goes, and whose it is: when one of them changes, the secrets go.
-    SECRET_BINDING_FIELDS = ("imap_host", "imap_port", "imap_security", "imap_login",
-                             "smtp_host", "smtp_port", "smtp_security", "smtp_login", "email",
-                             "user_id", "company_id")
+    SECRET_BINDING_FIELDS = (
+        "imap_host",
+        "imap_port",
+        "imap_security",
+        "imap_login",
+        "smtp_host",
+        "smtp_port",
+        "smtp_security",
+        "smtp_login",
+        "email",
+        "user_id",
+        "company_id",
+    )
 
     def _secrets_to_forget(self, vals):
         """The mailboxes of ``self`` whose server, login or owner ``vals`` really changes."""
@@ -434,8 +573,7 @@ class MailSyncMailbox(models.Model):
         for mailbox in self:
             for name in names:
                 field = self._fields[name]
-                new = field.convert_to_record(field.convert_to_cache(vals[name], mailbox),
-                                              mailbox)
+                new = field.convert_to_record(field.convert_to_cache(vals[name], mailbox), mailbox)
                 old = mailbox[name]
                 if isinstance(old, str) or isinstance(new, str):
                     old, new = (old or "").strip().lower(), (new or "").strip().lower()
@@ -443,30 +581,54 @@ class MailSyncMailbox(models.Model):
                     changed |= mailbox
                     break
         return changed
+
     # Changing how to connect needs a new connection test before syncing again.
-    CONNECTION_FIELDS = frozenset({
-        "email", "provider", "auth_method", "imap_host", "imap_port", "imap_security",
-        "imap_login", "smtp_host", "smtp_port", "smtp_security", "smtp_login", "password",
-        "user_id", "company_id"})
+    CONNECTION_FIELDS = frozenset(
+        {
+            "email",
+            "provider",
+            "auth_method",
+            "imap_host",
+            "imap_port",
+            "imap_security",
+            "imap_login",
+            "smtp_host",
+            "smtp_port",
+            "smtp_security",
+            "smtp_login",
+            "password",
+            "user_id",
+            "company_id",
+        }
+    )
 
     def write(self, vals):
         self._check_protected_fields(vals)
         self._check_ownership_write(vals)
         moved = self._secrets_to_forget(vals)
         # What the top-bar link and the company's own domains depend on, before the write.
-        systray = self._systray_keys() if {"state", "active", "user_id", "company_id"} & set(
-            vals) else None
-        own_domains = {m.id: m._own_domain_key() for m in self} if {
-            "email", "company_id", "state", "active"} & set(vals) else None
+        systray = (
+            self._systray_keys()
+            if {"state", "active", "user_id", "company_id"} & set(vals)
+            else None
+        )
+        own_domains = (
+            {m.id: m._own_domain_key() for m in self}
+            if {"email", "company_id", "state", "active"} & set(vals)
+            else None
+        )
         res = super().write(vals)
         if moved:
             # A stored password or token is never sent to a server, or used by a user, other
             # than the ones it was entered for: changed, they must be entered again.
             self.env["mail.sync.credential"].sudo().search(
                 [("mailbox_id", "in", moved.ids)]
-                + ([("kind", "!=", "password")] if vals.get("password") else [])).unlink()
-            _logger.info("Mail Sync: mailbox(es) %s changed server, login or owner: stored "
-                         "secrets deleted", moved.ids)
+                + ([("kind", "!=", "password")] if vals.get("password") else [])
+            ).unlink()
+            _logger.info(
+                "Mail Sync: mailbox(es) %s changed server, login or owner: stored secrets deleted",
+                moved.ids,
+            )
         if "password" in vals:
             self.invalidate_recordset(["password"])  # never keep the clear value around
         # (``mail_sync_keep_state``: Mail Sync's own writes, as superuser; a client's context
@@ -474,11 +636,13 @@ class MailSyncMailbox(models.Model):
         keep_state = self.env.su and self.env.context.get("mail_sync_keep_state")
         if self.CONNECTION_FIELDS & set(vals) and not keep_state:
             self.filtered(lambda m: m.state != "draft").sudo().with_context(
-                mail_sync_keep_state=True).write({"state": "draft"})
+                mail_sync_keep_state=True
+            ).write({"state": "draft"})
         if systray is not None:
             self._systray_changed(systray)
         if own_domains is not None and any(
-                m._own_domain_key() != own_domains.get(m.id) for m in self):
+            m._own_domain_key() != own_domains.get(m.id) for m in self
+        ):
             own_domains_changed(self.env)
         return res
 
@@ -495,13 +659,26 @@ class MailSyncMailbox(models.Model):
             own_domains_changed(self.env)
         return res
 
+    def read(self, fields=None, load="_classic_read"):
+        """The last error in the reader's language (stored as the engine wrote it, English)."""
+        return self.env["mail.sync.log"]._translate_read(
+            super().read(fields, load), ("last_error",)
+        )
+
     # ------------------------------------------------------------------ sharing
     def _drop_hidden_content(self):
         """The content these mailboxes recorded without sharing it whole goes with them: nobody
         else may read it, and its attachments (kept on the mailbox) would lose their owner."""
-        messages = self.env["mail.message"].sudo().search([
-            ("mail_sync_mailbox_id", "in", self.ids),
-            ("mail_sync_visibility", "in", ("metadata", "private"))])
+        messages = (
+            self.env["mail.message"]
+            .sudo()
+            .search(
+                [
+                    ("mail_sync_mailbox_id", "in", self.ids),
+                    ("mail_sync_visibility", "in", ("metadata", "private")),
+                ]
+            )
+        )
         if messages:
             messages.mail_sync_attachment_ids.unlink()
             messages.write({"mail_sync_body": False})
@@ -510,8 +687,11 @@ class MailSyncMailbox(models.Model):
         """Bring ``sharing`` to the owner's choice (or the company's default) and the mail
         already recorded in line with it (``mail.message._mail_sync_set_visibility``)."""
         for mailbox in self.sudo():
-            wanted = mailbox.user_id.mail_sync_sharing or mailbox.company_id.mail_sync_sharing \
+            wanted = (
+                mailbox.user_id.mail_sync_sharing
+                or mailbox.company_id.mail_sync_sharing
                 or "everyone"
+            )
             if mailbox.sharing == wanted:
                 continue
             mailbox.with_context(mail_sync_keep_state=True).write({"sharing": wanted})
@@ -540,6 +720,7 @@ class MailSyncMailbox(models.Model):
         if not cred.token:
             return None
         return Credential._decrypt(cred.token)
+
     def _secrets(self):
         """Every clear secret of this mailbox, to redact them from error texts (the stored ones
         and the OAuth tokens this transaction refreshed)."""
@@ -553,7 +734,8 @@ class MailSyncMailbox(models.Model):
             if value:
                 values.append(value)
         access, _expiry, refresh = self.env.cr.cache.get(TOKEN_CACHE, {}).get(
-            self.id, (None, None, None))
+            self.id, (None, None, None)
+        )
         return values + [value for value in (access, refresh) if value and value not in values]
 
     # ------------------------------------------------------------------ engine config
@@ -564,6 +746,7 @@ class MailSyncMailbox(models.Model):
             return type(default)(value) if value not in (None, False, "") else default
         except (TypeError, ValueError):
             return default
+
     def _access_token(self):
         """The OAuth access token (XOAUTH2), or None for a password mailbox."""
         self.ensure_one()
@@ -580,8 +763,9 @@ class MailSyncMailbox(models.Model):
         imap = Endpoint(mailbox.imap_host.strip(), mailbox.imap_port, mailbox.imap_security)
         smtp = None
         if mailbox.smtp_host:
-            smtp = Endpoint(mailbox.smtp_host.strip(), mailbox.smtp_port or 465,
-                            mailbox.smtp_security)
+            smtp = Endpoint(
+                mailbox.smtp_host.strip(), mailbox.smtp_port or 465, mailbox.smtp_security
+            )
         login = (mailbox.imap_login or mailbox.email or "").strip()
         access_token = mailbox._access_token() if mailbox.auth_method == "oauth" else None
         password = None
@@ -589,11 +773,15 @@ class MailSyncMailbox(models.Model):
             if facts is None:
                 password = mailbox._get_secret("password")
             elif facts.password_token:
-                password = self.env["mail.sync.credential"].sudo()._decrypt(
-                    facts.password_token)
+                password = self.env["mail.sync.credential"].sudo()._decrypt(facts.password_token)
         if not access_token and not password:
-            raise errors.SyncError("config", "No password is stored for this mailbox.",
-                                   host=imap.host, port=imap.port, provider=mailbox.provider)
+            raise errors.SyncError(
+                "config",
+                "No password is stored for this mailbox.",
+                host=imap.host,
+                port=imap.port,
+                provider=mailbox.provider,
+            )
         return MailboxConfig(
             email=(mailbox.email or "").strip(),
             imap=imap,
@@ -628,11 +816,15 @@ class MailSyncMailbox(models.Model):
     # ------------------------------------------------------------------ connection test
     @api.model
     def _user_error(self, exc):
-        """A SyncError as the text shown to the user."""
+        """A SyncError as the text shown to the user (in the user's language)."""
+        translated = self.env["mail.sync.log"]._translated
         if exc.kind == "auth":
-            return "%s\n%s" % (_("Authentication failed. Please try again."),
-                               errors.fix_for(exc.kind, exc.provider))
-        return "%s\n%s" % (str(exc), errors.fix_for(exc.kind, exc.provider))
+            return "%s\n%s" % (
+                _("Authentication failed. Please try again."),
+                translated(errors.fix_for(exc.kind, exc.provider)),
+            )
+        return translated("%s\n%s" % (str(exc), errors.fix_for(exc.kind, exc.provider)))
+
     def action_test_connection(self):
         """Button (the owner): log in over IMAP, then SMTP; enable sync on success (or Pending
         when the company's mailbox limit is reached)."""
@@ -649,8 +841,12 @@ class MailSyncMailbox(models.Model):
                 session.test_smtp(config)
         except errors.SyncError as exc:
             exc = errors.classify(exc, provider=self.provider)
-            _logger.info("Mail Sync: connection test of mailbox %s failed: %s (%s)",
-                         self.id, exc.kind, errors.redact(exc.detail, self._secrets()))
+            _logger.info(
+                "Mail Sync: connection test of mailbox %s failed: %s (%s)",
+                self.id,
+                exc.kind,
+                errors.redact(exc.detail, self._secrets()),
+            )
             # A Gmail app-password refusal offers Connect with Google.
             raise self._connection_user_error(exc) from None
         self._enable()
@@ -662,9 +858,14 @@ class MailSyncMailbox(models.Model):
             "next": {"type": "ir.actions.act_window_close"},
         }
         if self.state == "pending":
-            params.update(type="warning", message=_(
-                "The connection works, but %s is Pending: the company's mailbox limit is "
-                "reached. It starts syncing by itself as soon as a seat frees.", self.email))
+            params.update(
+                type="warning",
+                message=_(
+                    "The connection works, but %s is Pending: the company's mailbox limit is "
+                    "reached. It starts syncing by itself as soon as a seat frees.",
+                    self.email,
+                ),
+            )
         return {"type": "ir.actions.client", "tag": "display_notification", "params": params}
 
     def _enable(self):
@@ -678,24 +879,37 @@ class MailSyncMailbox(models.Model):
             if mailbox._seat_available():
                 mailbox._take_seat()
                 continue
-            _logger.info("Mail Sync: mailbox %s is Pending (company mailbox limit reached)",
-                         mailbox.id)
-            mailbox.with_context(mail_sync_keep_state=True).write({
-                "state": "pending",
-                "pending_since": (mailbox.pending_since if mailbox.state == "pending"
-                                  else False) or now,
-                "holds_seat": False,
-                "error_since": False,
-                "last_error": False,
-                "next_sync": False,
-                "error_count": 0,
-            })
+            _logger.info(
+                "Mail Sync: mailbox %s is Pending (company mailbox limit reached)", mailbox.id
+            )
+            mailbox.with_context(mail_sync_keep_state=True).write(
+                {
+                    "state": "pending",
+                    "pending_since": (
+                        mailbox.pending_since if mailbox.state == "pending" else False
+                    )
+                    or now,
+                    "holds_seat": False,
+                    "error_since": False,
+                    "last_error": False,
+                    "next_sync": False,
+                    "error_count": 0,
+                }
+            )
 
     def _take_seat(self):
         """Enabled, holding a seat."""
-        self.sudo().with_context(mail_sync_keep_state=True).write({
-            "state": "enabled", "error_since": False, "last_error": False, "next_sync": False,
-            "holds_seat": True, "pending_since": False, "error_count": 0})
+        self.sudo().with_context(mail_sync_keep_state=True).write(
+            {
+                "state": "enabled",
+                "error_since": False,
+                "last_error": False,
+                "next_sync": False,
+                "holds_seat": True,
+                "pending_since": False,
+                "error_count": 0,
+            }
+        )
 
     # ------------------------------------------------------------------ sync
     def action_sync_now(self):
@@ -712,16 +926,24 @@ class MailSyncMailbox(models.Model):
         mailbox = self._lock_for_button(_("A sync of this mailbox is already running."))
         report = mailbox._sync(raise_on_error=raise_on_error)
         if report is None:
-            notification = {"type": "warning", "title": _("Mail Sync failed"),
-                            "message": "\n".join(filter(None, [mailbox.last_error,
-                                                               mailbox.log_ids[:1].fix]))}
+            notification = {
+                "type": "warning",
+                "title": _("Mail Sync failed"),
+                "message": "\n".join(
+                    map(
+                        self.env["mail.sync.log"]._translated,
+                        filter(None, [mailbox.last_error, mailbox.log_ids[:1].fix]),
+                    )
+                ),
+            }
         else:
-            notification = {"type": "success", "title": _("Mail Sync"),
-                            "message": _("%(count)s email(s) recorded.", count=report.recorded)}
-        notification.update(sticky=False, next={"type": "ir.actions.client",
-                                                "tag": "soft_reload"})
-        return {"type": "ir.actions.client", "tag": "display_notification",
-                "params": notification}
+            notification = {
+                "type": "success",
+                "title": _("Mail Sync"),
+                "message": _("%(count)s email(s) recorded.", count=report.recorded),
+            }
+        notification.update(sticky=False, next={"type": "ir.actions.client", "tag": "soft_reload"})
+        return {"type": "ir.actions.client", "tag": "display_notification", "params": notification}
 
     def _lock_for_button(self, busy):
         """This mailbox as superuser, under its sync lock until the request's transaction ends
@@ -731,20 +953,28 @@ class MailSyncMailbox(models.Model):
             raise UserError(busy)
         mailbox = self.sudo()
         if not mailbox._syncable():
-            raise UserError(_("Test the connection first: Mail Sync is not enabled for %s.",
-                              self.email))
+            raise UserError(
+                _("Test the connection first: Mail Sync is not enabled for %s.", self.email)
+            )
         return mailbox
 
     def _folder_states(self, facts=None):
         """The engine's FolderStates of this mailbox (from the run's facts when given)."""
         self.ensure_one()
         if facts is not None:
-            return [FolderState(name=name, role=role, uidvalidity=uidvalidity or None,
-                                last_uid=last_uid or 0)
-                    for _id, name, role, uidvalidity, last_uid in facts.folders]
+            return [
+                FolderState(
+                    name=name, role=role, uidvalidity=uidvalidity or None, last_uid=last_uid or 0
+                )
+                for _id, name, role, uidvalidity, last_uid in facts.folders
+            ]
         return [
-            FolderState(name=folder.name, role=folder.role,
-                        uidvalidity=folder.uidvalidity or None, last_uid=folder.last_uid or 0)
+            FolderState(
+                name=folder.name,
+                role=folder.role,
+                uidvalidity=folder.uidvalidity or None,
+                last_uid=folder.last_uid or 0,
+            )
             for folder in self.folder_ids.sorted("id")
         ]
 
@@ -759,12 +989,22 @@ class MailSyncMailbox(models.Model):
             else:
                 folder = self.folder_ids.filtered(lambda f: f.name == state.name)[:1]
             if not folder:
-                folder = self.env["mail.sync.folder"].sudo().create({
-                    "mailbox_id": self.id, "name": state.name, "role": state.role,
-                    "uidvalidity": state.uidvalidity or 0, "last_uid": 0,
-                })
+                folder = (
+                    self.env["mail.sync.folder"]
+                    .sudo()
+                    .create(
+                        {
+                            "mailbox_id": self.id,
+                            "name": state.name,
+                            "role": state.role,
+                            "uidvalidity": state.uidvalidity or 0,
+                            "last_uid": 0,
+                        }
+                    )
+                )
             run.folders[state.name] = folder
         return folder
+
     def _sync(self, raise_on_error=False, deadline=None, auto_commit=False):
         """Sync this one mailbox, as superuser (the caller checked access). The stages, in
         order (ARCHITECTURE.md): prepare the run (facts, policy, daily cap) → the engine's sync
@@ -784,8 +1024,13 @@ class MailSyncMailbox(models.Model):
         except Exception as exc:  # noqa: BLE001 - one mailbox never stops the others
             if run.auto_commit:
                 self.env.cr.rollback()
-            sync_error = errors.classify(exc, host=self.imap_host, port=self.imap_port,
-                                         provider=self.provider, secrets=self._secrets())
+            sync_error = errors.classify(
+                exc,
+                host=self.imap_host,
+                port=self.imap_port,
+                provider=self.provider,
+                secrets=self._secrets(),
+            )
             if not isinstance(exc, errors.SyncError):
                 _logger.exception("Mail Sync: unexpected failure syncing mailbox %s", self.id)
             self._sync_failed(sync_error)
@@ -817,16 +1062,24 @@ class MailSyncMailbox(models.Model):
         run.secrets = [s for s in (config.password, config.access_token) if s]
         folders = self._sync_folders(run, config)
         skip_uids, suspects = self._crash_recovery(folders, run)
-        since = fields.Datetime.now() - timedelta(days=self.sync_days or 0) \
-            if self.sync_days else None
+        since = (
+            fields.Datetime.now() - timedelta(days=self.sync_days or 0) if self.sync_days else None
+        )
         states, report = sync.sync_mailbox(
-            config, folders, matcher=match,
+            config,
+            folders,
+            matcher=match,
             recorder=lambda fs, items, last: self._record_batch(run, fs, items, last),
-            since=since, batch_size=self._get_param("fetch_batch_size", 200),
-            deadline=deadline, quota=run.policy.quota, limits=self._sync_limits(run.facts),
-            skip_uids=skip_uids, suspects=suspects,
+            since=since,
+            batch_size=self._get_param("fetch_batch_size", 200),
+            deadline=deadline,
+            quota=run.policy.quota,
+            limits=self._sync_limits(run.facts),
+            skip_uids=skip_uids,
+            suspects=suspects,
             before_bodies=lambda fs, uids: self._mark_inflight(run, fs, uids),
-            on_errors=lambda fs, errs: run.pending_errors.extend(errs))
+            on_errors=lambda fs, errs: run.pending_errors.extend(errs),
+        )
         self._store_cursors(run, states)
         return report
 
@@ -872,20 +1125,25 @@ class MailSyncMailbox(models.Model):
         it; after the owner's midnight when the daily cap deferred messages), in one write; the
         folder-level errors logged; honest counts in the report."""
         now = fields.Datetime.now()
-        next_sync = False if report.stopped_early else now + timedelta(
-            seconds=self._get_param("min_interval", 60))
+        next_sync = (
+            False
+            if report.stopped_early
+            else now + timedelta(seconds=self._get_param("min_interval", 60))
+        )
         if report.deferred:
             # Messages wait for tomorrow (the cursor stays below the first of them).
             next_sync = max(next_sync or now, self._next_local_midnight(run.facts))
-        self._write_outcome({
-            "state": "enabled",
-            "last_sync": now,
-            "last_success": now,
-            "last_error": False,
-            "error_since": False,
-            "error_count": 0,
-            "next_sync": next_sync,
-        })
+        self._write_outcome(
+            {
+                "state": "enabled",
+                "last_sync": now,
+                "last_success": now,
+                "last_error": False,
+                "error_since": False,
+                "error_count": 0,
+                "next_sync": next_sync,
+            }
+        )
         if run.suspects:
             self._prune_suspects(run)
         # Honest counts: what reached the database (a copy met twice is one email).
@@ -895,10 +1153,16 @@ class MailSyncMailbox(models.Model):
                 self.env["mail.sync.log"].sudo()._log(self, error, secrets=run.secrets)
         _logger.info(
             "Mail Sync: mailbox %s synced: %s folder(s), %s header(s), %s matched, "
-            "%s email(s) recorded (%s chatter entries), %s skipped%s", self.id,
-            report.folders, report.headers_seen, report.matched, report.recorded,
-            report.entries, run.skipped,
-            " (stopped at the time limit)" if report.stopped_early else "")
+            "%s email(s) recorded (%s chatter entries), %s skipped%s",
+            self.id,
+            report.folders,
+            report.headers_seen,
+            report.matched,
+            report.recorded,
+            report.entries,
+            run.skipped,
+            " (stopped at the time limit)" if report.stopped_early else "",
+        )
         crashpoint.reached("sync_end", self.id)
 
     def _sync_failed(self, sync_error, sending=False):
@@ -911,9 +1175,13 @@ class MailSyncMailbox(models.Model):
         if not sending:
             # A failure, not a death: what was in flight was rolled back, not fatal.
             self.flush_recordset(["sync_inflight"])
-            self.env.cr.execute(SQL(
-                "UPDATE mail_sync_mailbox SET sync_inflight = NULL WHERE id = %s "
-                "AND sync_inflight IS NOT NULL", self.id))
+            self.env.cr.execute(
+                SQL(
+                    "UPDATE mail_sync_mailbox SET sync_inflight = NULL WHERE id = %s "
+                    "AND sync_inflight IS NOT NULL",
+                    self.id,
+                )
+            )
             self.invalidate_recordset(["sync_inflight"])
             _logger.warning("Mail Sync: sync of mailbox %s failed: %s", self.id, sync_error)
         self.env["mail.sync.log"].sudo()._log(self, sync_error)
@@ -929,8 +1197,11 @@ class MailSyncMailbox(models.Model):
             vals["last_sync"] = now
         if self._connection_lost(now, since=vals["error_since"]):
             vals.update(state="connection", next_sync=False)
-            _logger.warning("Mail Sync: mailbox %s could not sync for two days: Connection "
-                            "(no longer synced until a connection test succeeds)", self.id)
+            _logger.warning(
+                "Mail Sync: mailbox %s could not sync for two days: Connection "
+                "(no longer synced until a connection test succeeds)",
+                self.id,
+            )
         self.sudo().write(vals)
 
     def _record_batch(self, run, folder_state, items, new_last_uid):
@@ -942,14 +1213,19 @@ class MailSyncMailbox(models.Model):
         Synced = self.env["mail.sync.message"].sudo()
         with self.env.cr.savepoint():
             folder = self._folder_record(folder_state, run)
-            if new_last_uid is not None and folder.uidvalidity \
-                    and folder.uidvalidity != (folder_state.uidvalidity or 0):
+            if (
+                new_last_uid is not None
+                and folder.uidvalidity
+                and folder.uidvalidity != (folder_state.uidvalidity or 0)
+            ):
                 # A new UIDVALIDITY: the skipped UIDs of the old one mean nothing any more.
-                self.env["mail.sync.skipped"].sudo().search([
-                    ("folder_id", "=", folder.id),
-                    ("uidvalidity", "!=", folder_state.uidvalidity or 0)]).unlink()
-            recorded, failures, _savepoints = Synced._record_isolated(
-                self, folder, items, run.own)
+                self.env["mail.sync.skipped"].sudo().search(
+                    [
+                        ("folder_id", "=", folder.id),
+                        ("uidvalidity", "!=", folder_state.uidvalidity or 0),
+                    ]
+                ).unlink()
+            recorded, failures, _savepoints = Synced._record_isolated(self, folder, items, run.own)
             crashpoint.reached("recorded", self.id)
             if new_last_uid is not None:
                 cursor = (folder_state.uidvalidity or 0, max(new_last_uid or 0, 0))
@@ -968,7 +1244,7 @@ class MailSyncMailbox(models.Model):
             run.recorded += recorded
         crashpoint.reached("before_commit", self.id)
         if run.auto_commit:
-            self.env.cr.commit()
+            self.env.cr.commit()  # pylint: disable=invalid-commit
             crashpoint.reached("committed", self.id)
         return recorded
 
@@ -978,7 +1254,8 @@ class MailSyncMailbox(models.Model):
         headers = run.policy.pending.pop(folder.name, None) if run.policy is not None else None
         if headers:
             self.env["mail.sync.header.index"].sudo()._insert(
-                folder, folder.uidvalidity, headers, naive_utc)
+                folder, folder.uidvalidity, headers, naive_utc
+            )
 
     def _skip_messages(self, run, folder, sync_errors):
         """A row in the skipped messages and an error-log line for each message-level error."""
@@ -998,23 +1275,36 @@ class MailSyncMailbox(models.Model):
         if not recorded and not run.inflight:
             return
         self.flush_recordset(["synced_count", "sync_inflight"])
-        self.env.cr.execute(SQL(
-            "UPDATE mail_sync_mailbox SET synced_count = COALESCE(synced_count, 0) + %s, "
-            "sync_inflight = NULL WHERE id = %s", recorded, self.id))
+        self.env.cr.execute(
+            SQL(
+                "UPDATE mail_sync_mailbox SET synced_count = COALESCE(synced_count, 0) + %s, "
+                "sync_inflight = NULL WHERE id = %s",
+                recorded,
+                self.id,
+            )
+        )
         self.invalidate_recordset(["synced_count", "sync_inflight"])
         run.inflight = False
 
     def _mark_inflight(self, run, folder_state, uids):
         """Before the bodies of ``uids`` are fetched: remember them, committed."""
-        mark = {"folder": folder_state.name, "uidvalidity": folder_state.uidvalidity or 0,
-                "uids": list(uids)}
+        mark = {
+            "folder": folder_state.name,
+            "uidvalidity": folder_state.uidvalidity or 0,
+            "uids": list(uids),
+        }
         self.flush_recordset(["sync_inflight"])
-        self.env.cr.execute(SQL("UPDATE mail_sync_mailbox SET sync_inflight = %s WHERE id = %s",
-                                json.dumps(mark), self.id))
+        self.env.cr.execute(
+            SQL(
+                "UPDATE mail_sync_mailbox SET sync_inflight = %s WHERE id = %s",
+                json.dumps(mark),
+                self.id,
+            )
+        )
         self.invalidate_recordset(["sync_inflight"])
         run.inflight = True
         if run.auto_commit:
-            self.env.cr.commit()
+            self.env.cr.commit()  # pylint: disable=invalid-commit
         crashpoint.reached("bodies", self.id, uids=uids, folder=folder_state.name)
 
     def _prune_suspects(self, run):
@@ -1028,9 +1318,13 @@ class MailSyncMailbox(models.Model):
                 kept[key] = deaths
         if kept != run.suspects:
             self.flush_recordset(["sync_suspects"])
-            self.env.cr.execute(SQL("UPDATE mail_sync_mailbox SET sync_suspects = %s "
-                                    "WHERE id = %s", json.dumps(kept) if kept else None,
-                                    self.id))
+            self.env.cr.execute(
+                SQL(
+                    "UPDATE mail_sync_mailbox SET sync_suspects = %s WHERE id = %s",
+                    json.dumps(kept) if kept else None,
+                    self.id,
+                )
+            )
             self.invalidate_recordset(["sync_suspects"])
             run.suspects = kept
 
@@ -1048,9 +1342,13 @@ class MailSyncMailbox(models.Model):
             for uid in inflight.get("uids") or ():
                 deaths[str(uid)] = deaths.get(str(uid), 0) + 1
             suspects[key] = deaths
-            _logger.warning("Mail Sync: the previous sync of mailbox %s stopped while reading "
-                            "%s message(s) of %s: they are read one by one now", self.id,
-                            len(inflight.get("uids") or ()), inflight.get("folder"))
+            _logger.warning(
+                "Mail Sync: the previous sync of mailbox %s stopped while reading "
+                "%s message(s) of %s: they are read one by one now",
+                self.id,
+                len(inflight.get("uids") or ()),
+                inflight.get("folder"),
+            )
         # Only the current UIDVALIDITY of a known folder (or any, before its first batch was
         # stored), and UIDs above its cursor, matter.
         cursors = {fs.name: fs.last_uid for fs in folders}
@@ -1063,9 +1361,14 @@ class MailSyncMailbox(models.Model):
                     kept[key] = deaths
         if inflight or kept != suspects:
             self.flush_recordset(["sync_inflight", "sync_suspects"])
-            self.env.cr.execute(SQL(
-                "UPDATE mail_sync_mailbox SET sync_inflight = NULL, sync_suspects = %s "
-                "WHERE id = %s", json.dumps(kept) if kept else None, self.id))
+            self.env.cr.execute(
+                SQL(
+                    "UPDATE mail_sync_mailbox SET sync_inflight = NULL, sync_suspects = %s "
+                    "WHERE id = %s",
+                    json.dumps(kept) if kept else None,
+                    self.id,
+                )
+            )
             self.invalidate_recordset(["sync_inflight", "sync_suspects"])
         if run is not None:
             run.suspects = kept
@@ -1089,8 +1392,12 @@ class MailSyncMailbox(models.Model):
         no ORM write (no write overrides to run, no ``SELECT now()`` for ``write_date``)."""
         self.ensure_one()
         fields_ = self._fields
-        vals = {name: value for name, value in vals.items() if fields_[name].convert_to_record(
-            fields_[name].convert_to_cache(value, self), self) != self[name]}
+        vals = {
+            name: value
+            for name, value in vals.items()
+            if fields_[name].convert_to_record(fields_[name].convert_to_cache(value, self), self)
+            != self[name]
+        }
         if not vals:
             return
         if set(vals) - set(self.TIMESTAMP_FIELDS):
@@ -1098,13 +1405,19 @@ class MailSyncMailbox(models.Model):
             return
         self.flush_recordset(list(vals))
         columns = sorted(vals)
-        self.env.cr.execute(SQL(
-            "UPDATE mail_sync_mailbox SET %s, write_uid = %s, "
-            "write_date = (now() AT TIME ZONE 'UTC') WHERE id = %s",
-            SQL(", ").join(SQL("%s = %s", SQL.identifier(name), vals[name] or None)
-                           for name in columns),
-            self.env.uid, self.id))
+        self.env.cr.execute(
+            SQL(
+                "UPDATE mail_sync_mailbox SET %s, write_uid = %s, "
+                "write_date = (now() AT TIME ZONE 'UTC') WHERE id = %s",
+                SQL(", ").join(
+                    SQL("%s = %s", SQL.identifier(name), vals[name] or None) for name in columns
+                ),
+                self.env.uid,
+                self.id,
+            )
+        )
         self.invalidate_recordset(columns + ["write_uid", "write_date"])
+
     def _sync_quota(self, facts=None):
         """How many more messages this run may record today (None: no daily cap)."""
         self.ensure_one()
@@ -1126,8 +1439,11 @@ class MailSyncMailbox(models.Model):
     @api.model
     def _due_domain_sql(self):
         """The SQL condition of a mailbox the cron may sync now."""
-        return SQL("state IN %s AND active AND (next_sync IS NULL OR next_sync <= %s)",
-                   SYNCING_STATES, fields.Datetime.now())
+        return SQL(
+            "state IN %s AND active AND (next_sync IS NULL OR next_sync <= %s)",
+            SYNCING_STATES,
+            fields.Datetime.now(),
+        )
 
     @api.model
     def _claim(self, limit, exclude_ids):
@@ -1145,7 +1461,8 @@ class MailSyncMailbox(models.Model):
         transaction's snapshot makes ``FOR UPDATE`` fail with a serialization error; the cron
         (auto-commit) then starts a new transaction and claims again.
         """
-        query = SQL("""
+        query = SQL(
+            """
             SELECT id FROM mail_sync_mailbox
              WHERE %(due)s AND NOT (id = ANY(%(exclude)s))
                AND NOT (id = ANY(ARRAY(
@@ -1157,8 +1474,12 @@ class MailSyncMailbox(models.Model):
           ORDER BY sync_inflight IS NOT NULL, last_sync ASC NULLS FIRST, id
              LIMIT %(limit)s
                FOR UPDATE SKIP LOCKED
-        """, due=self._due_domain_sql(), exclude=list(exclude_ids), key=ADVISORY_LOCK_KEY,
-            limit=limit)
+        """,
+            due=self._due_domain_sql(),
+            exclude=list(exclude_ids),
+            key=ADVISORY_LOCK_KEY,
+            limit=limit,
+        )
         testing = getattr(threading.current_thread(), "testing", False)
         for attempt in range(5):
             try:
@@ -1192,8 +1513,7 @@ class MailSyncMailbox(models.Model):
         ``_sync_unlock`` (or until the database session ends: a killed worker holds nothing).
         """
         function = "pg_try_advisory_xact_lock" if until_commit else "pg_try_advisory_lock"
-        self.env.cr.execute(SQL("SELECT %s(%s, %s)", SQL(function), ADVISORY_LOCK_KEY,
-                                mailbox_id))
+        self.env.cr.execute(SQL("SELECT %s(%s, %s)", SQL(function), ADVISORY_LOCK_KEY, mailbox_id))
         return self.env.cr.fetchone()[0]
 
     @api.model
@@ -1211,9 +1531,11 @@ class MailSyncMailbox(models.Model):
 
     @api.model
     def _count_due(self):
-        self.env.cr.execute(SQL("SELECT count(*) FROM mail_sync_mailbox WHERE %s",
-                                self._due_domain_sql()))
+        self.env.cr.execute(
+            SQL("SELECT count(*) FROM mail_sync_mailbox WHERE %s", self._due_domain_sql())
+        )
         return self.env.cr.fetchone()[0]
+
     @api.model
     def _cron_sync(self, batch_size=None, time_budget=None):
         """Scheduled action (each of the ``cron_workers`` copies runs it): the mailboxes' health
@@ -1227,7 +1549,8 @@ class MailSyncMailbox(models.Model):
         self._promote_pending()
         self.env.flush_all()
         if auto_commit:
-            self.env.cr.commit()  # release the company rows locked by the promotion
+            # release the company rows locked by the promotion
+            self.env.cr.commit()  # pylint: disable=invalid-commit
         workers = self._cron_workers()
         if auto_commit:
             time_budget = self._cron_budget(time_budget)
@@ -1237,7 +1560,8 @@ class MailSyncMailbox(models.Model):
                 if current:
                     current._trigger()
                 return 0
-            self.env.cr.commit()  # the claim may start a new transaction (_claim)
+            # the claim may start a new transaction (_claim)
+            self.env.cr.commit()  # pylint: disable=invalid-commit
         done = self._cron_sync_due(batch_size, time_budget, auto_commit)
         others = workers.filtered(lambda c: c.id != self.env.context.get("cron_id"))
         if done and others and self._count_due() > 0:
@@ -1269,12 +1593,12 @@ class MailSyncMailbox(models.Model):
                 self._release([mailbox_id])
                 claimed[index] = None
                 if auto_commit:
-                    self.env.cr.commit()
+                    self.env.cr.commit()  # pylint: disable=invalid-commit
         finally:
             self._release([mailbox_id for mailbox_id in claimed if mailbox_id])
         self.env["ir.cron"]._notify_progress(done=done, remaining=self._count_due())
         if auto_commit:
-            self.env.cr.commit()
+            self.env.cr.commit()  # pylint: disable=invalid-commit
         return done
 
     @api.model
@@ -1285,8 +1609,11 @@ class MailSyncMailbox(models.Model):
         failed: False only when it no longer syncs)."""
         try:
             if not mailbox._syncable():
-                _logger.info("Mail Sync: mailbox %s no longer syncs (disconnected since it was "
-                             "claimed): skipped", mailbox.id)
+                _logger.info(
+                    "Mail Sync: mailbox %s no longer syncs (disconnected since it was "
+                    "claimed): skipped",
+                    mailbox.id,
+                )
                 return False
             if auto_commit:
                 mailbox._sync(deadline=deadline, auto_commit=True)
@@ -1326,7 +1653,8 @@ class MailSyncMailbox(models.Model):
         """Opening ``user``'s mailbox: their own, or anyone's for Mail Sync managers (who read
         it) — setting one up for someone else is for administrators (``create``)."""
         if user != self.env.user and not self.env.user.has_group(
-                "crm_mail_sync.group_mail_sync_manager"):
+            "crm_mail_sync.group_mail_sync_manager"
+        ):
             raise AccessError(_("You can only set up your own mailbox."))
 
     # ------------------------------------------------------------------ top-bar link
@@ -1334,8 +1662,11 @@ class MailSyncMailbox(models.Model):
     def _systray_keys(self):
         """``{mailbox id: (user id, company id, configured)}``, read as superuser."""
         return {
-            mailbox.id: (mailbox.user_id.id, mailbox.company_id.id,
-                         mailbox.active and mailbox.state in CONFIGURED_STATES)
+            mailbox.id: (
+                mailbox.user_id.id,
+                mailbox.company_id.id,
+                mailbox.active and mailbox.state in CONFIGURED_STATES,
+            )
             for mailbox in self.sudo().with_context(active_test=False)
         }
 
@@ -1344,6 +1675,7 @@ class MailSyncMailbox(models.Model):
         users = self.env["res.users"].sudo().browse(sorted(set(user_ids) - {False}))
         if users:
             users._bus_send(SYSTRAY_NOTIFICATION, {})
+
     def _systray_changed(self, before):
         """Tell the owners whose top-bar link appears or disappears (``before``: the
         ``_systray_keys`` read before a write). Only a change of "configured" (or of owner)
@@ -1379,8 +1711,11 @@ class MailSyncMailbox(models.Model):
                     "search_id": view_id("crm_mail_sync.mail_sync_mailbox_view_search"),
                     "form_id": view_id("crm_mail_sync.mail_sync_mailbox_view_form"),
                     "context": {},
-                    "help": "<p>%s</p>" % _("No mailbox is connected yet: each user "
-                                             "connects their own from My Profile ▸ Mail Sync."),
+                    "help": "<p>%s</p>"
+                    % _(
+                        "No mailbox is connected yet: each user "
+                        "connects their own from My Profile ▸ Mail Sync."
+                    ),
                 },
                 "logs": {
                     "model": "mail.sync.log",
@@ -1404,8 +1739,9 @@ class MailSyncMailbox(models.Model):
             return
         for mailbox in self:
             if mailbox.user_id != self.env.user:
-                raise AccessError(_("Only %s can do this with their mailbox.",
-                                    mailbox.user_id.name))
+                raise AccessError(
+                    _("Only %s can do this with their mailbox.", mailbox.user_id.name)
+                )
 
     def _check_disconnect_access(self):
         """Whoever disconnects these mailboxes must be their owner or a Mail Sync manager of
@@ -1419,8 +1755,12 @@ class MailSyncMailbox(models.Model):
         manager = self.env.user.has_group("crm_mail_sync.group_mail_sync_manager")
         for mailbox in self:
             if mailbox.user_id != self.env.user and not manager:
-                raise AccessError(_("Only %s or a Mail Sync manager can disconnect this mailbox.",
-                                    mailbox.user_id.name))
+                raise AccessError(
+                    _(
+                        "Only %s or a Mail Sync manager can disconnect this mailbox.",
+                        mailbox.user_id.name,
+                    )
+                )
 
     # ---------------------------------------------- health: daily cap, back-off, Connection
     @api.depends("synced_count", "cap_base", "cap_day")
@@ -1446,8 +1786,9 @@ class MailSyncMailbox(models.Model):
     def _tz(self, facts=None):
         self.ensure_one()
         try:
-            return pytz.timezone((facts.tz if facts is not None else self.sudo().user_id.tz)
-                                 or "UTC")
+            return pytz.timezone(
+                (facts.tz if facts is not None else self.sudo().user_id.tz) or "UTC"
+            )
         except pytz.UnknownTimeZoneError:
             return pytz.utc
 
@@ -1492,14 +1833,20 @@ class MailSyncMailbox(models.Model):
     def _check_connection_lost(self):
         """Error mailboxes without a successful sync for 48 hours go to Connection."""
         limit = fields.Datetime.now() - CONNECTION_AFTER
-        lost = self.sudo().search([
-            ("state", "=", "error"),
-            "|", ("error_since", "<=", limit),
-            "&", ("error_since", "=", False), ("last_success", "<=", limit),
-        ])
+        lost = self.sudo().search(
+            [
+                ("state", "=", "error"),
+                "|",
+                ("error_since", "<=", limit),
+                "&",
+                ("error_since", "=", False),
+                ("last_success", "<=", limit),
+            ]
+        )
         if lost:
-            _logger.warning("Mail Sync: mailbox(es) %s could not sync for two days: Connection",
-                            lost.ids)
+            _logger.warning(
+                "Mail Sync: mailbox(es) %s could not sync for two days: Connection", lost.ids
+            )
             lost.write({"state": "connection", "next_sync": False})
         return lost
 
@@ -1510,7 +1857,8 @@ class MailSyncMailbox(models.Model):
         transaction deciding on the same company fails to serialise (and is retried) instead
         of counting from an older snapshot."""
         self.env.cr.execute(
-            SQL("UPDATE res_company SET write_date = write_date WHERE id = %s", company.id))
+            SQL("UPDATE res_company SET write_date = write_date WHERE id = %s", company.id)
+        )
 
     @api.model
     def _try_lock_company_seats(self, company):
@@ -1519,11 +1867,16 @@ class MailSyncMailbox(models.Model):
         try:
             with self.env.cr.savepoint():
                 self.env.cr.execute(
-                    SQL("SELECT id FROM res_company WHERE id = %s FOR NO KEY UPDATE NOWAIT",
-                        company.id), log_exceptions=False)
+                    SQL(
+                        "SELECT id FROM res_company WHERE id = %s FOR NO KEY UPDATE NOWAIT",
+                        company.id,
+                    ),
+                    log_exceptions=False,
+                )
                 self.env.cr.execute(
-                    SQL("UPDATE res_company SET write_date = write_date WHERE id = %s",
-                        company.id), log_exceptions=False)
+                    SQL("UPDATE res_company SET write_date = write_date WHERE id = %s", company.id),
+                    log_exceptions=False,
+                )
         except (LockNotAvailable, SerializationFailure):
             return False
         return True
@@ -1531,11 +1884,18 @@ class MailSyncMailbox(models.Model):
     @api.model
     def _seats_used(self, company, exclude_ids=()):
         self.flush_model(["state", "holds_seat", "company_id", "active"])
-        self.env.cr.execute(SQL("""
+        self.env.cr.execute(
+            SQL(
+                """
             SELECT count(*) FROM mail_sync_mailbox
              WHERE company_id = %s AND active AND (state IN %s OR holds_seat)
                AND NOT (id = ANY(%s))
-        """, company.id, SEAT_STATES, list(exclude_ids)))
+        """,
+                company.id,
+                SEAT_STATES,
+                list(exclude_ids),
+            )
+        )
         return self.env.cr.fetchone()[0]
 
     def _holds_seat(self):
@@ -1551,11 +1911,19 @@ class MailSyncMailbox(models.Model):
         limit = self.company_id.mail_sync_mailbox_limit
         if not limit:
             return True
-        queued = [("company_id", "=", self.company_id.id), ("state", "=", "pending"),
-                  ("id", "!=", self.id)]
+        queued = [
+            ("company_id", "=", self.company_id.id),
+            ("state", "=", "pending"),
+            ("id", "!=", self.id),
+        ]
         if self.state == "pending" and self.pending_since:
-            queued += ["|", ("pending_since", "<", self.pending_since),
-                       "&", ("pending_since", "=", self.pending_since), ("id", "<", self.id)]
+            queued += [
+                "|",
+                ("pending_since", "<", self.pending_since),
+                "&",
+                ("pending_since", "=", self.pending_since),
+                ("id", "<", self.id),
+            ]
         ahead = self.sudo().search_count(queued)
         return self._seats_used(self.company_id, [self.id]) + ahead < limit
 
@@ -1579,8 +1947,9 @@ class MailSyncMailbox(models.Model):
                 queue._take_seat()
                 promoted |= queue
         if promoted:
-            _logger.info("Mail Sync: Pending mailbox(es) %s promoted (a seat is free)",
-                         promoted.ids)
+            _logger.info(
+                "Mail Sync: Pending mailbox(es) %s promoted (a seat is free)", promoted.ids
+            )
         return promoted
 
     @api.model
@@ -1603,9 +1972,13 @@ class MailSyncMailbox(models.Model):
                 cron.sudo()._trigger()
             return action
         if self.state == "pending":
-            raise UserError(_(
-                "%s waits for a seat: raise the company's mailbox limit or disconnect another "
-                "mailbox.", self.email))
+            raise UserError(
+                _(
+                    "%s waits for a seat: raise the company's mailbox limit or disconnect another "
+                    "mailbox.",
+                    self.email,
+                )
+            )
         # Sync now (as the owner's button, but a failure is shown, not raised).
         return self._sync_now(raise_on_error=False)
 
@@ -1631,25 +2004,30 @@ class MailSyncMailbox(models.Model):
         of the deleted password); the lock then keeps syncs away until this commits."""
         for mailbox in self:
             if not self._try_sync_lock(mailbox.id, until_commit=True):
-                raise UserError(_("A sync of this mailbox is running; try again in a "
-                                  "minute."))
+                raise UserError(_("A sync of this mailbox is running; try again in a minute."))
         for mailbox in self.sudo():
             if remove:
                 mailbox._remove_synced()
             self.env["mail.sync.credential"].sudo().search(
-                [("mailbox_id", "=", mailbox.id)]).unlink()
+                [("mailbox_id", "=", mailbox.id)]
+            ).unlink()
             mailbox.folder_ids.unlink()
-            mailbox.with_context(mail_sync_keep_state=True).write({
-                "state": "draft",
-                "holds_seat": False,
-                "pending_since": False,
-                "error_since": False,
-                "error_count": 0,
-                "last_error": False,
-                "next_sync": False,
-            })
-            _logger.info("Mail Sync: mailbox %s disconnected (%s)", mailbox.id,
-                         "synced mail removed" if remove else "synced mail kept")
+            mailbox.with_context(mail_sync_keep_state=True).write(
+                {
+                    "state": "draft",
+                    "holds_seat": False,
+                    "pending_since": False,
+                    "error_since": False,
+                    "error_count": 0,
+                    "last_error": False,
+                    "next_sync": False,
+                }
+            )
+            _logger.info(
+                "Mail Sync: mailbox %s disconnected (%s)",
+                mailbox.id,
+                "synced mail removed" if remove else "synced mail kept",
+            )
         self._trigger_promotion()
 
     def _remove_synced(self):
@@ -1662,12 +2040,18 @@ class MailSyncMailbox(models.Model):
         Synced = self.env["mail.sync.message"].sudo()
         messages = Message.search([("mail_sync_mailbox_id", "=", self.id)])
         if messages:
-            self.env.cr.execute(SQL("""
+            self.env.cr.execute(
+                SQL(
+                    """
                 SELECT DISTINCT ON (r.message_id) r.message_id, r.id, r.mailbox_id
                   FROM mail_sync_message r
                  WHERE r.mailbox_id != %s AND r.message_id = ANY(%s)
               ORDER BY r.message_id, r.id
-            """, self.id, list(set(filter(None, messages.mapped("message_id"))))))
+            """,
+                    self.id,
+                    list(set(filter(None, messages.mapped("message_id")))),
+                )
+            )
             heirs = {mid: (rid, mbid) for mid, rid, mbid in self.env.cr.fetchall()}
             handed = messages.filtered(lambda m: m.message_id in heirs)
             for message in handed:
@@ -1677,15 +2061,17 @@ class MailSyncMailbox(models.Model):
             messages -= handed
         attachments = messages.attachment_ids | messages.mail_sync_attachment_ids
         if attachments:
-            shared = Message.search([("attachment_ids", "in", attachments.ids),
-                                     ("id", "not in", messages.ids)])
+            shared = Message.search(
+                [("attachment_ids", "in", attachments.ids), ("id", "not in", messages.ids)]
+            )
             attachments -= shared.attachment_ids
         Synced.search([("mailbox_id", "=", self.id)]).unlink()
         for ids in split_every(1000, messages.ids):
             Message.browse(ids).unlink()
         attachments.unlink()
-        _logger.info("Mail Sync: mailbox %s: %s synced chatter entries removed", self.id,
-                     len(messages))
+        _logger.info(
+            "Mail Sync: mailbox %s: %s synced chatter entries removed", self.id, len(messages)
+        )
 
     # ------------------------------------------------------------------ sync facts
 
@@ -1695,10 +2081,18 @@ class MailSyncMailbox(models.Model):
         self.env["mail.sync.credential"].flush_model()
         self.env["res.partner"].flush_model(["email", "tz"])
         self.env["res.users"].flush_model(["partner_id"])
-        self.env["res.company"].flush_model(["mail_sync_daily_cap", "mail_sync_max_attachment_mb",
-                                             "mail_sync_max_message_mb", "mail_sync_max_parts"])
+        self.env["res.company"].flush_model(
+            [
+                "mail_sync_daily_cap",
+                "mail_sync_max_attachment_mb",
+                "mail_sync_max_message_mb",
+                "mail_sync_max_parts",
+            ]
+        )
         self.flush_model(["user_id", "company_id", "sync_inflight", "sync_suspects"])
-        self.env.cr.execute(SQL("""
+        self.env.cr.execute(
+            SQL(
+                """
             SELECT m.id, m.write_date, p.email, p.tz, c.mail_sync_daily_cap, cred.token,
                    (SELECT json_agg(json_build_array(f.id, f.name, f.role, f.uidvalidity,
                                                      f.last_uid) ORDER BY f.id)
@@ -1711,17 +2105,39 @@ class MailSyncMailbox(models.Model):
               JOIN res_company c ON c.id = m.company_id
          LEFT JOIN mail_sync_credential cred ON cred.mailbox_id = m.id AND cred.kind = 'password'
              WHERE m.id = ANY(%s)
-        """, list(ids)))
+        """,
+                list(ids),
+            )
+        )
         facts = {}
-        for (mailbox_id, write_date, email, tz, cap, token, folders, attachment_mb, message_mb,
-             parts, inflight, suspects) in self.env.cr.fetchall():
+        for (
+            mailbox_id,
+            write_date,
+            email,
+            tz,
+            cap,
+            token,
+            folders,
+            attachment_mb,
+            message_mb,
+            parts,
+            inflight,
+            suspects,
+        ) in self.env.cr.fetchall():
             if isinstance(folders, str):
                 folders = json.loads(folders)
             facts[mailbox_id] = SyncFacts(
-                mailbox_id, write_date, email, tz, cap, token,
+                mailbox_id,
+                write_date,
+                email,
+                tz,
+                cap,
+                token,
                 [tuple(row) for row in (folders or [])],
                 limits=limits_from(attachment_mb, message_mb, parts),
-                inflight=inflight, suspects=suspects)
+                inflight=inflight,
+                suspects=suspects,
+            )
         return facts
 
     def _sync_facts(self, auto_commit=False):
@@ -1738,9 +2154,11 @@ class MailSyncMailbox(models.Model):
         if facts is None:
             ids = [self.id]
             if auto_commit:
-                ids += [i for i in self._prefetch_ids
-                        if isinstance(i, int) and i != self.id and i not in store
-                        ][:PREFETCH_LIMIT - 1]
+                ids += [
+                    i
+                    for i in self._prefetch_ids
+                    if isinstance(i, int) and i != self.id and i not in store
+                ][: PREFETCH_LIMIT - 1]
             fetched = self._fetch_sync_facts(ids)
             facts = fetched.pop(self.id, None)
             if auto_commit:
@@ -1754,20 +2172,23 @@ class MailSyncMailbox(models.Model):
         connected = self.active and self.state in CONNECTED_STATES
         return (email_domain(self.email) if connected else None, self.company_id.id)
 
-
-
     def _compute_exclusion_count(self):
         counts = {}
         if self.company_id:  # one query for all: (company, user or none) -> count
             groups = self.env["mail.sync.exclusion"]._read_group(
-                [("company_id", "in", self.company_id.ids),
-                 ("user_id", "in", [False, *self.user_id.ids])],
-                ["company_id", "user_id"], ["__count"])
+                [
+                    ("company_id", "in", self.company_id.ids),
+                    ("user_id", "in", [False, *self.user_id.ids]),
+                ],
+                ["company_id", "user_id"],
+                ["__count"],
+            )
             counts = {(company.id, user.id): count for company, user, count in groups}
         for mailbox in self:
             company_id = mailbox.company_id.id
             mailbox.exclusion_count = counts.get((company_id, False), 0) + (
-                counts.get((company_id, mailbox.user_id.id), 0) if mailbox.user_id else 0)
+                counts.get((company_id, mailbox.user_id.id), 0) if mailbox.user_id else 0
+            )
 
     def action_open_exclusions(self):
         self.ensure_one()
@@ -1776,24 +2197,28 @@ class MailSyncMailbox(models.Model):
             "name": _("Never log"),
             "res_model": "mail.sync.exclusion",
             "view_mode": "list",
-            "domain": [("company_id", "=", self.company_id.id),
-                       "|", ("user_id", "=", False), ("user_id", "=", self.user_id.id)],
-            "context": {"default_user_id": self.user_id.id,
-                        "default_company_id": self.company_id.id},
+            "domain": [
+                ("company_id", "=", self.company_id.id),
+                "|",
+                ("user_id", "=", False),
+                ("user_id", "=", self.user_id.id),
+            ],
+            "context": {
+                "default_user_id": self.user_id.id,
+                "default_company_id": self.company_id.id,
+            },
         }
 
     # ------------------------------------------------------------------ Smart Mail
-
-
-
 
     @api.depends("provider", "email")
     def _compute_smtp_daily_limit(self):
         for mailbox in self:
             domain = (mailbox.email or "").rpartition("@")[2].strip().lower()
             if mailbox.provider == "gmail":
-                mailbox.smtp_daily_limit = (DAILY_LIMIT_GMAIL if domain in GMAIL_DOMAINS
-                                            else DAILY_LIMIT_WORKSPACE)
+                mailbox.smtp_daily_limit = (
+                    DAILY_LIMIT_GMAIL if domain in GMAIL_DOMAINS else DAILY_LIMIT_WORKSPACE
+                )
             elif mailbox.provider == "outlook":
                 mailbox.smtp_daily_limit = DAILY_LIMIT_OUTLOOK
             else:
@@ -1818,10 +2243,15 @@ class MailSyncMailbox(models.Model):
         sender_address = email_normalize(email_from or "")
         if not sender_address:
             return self.browse()
-        mailboxes = self.sudo().search([
-            ("user_id", "=", sender.id), ("state", "in", SYNCING_STATES),
-            ("smtp_host", "!=", False), ("active", "=", True),
-        ], order="id")
+        mailboxes = self.sudo().search(
+            [
+                ("user_id", "=", sender.id),
+                ("state", "in", SYNCING_STATES),
+                ("smtp_host", "!=", False),
+                ("active", "=", True),
+            ],
+            order="id",
+        )
         if company:
             mailboxes = mailboxes.sorted(lambda m: m.company_id != company)
         for mailbox in mailboxes:
@@ -1851,8 +2281,9 @@ class MailSyncMailbox(models.Model):
             return None  # Odoo sends nothing while a test runs: no token refresh either
         config = self._mail_config()
         if config.smtp is None:
-            raise errors.SyncError("config", "No SMTP server is set for this mailbox.",
-                                   provider=self.provider)
+            raise errors.SyncError(
+                "config", "No SMTP server is set for this mailbox.", provider=self.provider
+            )
         connection = smtp_connection(config).__enter__()  # the caller quits it
         # What Odoo's _prepare_email_message reads: From header and envelope sender become the
         # mailbox address (never the company bounce or notification address).
@@ -1868,8 +2299,12 @@ class MailSyncMailbox(models.Model):
         """An SMTP failure of the mailbox: what a failed sync does (``_sync_failed``: error-log
         entry with the fix, Error with its back-off and error count, Connection after two days)."""
         self.ensure_one()
-        _logger.warning("Mail Sync: sending through mailbox %s failed: %s (%s)", self.id,
-                        sync_error, errors.redact(sync_error.detail, self._secrets()))
+        _logger.warning(
+            "Mail Sync: sending through mailbox %s failed: %s (%s)",
+            self.id,
+            sync_error,
+            errors.redact(sync_error.detail, self._secrets()),
+        )
         self.sudo()._sync_failed(sync_error, sending=True)
 
     def _smart_mail_reason(self, sync_error):
@@ -1877,8 +2312,12 @@ class MailSyncMailbox(models.Model):
         self.ensure_one()
         detail = errors.redact(sync_error.detail or "", self._secrets())
         lines = [
-            _("Could not send through your mailbox %(email)s (SMTP %(host)s:%(port)s).",
-              email=self.email, host=self.smtp_host, port=self.smtp_port),
+            _(
+                "Could not send through your mailbox %(email)s (SMTP %(host)s:%(port)s).",
+                email=self.email,
+                host=self.smtp_host,
+                port=self.smtp_port,
+            ),
             self._user_error(sync_error),
         ]
         if detail:
@@ -1888,7 +2327,10 @@ class MailSyncMailbox(models.Model):
     @api.model
     def _smart_mail_fallback(self):
         return self.env["ir.config_parameter"].sudo().get_param(FALLBACK_PARAM) in (
-            "True", "true", "1")
+            "True",
+            "true",
+            "1",
+        )
 
     # --------------------------------------------------------- Smart Mail: daily limit
     def _smart_mail_reserve(self, count):
@@ -1898,17 +2340,29 @@ class MailSyncMailbox(models.Model):
         self.ensure_one()
         today = fields.Datetime.now().date()
         self.flush_recordset(["smtp_sent_date", "smtp_sent_count", "smtp_daily_limit"])
-        self.env.cr.execute(SQL("""
+        self.env.cr.execute(
+            SQL(
+                """
             SELECT smtp_daily_limit,
                    CASE WHEN smtp_sent_date = %s THEN COALESCE(smtp_sent_count, 0) ELSE 0 END
               FROM mail_sync_mailbox WHERE id = %s FOR UPDATE
-        """, today, self.id))
+        """,
+                today,
+                self.id,
+            )
+        )
         limit, sent = self.env.cr.fetchone()
         if limit and sent + count > limit:
             return False
         self.env.cr.execute(
-            SQL("UPDATE mail_sync_mailbox SET smtp_sent_date = %s, smtp_sent_count = %s "
-                "WHERE id = %s", today, sent + count, self.id))
+            SQL(
+                "UPDATE mail_sync_mailbox SET smtp_sent_date = %s, smtp_sent_count = %s "
+                "WHERE id = %s",
+                today,
+                sent + count,
+                self.id,
+            )
+        )
         self.invalidate_recordset(["smtp_sent_date", "smtp_sent_count"])
         return True
 
@@ -1916,10 +2370,17 @@ class MailSyncMailbox(models.Model):
         """Give back recipients reserved for a mail that was not sent."""
         self.ensure_one()
         today = fields.Datetime.now().date()
-        self.env.cr.execute(SQL("""
+        self.env.cr.execute(
+            SQL(
+                """
             UPDATE mail_sync_mailbox SET smtp_sent_count = GREATEST(smtp_sent_count - %s, 0)
              WHERE id = %s AND smtp_sent_date = %s
-        """, count, self.id, today))
+        """,
+                count,
+                self.id,
+                today,
+            )
+        )
         self.invalidate_recordset(["smtp_sent_count"])
 
     def _smart_mail_exhaust(self):
@@ -1929,8 +2390,14 @@ class MailSyncMailbox(models.Model):
             return
         today = fields.Datetime.now().date()
         self.env.cr.execute(
-            SQL("UPDATE mail_sync_mailbox SET smtp_sent_date = %s, smtp_sent_count = %s "
-                "WHERE id = %s", today, self.smtp_daily_limit, self.id))
+            SQL(
+                "UPDATE mail_sync_mailbox SET smtp_sent_date = %s, smtp_sent_count = %s "
+                "WHERE id = %s",
+                today,
+                self.smtp_daily_limit,
+                self.id,
+            )
+        )
         self.invalidate_recordset(["smtp_sent_date", "smtp_sent_count"])
 
     @api.model
@@ -1952,11 +2419,17 @@ class MailSyncMailbox(models.Model):
         Synced = self.env["mail.sync.message"].sudo()
         # Every recipient of this mail.mail: the copy in Sent names no one new (the message
         # is on the record already, and is recorded nowhere else).
-        named = set(addresses.extract(
-            value for message in messages for name in ("From", "To", "Cc", "Bcc")
-            for value in message.get_all(name, []))) - set(self._own_addresses())
-        row = Synced.search([("mailbox_id", "=", self.id), ("message_id", "=", message_id)],
-                              limit=1)
+        named = set(
+            addresses.extract(
+                value
+                for message in messages
+                for name in ("From", "To", "Cc", "Bcc")
+                for value in message.get_all(name, [])
+            )
+        ) - set(self._own_addresses())
+        row = Synced.search(
+            [("mailbox_id", "=", self.id), ("message_id", "=", message_id)], limit=1
+        )
         if row:
             # Another mail.mail of the same message (other recipients): one copy, and its
             # recipients are named too.
@@ -1965,25 +2438,36 @@ class MailSyncMailbox(models.Model):
             return
         try:
             with self.env.cr.savepoint():
-                Synced.create({
-                    "mailbox_id": self.id,
-                    "message_id": message_id,
-                    "direction": "sent",
-                    "date": fields.Datetime.now(),
-                    "subject": (subject or "")[:500],
-                    "mail_message_ids": [(6, 0, mail_message.ids)],
-                    "addresses": address_lines(named),
-                })
+                Synced.create(
+                    {
+                        "mailbox_id": self.id,
+                        "message_id": message_id,
+                        "direction": "sent",
+                        "date": fields.Datetime.now(),
+                        "subject": (subject or "")[:500],
+                        "mail_message_ids": [(6, 0, mail_message.ids)],
+                        "addresses": address_lines(named),
+                    }
+                )
         except NOT_POISON:
             raise
         except Exception as exc:  # noqa: BLE001 - the mail is sent: never fail it afterwards
             # Without its synced-message row the sync may meet the mail in the Sent folder; it is
             # on the record already (same Message-ID) and is not recorded twice there.
-            _logger.warning("Mail Sync: the mail %s sent through mailbox %s could not be "
-                            "recorded: %s", message_id, self.id, exc)
-            self.env["mail.sync.log"].sudo()._log(self, errors.SyncError(
-                "record", f"sent mail {message_id} ({subject or ''}): "
-                          f"{type(exc).__name__}: {exc}", provider=self.provider))
+            _logger.warning(
+                "Mail Sync: the mail %s sent through mailbox %s could not be recorded: %s",
+                message_id,
+                self.id,
+                exc,
+            )
+            self.env["mail.sync.log"].sudo()._log(
+                self,
+                errors.SyncError(
+                    "record",
+                    f"sent mail {message_id} ({subject or ''}): {type(exc).__name__}: {exc}",
+                    provider=self.provider,
+                ),
+            )
         if self.provider in PROVIDERS_KEEPING_SENT:
             return
         raw = self._smart_mail_copy(messages)
@@ -1991,8 +2475,13 @@ class MailSyncMailbox(models.Model):
             self._smart_mail_append_sent(raw)
         except Exception as exc:  # noqa: BLE001 - the mail is sent; the copy is a courtesy
             secrets = self._secrets()
-            sync_error = errors.classify(exc, host=self.imap_host, port=self.imap_port,
-                                         provider=self.provider, secrets=secrets)
+            sync_error = errors.classify(
+                exc,
+                host=self.imap_host,
+                port=self.imap_port,
+                provider=self.provider,
+                secrets=secrets,
+            )
             _logger.warning("Mail Sync: Sent copy in mailbox %s failed: %s", self.id, sync_error)
             self.env["mail.sync.log"].sudo()._log(self, sync_error, secrets=secrets)
 
@@ -2035,30 +2524,35 @@ class MailSyncMailbox(models.Model):
         main = main.sudo()
         wanted = max(1, min(self._get_param("cron_workers", 1), MAX_CRON_WORKERS))
         Cron = self.env["ir.cron"].sudo().with_context(active_test=False)
-        copies = Cron.search([("model_id", "=", main.model_id.id), ("code", "=", main.code),
-                              ("id", "!=", main.id)], order="id")
+        copies = Cron.search(
+            [("model_id", "=", main.model_id.id), ("code", "=", main.code), ("id", "!=", main.id)],
+            order="id",
+        )
         active = copies.filtered("active")
         if len(active) + 1 < wanted:
             missing = wanted - 1 - len(active)
             revived = (copies - active)[:missing]
             revived.write({"active": True, "nextcall": main.nextcall})
             for index in range(missing - len(revived)):
-                main.copy({
-                    "name": "%s (worker %s)" % (main.name, len(copies) + index + 2),
-                    "nextcall": main.nextcall,
-                    "active": True,
-                })
+                main.copy(
+                    {
+                        "name": "%s (worker %s)" % (main.name, len(copies) + index + 2),
+                        "nextcall": main.nextcall,
+                        "active": True,
+                    }
+                )
             _logger.info("Mail Sync: %s scheduled actions sync in parallel", wanted)
         elif len(active) + 1 > wanted:
-            extra = active[wanted - 1:]
+            extra = active[wanted - 1 :]
             try:
                 with self.env.cr.savepoint():
                     extra._try_lock()  # one running in another worker: archive it next time
                     extra.write({"active": False})
             except Exception:  # noqa: BLE001 - lock not available
                 _logger.info("Mail Sync: a scheduled action to archive is running; later")
-        return Cron.search([("model_id", "=", main.model_id.id), ("code", "=", main.code),
-                            ("active", "=", True)])
+        return Cron.search(
+            [("model_id", "=", main.model_id.id), ("code", "=", main.code), ("active", "=", True)]
+        )
 
     @api.model
     def _cron_budget(self, time_budget=None):
@@ -2106,14 +2600,22 @@ class MailSyncMailbox(models.Model):
                 if uidvalidity != (folder.uidvalidity or 0):
                     outcome[folder] = (set(), set())
                     continue
-                state = FolderState(name=folder.name, role=folder.role, uidvalidity=uidvalidity,
-                                    last_uid=folder.last_uid)
+                state = FolderState(
+                    name=folder.name,
+                    role=folder.role,
+                    uidvalidity=uidvalidity,
+                    last_uid=folder.last_uid,
+                )
                 run.folders[folder.name] = folder
                 seen, matched, _report = sync.read_uids(
-                    session, state, uids, limits=limits,
+                    session,
+                    state,
+                    uids,
+                    limits=limits,
                     matcher=lambda headers: Matcher._match(self, headers, run.own, policy),
                     recorder=lambda fs, items, _last: self._record_batch(run, fs, items, None),
-                    on_errors=lambda fs, errs: run.pending_errors.extend(errs))
+                    on_errors=lambda fs, errs: run.pending_errors.extend(errs),
+                )
                 outcome[folder] = (seen, matched)
         return outcome
 
@@ -2129,13 +2631,19 @@ class MailSyncMailbox(models.Model):
         for row in rows:
             by_folder[row.folder_id] |= row
         run = SyncRun(self)
-        holder = SyncPolicy(self, index=False, create_leads=False)
+        policy = SyncPolicy(self, index=False, create_leads=False)
         before = self.synced_count
         try:
             outcome = self._read_places(
-                {folder: folder_rows.filtered(lambda r, f=folder: r.uidvalidity == (
-                    f.uidvalidity or 0)).mapped("uid") for folder, folder_rows in
-                 by_folder.items()}, run, holder)
+                {
+                    folder: folder_rows.filtered(
+                        lambda r, f=folder: r.uidvalidity == (f.uidvalidity or 0)
+                    ).mapped("uid")
+                    for folder, folder_rows in by_folder.items()
+                },
+                run,
+                policy,
+            )
         except errors.SyncError as exc:
             _logger.info("Mail Sync: late linking of mailbox %s postponed: %s", self.id, exc)
             return 0  # the regular sync reports connection errors
@@ -2143,14 +2651,18 @@ class MailSyncMailbox(models.Model):
             seen, matched = outcome.get(folder, (set(), set()))
             # Gone, recorded (or skipped: then listed with the skipped messages), or already
             # recorded by a copy: the row is done. The others still match nothing.
-            done = folder_rows.filtered(lambda r: r.uid not in seen or r.uid in matched
-                                        or r.message_id in holder.known)
+            done = folder_rows.filtered(
+                lambda r, seen=seen, matched=matched: (
+                    r.uid not in seen or r.uid in matched or r.message_id in policy.known
+                )
+            )
             done.unlink()
             (folder_rows - done).write({"pending": False})
         self.invalidate_recordset(["synced_count"])
         recorded = self.synced_count - before
-        _logger.info("Mail Sync: late linking recorded %s message(s) of mailbox %s",
-                     recorded, self.id)
+        _logger.info(
+            "Mail Sync: late linking recorded %s message(s) of mailbox %s", recorded, self.id
+        )
         return recorded
 
     def action_retry_skipped(self):
@@ -2159,21 +2671,34 @@ class MailSyncMailbox(models.Model):
         self.ensure_one()
         self._check_disconnect_access()  # owner or manager
         mailbox = self._lock_for_button(
-            _("A sync of this mailbox is running; try again in a minute."))
+            _("A sync of this mailbox is running; try again in a minute.")
+        )
         try:
             recorded, left = mailbox._retry_skipped()
         except errors.SyncError as exc:
             raise UserError(self._user_error(exc)) from None
         if left:
-            message = _("%(recorded)s email(s) recorded; %(left)s still skipped (see the error "
-                        "log for why).", recorded=recorded, left=left)
+            message = _(
+                "%(recorded)s email(s) recorded; %(left)s still skipped (see the error "
+                "log for why).",
+                recorded=recorded,
+                left=left,
+            )
         else:
-            message = _("%(recorded)s email(s) recorded; no skipped message left.",
-                        recorded=recorded)
-        return {"type": "ir.actions.client", "tag": "display_notification",
-                "params": {"type": "warning" if left else "success", "title": _("Mail Sync"),
-                           "message": message, "sticky": False,
-                           "next": {"type": "ir.actions.client", "tag": "soft_reload"}}}
+            message = _(
+                "%(recorded)s email(s) recorded; no skipped message left.", recorded=recorded
+            )
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "warning" if left else "success",
+                "title": _("Mail Sync"),
+                "message": message,
+                "sticky": False,
+                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
+            },
+        }
 
     def _retry_skipped(self):
         """Read the skipped messages again: ``(recorded, still skipped)``."""
@@ -2189,20 +2714,28 @@ class MailSyncMailbox(models.Model):
         before = self.synced_count
         self._read_places(
             {folder: folder_rows.mapped("uid") for folder, folder_rows in by_folder.items()},
-            run, SyncPolicy(self, index=False))
+            run,
+            SyncPolicy(self, index=False),
+        )
         for folder, folder_rows in by_folder.items():
             failed = run.failed.get(folder.name, set())
             # Recorded, gone, or no longer concerning any record (or recorded by a copy).
-            folder_rows.filtered(lambda r: r.uid not in failed or
-                                 r.uidvalidity != (folder.uidvalidity or 0)).unlink()
+            folder_rows.filtered(
+                lambda r, failed=failed, folder=folder: (
+                    r.uid not in failed or r.uidvalidity != (folder.uidvalidity or 0)
+                )
+            ).unlink()
         self.invalidate_recordset(["synced_count", "skipped_count"])
         left = Skipped.search_count([("mailbox_id", "=", self.id)])
-        _logger.info("Mail Sync: retry of the skipped messages of mailbox %s: %s recorded, %s "
-                     "still skipped", self.id, self.synced_count - before, left)
+        _logger.info(
+            "Mail Sync: retry of the skipped messages of mailbox %s: %s recorded, %s still skipped",
+            self.id,
+            self.synced_count - before,
+            left,
+        )
         return self.synced_count - before, left
 
     # ------------------------------------------------------------------ fast arrival
-
 
     @api.model
     def _fast_candidates(self):
@@ -2212,12 +2745,17 @@ class MailSyncMailbox(models.Model):
         which takes it after the others."""
         now = fields.Datetime.now()
         self.flush_model()
-        self.env.cr.execute(SQL("""
+        self.env.cr.execute(
+            SQL(
+                """
             SELECT id FROM mail_sync_mailbox
              WHERE state = 'enabled' AND active AND sync_inflight IS NULL
                AND (next_sync IS NULL OR next_sync <= %s)
           ORDER BY fast_checked_at ASC NULLS FIRST, id
-        """, now + timedelta(seconds=self._get_param("min_interval", 60))))
+        """,
+                now + timedelta(seconds=self._get_param("min_interval", 60)),
+            )
+        )
         return [row[0] for row in self.env.cr.fetchall()]
 
     def _has_new_mail(self):
@@ -2265,11 +2803,15 @@ class MailSyncMailbox(models.Model):
             finally:
                 self._sync_unlock(mailbox_id)
             if auto_commit:
-                self.env.cr.commit()
+                self.env.cr.commit()  # pylint: disable=invalid-commit
         if checked:
             self.env.cr.execute(
-                SQL("UPDATE mail_sync_mailbox SET fast_checked_at = %s WHERE id = ANY(%s)",
-                    fields.Datetime.now(), checked))
+                SQL(
+                    "UPDATE mail_sync_mailbox SET fast_checked_at = %s WHERE id = ANY(%s)",
+                    fields.Datetime.now(),
+                    checked,
+                )
+            )
             self.invalidate_model(["fast_checked_at"])
         second = self._get_param("fast_second_check", 30)
         if second > 0 and auto_commit and not self.env.context.get("mail_sync_no_second_check"):
@@ -2277,8 +2819,8 @@ class MailSyncMailbox(models.Model):
             if cron:
                 cron.sudo()._trigger(fields.Datetime.now() + timedelta(seconds=second))
                 self.env.cr.postcommit.add(
-                    lambda dbname=self.env.cr.dbname: schedule_wakeup(dbname, second + 1))
+                    lambda dbname=self.env.cr.dbname: schedule_wakeup(dbname, second + 1)
+                )
         if auto_commit:
-            self.env.cr.commit()
+            self.env.cr.commit()  # pylint: disable=invalid-commit
         return synced
-

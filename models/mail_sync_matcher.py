@@ -11,6 +11,7 @@ contacts whose normalised address appears in From, To or Cc. Decisions:
 - contacts: active partners of the mailbox's company or of no company; partners of internal
   users (colleagues) are not "contacts" and are never recorded on, but may be the author.
 """
+
 from dataclasses import dataclass, field
 
 import logging
@@ -62,11 +63,18 @@ class MailSyncMatcher(models.AbstractModel):
         if not message_ids:
             return {}
         self.env["mail.sync.message"].flush_model(["mailbox_id", "message_id", "addresses"])
-        self.env.cr.execute(SQL(
-            "SELECT message_id, addresses FROM mail_sync_message WHERE mailbox_id = %s "
-            "AND message_id = ANY(%s)", mailbox.id, list(message_ids)))
-        return {mid: set(addresses.split()) if addresses else None
-                for mid, addresses in self.env.cr.fetchall()}
+        self.env.cr.execute(
+            SQL(
+                "SELECT message_id, addresses FROM mail_sync_message WHERE mailbox_id = %s "
+                "AND message_id = ANY(%s)",
+                mailbox.id,
+                list(message_ids),
+            )
+        )
+        return {
+            mid: set(addresses.split()) if addresses else None
+            for mid, addresses in self.env.cr.fetchall()
+        }
 
     @api.model
     def _records_holding(self, message_ids):
@@ -77,13 +85,19 @@ class MailSyncMatcher(models.AbstractModel):
         self.env["mail.message"].flush_model(["model", "res_id", "message_id"])
         self.env["mail.sync.message.removal"].flush_model(["message_id", "model", "res_id"])
         ids = list(message_ids)
-        self.env.cr.execute(SQL("""
+        self.env.cr.execute(
+            SQL(
+                """
             SELECT message_id, model, res_id FROM mail_message
              WHERE message_id = ANY(%s) AND model IN ('crm.lead', 'res.partner')
              UNION
             SELECT message_id, model, res_id FROM mail_sync_message_removal
              WHERE message_id = ANY(%s)
-        """, ids, ids))
+        """,
+                ids,
+                ids,
+            )
+        )
         holding = {}
         for message_id, model, res_id in self.env.cr.fetchall():
             holding.setdefault(message_id, set()).add((model, res_id))
@@ -101,11 +115,15 @@ class MailSyncMatcher(models.AbstractModel):
         keys = list(variant_of)
         company_id = mailbox.company_id.id
         self.env["crm.lead"].flush_model(
-            ["email_normalized", "partner_id", "active", "company_id", "name"])
+            ["email_normalized", "partner_id", "active", "company_id", "name"]
+        )
         self.env["res.partner"].flush_model(
-            ["email_normalized", "active", "company_id", "complete_name"])
+            ["email_normalized", "active", "company_id", "complete_name"]
+        )
         self.env["res.users"].flush_model(["partner_id", "share", "active"])
-        self.env.cr.execute(SQL("""
+        self.env.cr.execute(
+            SQL(
+                """
             SELECT l.id, l.name, l.email_normalized
               FROM crm_lead l
              WHERE l.email_normalized = ANY(%(addrs)s) AND l.active
@@ -116,12 +134,18 @@ class MailSyncMatcher(models.AbstractModel):
               JOIN res_partner p ON p.id = l.partner_id
              WHERE p.email_normalized = ANY(%(addrs)s) AND l.active
                AND (l.company_id IS NULL OR l.company_id = %(company)s)
-        """, addrs=keys, company=company_id))
+        """,
+                addrs=keys,
+                company=company_id,
+            )
+        )
         leads, names = {}, {}
         for lead_id, name, email in self.env.cr.fetchall():
             leads.setdefault(variant_of[email], set()).add(lead_id)
             names[("crm.lead", lead_id)] = name
-        self.env.cr.execute(SQL("""
+        self.env.cr.execute(
+            SQL(
+                """
             SELECT p.id, p.complete_name, p.email_normalized,
                    EXISTS(SELECT 1 FROM res_users u
                            WHERE u.partner_id = p.id AND NOT u.share) AS colleague
@@ -129,7 +153,11 @@ class MailSyncMatcher(models.AbstractModel):
              WHERE p.email_normalized = ANY(%(addrs)s) AND p.active
                AND (p.company_id IS NULL OR p.company_id = %(company)s)
           ORDER BY p.id
-        """, addrs=keys, company=company_id))
+        """,
+                addrs=keys,
+                company=company_id,
+            )
+        )
         partners = {}
         for partner_id, name, email, colleague in self.env.cr.fetchall():
             partners.setdefault(variant_of[email], []).append((partner_id, not colleague))
@@ -182,8 +210,7 @@ class MailSyncMatcher(models.AbstractModel):
         # earlier copies did not name (a copy Cc'd to more people, a Bcc copy in another
         # folder), and only where it is not yet: nothing is fetched for a replay or a plain
         # second copy, and a chatter entry someone deleted does not come back.
-        holding = self._records_holding(
-            [mid for mid, seen in known.items() if seen is not None])
+        holding = self._records_holding([mid for mid, seen in known.items() if seen is not None])
         result = {}
         for header in headers:
             involved = [a for a in dict.fromkeys(header.all_addrs) if a and a not in own_addrs]
@@ -192,8 +219,9 @@ class MailSyncMatcher(models.AbstractModel):
                 seen = known[header.message_id]
                 linking = [a for a in involved if seen is not None and a not in seen]
             lead_ids = sorted({lid for a in linking for lid in leads.get(a, ())})
-            partner_ids = sorted({pid for a in linking for pid, contact in partners.get(a, ())
-                                  if contact})
+            partner_ids = sorted(
+                {pid for a in linking for pid, contact in partners.get(a, ()) if contact}
+            )
             if header.message_id in known:
                 held = holding.get(header.message_id, set())
                 lead_ids = [i for i in lead_ids if ("crm.lead", i) not in held]
@@ -202,11 +230,16 @@ class MailSyncMatcher(models.AbstractModel):
                 continue
             authors = {a: partners[a][0][0] for a in header.from_addrs if a in partners}
             result[header.uid] = Match(
-                lead_ids=tuple(lead_ids), partner_ids=tuple(partner_ids), authors=authors,
-                record_names={key: names[key] for key in
-                              [("crm.lead", i) for i in lead_ids]
-                              + [("res.partner", i) for i in partner_ids]},
-                addresses=tuple(involved))
+                lead_ids=tuple(lead_ids),
+                partner_ids=tuple(partner_ids),
+                authors=authors,
+                record_names={
+                    key: names[key]
+                    for key in [("crm.lead", i) for i in lead_ids]
+                    + [("res.partner", i) for i in partner_ids]
+                },
+                addresses=tuple(involved),
+            )
         return result
 
     @api.model
@@ -224,20 +257,33 @@ class MailSyncMatcher(models.AbstractModel):
             candidates.setdefault(sender, []).append(header)
         if not candidates:
             return {}
-        variants = {variant: sender for sender in candidates
-                    for variant in address_variants(sender)}
+        variants = {
+            variant: sender for sender in candidates for variant in address_variants(sender)
+        }
         self.env["crm.lead"].flush_model(["email_normalized"])
         self.env["res.partner"].flush_model(["email_normalized"])
-        self.env.cr.execute(SQL("""
+        self.env.cr.execute(
+            SQL(
+                """
             SELECT email_normalized FROM crm_lead WHERE email_normalized = ANY(%(a)s)
              UNION
             SELECT email_normalized FROM res_partner WHERE email_normalized = ANY(%(a)s)
-        """, a=list(variants)))
+        """,
+                a=list(variants),
+            )
+        )
         taken = {variants[row[0]] for row in self.env.cr.fetchall()}
         result = {}
-        Lead = self.env["crm.lead"].sudo().with_context(
-            tracking_disable=True, mail_create_nolog=True, mail_create_nosubscribe=True,
-            mail_notrack=True)
+        Lead = (
+            self.env["crm.lead"]
+            .sudo()
+            .with_context(
+                tracking_disable=True,
+                mail_create_nolog=True,
+                mail_create_nosubscribe=True,
+                mail_notrack=True,
+            )
+        )
         for sender, sender_headers in candidates.items():
             if sender in taken:
                 continue
@@ -245,33 +291,53 @@ class MailSyncMatcher(models.AbstractModel):
             first = sender_headers[0]
             try:
                 with self.env.cr.savepoint():
-                    lead = Lead.create({
-                        "name": first.subject or _("Email from %s", sender),
-                        "email_from": sender,
-                        "user_id": mailbox.user_id.id,
-                        "company_id": mailbox.company_id.id,
-                        "type": "lead" if self.env.user.has_group("crm.group_use_lead")
-                        else "opportunity",
-                        "description": _("Created by Mail Sync from mail received by %s.",
-                                         mailbox.email),
-                    })
+                    lead = Lead.create(
+                        {
+                            "name": first.subject or _("Email from %s", sender),
+                            "email_from": sender,
+                            "user_id": mailbox.user_id.id,
+                            "company_id": mailbox.company_id.id,
+                            "type": "lead"
+                            if self.env.user.has_group("crm.group_use_lead")
+                            else "opportunity",
+                            "description": _(
+                                "Created by Mail Sync from mail received by %s.", mailbox.email
+                            ),
+                        }
+                    )
             except NOT_POISON:
                 raise
             except Exception as exc:  # noqa: BLE001 - this sender's mail is skipped, not the rest
-                _logger.info("Mail Sync: mailbox %s could not create a lead for %s: %s",
-                             mailbox.id, sender, exc)
-                policy.errors.extend(errors.SyncError(
-                    "record", f"a lead could not be created for {sender}: "
-                              f"{type(exc).__name__}: {exc}", uid=header.uid,
-                    folder=header.folder, header=header, retryable=False)
-                    for header in sender_headers)
+                _logger.info(
+                    "Mail Sync: mailbox %s could not create a lead for %s: %s",
+                    mailbox.id,
+                    sender,
+                    exc,
+                )
+                policy.errors.extend(
+                    errors.SyncError(
+                        "record",
+                        f"a lead could not be created for {sender}: {type(exc).__name__}: {exc}",
+                        uid=header.uid,
+                        folder=header.folder,
+                        header=header,
+                        retryable=False,
+                    )
+                    for header in sender_headers
+                )
                 continue
-            _logger.info("Mail Sync: mailbox %s created lead %s for a new sender",
-                         mailbox.id, lead.id)
+            _logger.info(
+                "Mail Sync: mailbox %s created lead %s for a new sender", mailbox.id, lead.id
+            )
             for header in sender_headers:
-                match = Match(lead_ids=(lead.id,), partner_ids=(), authors={},
-                              record_names={("crm.lead", lead.id): lead.name},
-                              addresses=tuple(a for a in dict.fromkeys(header.all_addrs)
-                                              if a and a not in own_addrs))
+                match = Match(
+                    lead_ids=(lead.id,),
+                    partner_ids=(),
+                    authors={},
+                    record_names={("crm.lead", lead.id): lead.name},
+                    addresses=tuple(
+                        a for a in dict.fromkeys(header.all_addrs) if a and a not in own_addrs
+                    ),
+                )
                 result[header.uid] = match
         return result

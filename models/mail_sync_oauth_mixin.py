@@ -14,6 +14,7 @@ Modelled on Odoo's ``google_gmail`` / ``microsoft_outlook`` mixins, with three d
 
 The Odoo-free protocol work is ``..mailsync.oauth``.
 """
+
 import base64
 import binascii
 import json
@@ -72,12 +73,19 @@ class MailSyncOAuthMixin(models.AbstractModel):
     _description = "Mail Sync OAuth (Connect with Google / Microsoft 365)"
 
     has_oauth_token = fields.Boolean(
-        "Connected with OAuth", compute="_compute_has_oauth_token",
-        help="A refresh token from Google or Microsoft is stored (encrypted).")
+        "Connected with OAuth",
+        compute="_compute_has_oauth_token",
+        help="A refresh token from Google or Microsoft is stored (encrypted).",
+    )
 
     def _compute_has_oauth_token(self):
-        creds = self.env["mail.sync.credential"].sudo().search_fetch(
-            [("mailbox_id", "in", self.ids), ("kind", "=", "refresh_token")], ["mailbox_id"])
+        creds = (
+            self.env["mail.sync.credential"]
+            .sudo()
+            .search_fetch(
+                [("mailbox_id", "in", self.ids), ("kind", "=", "refresh_token")], ["mailbox_id"]
+            )
+        )
         connected = set(creds.mailbox_id.ids)
         for record in self:
             record.has_oauth_token = record.id in connected
@@ -110,16 +118,20 @@ class MailSyncOAuthMixin(models.AbstractModel):
         """The IMAP or SMTP ``Endpoint`` for ``provider``: the provider's own, unless the
         ``crm_mail_sync.<provider>_<which>_server`` parameter says ``host:port:security``
         (a proxy or a test server)."""
-        override = self.env["ir.config_parameter"].sudo().get_param(
-            param_key(provider, f"{which}_server"))
+        override = (
+            self.env["ir.config_parameter"].sudo().get_param(param_key(provider, f"{which}_server"))
+        )
         if override:
             host, _sep, rest = override.strip().rpartition(":")
             host, _sep, port = host.rpartition(":") if rest in SECURITIES else (host, "", rest)
             security = rest if rest in SECURITIES else "ssl"
             if host and port.isdigit():
                 return Endpoint(host, int(port), security)
-            _logger.warning("Mail Sync: ignoring malformed parameter %s=%r",
-                            param_key(provider, f"{which}_server"), override)
+            _logger.warning(
+                "Mail Sync: ignoring malformed parameter %s=%r",
+                param_key(provider, f"{which}_server"),
+                override,
+            )
         return getattr(self._oauth_provider(provider), which)
 
     def _oauth_redirect_uri(self):
@@ -152,39 +164,57 @@ class MailSyncOAuthMixin(models.AbstractModel):
             raise OAuthRefused(_("The answer carries no valid sign-in request."))
         payload, signature = state.split(".")
         if not tools.consteq(signature, self._oauth_signature(payload)):
-            _logger.warning("Mail Sync: OAuth callback with a forged state (user %s)",
-                            self.env.uid)
+            _logger.warning("Mail Sync: OAuth callback with a forged state (user %s)", self.env.uid)
             raise OAuthRefused(_("The answer's signature is not valid: it was not started here."))
         try:
             mailbox_id, uid, provider, expires, nonce = json.loads(_b64d(payload))
         except (ValueError, TypeError, binascii.Error):
             raise OAuthRefused(_("The answer carries no valid sign-in request.")) from None
         if uid != self.env.uid:
-            _logger.warning("Mail Sync: OAuth callback of user %s reached user %s", uid,
-                            self.env.uid)
-            raise OAuthRefused(_("This sign-in was started by another user. Sign in to Odoo "
-                                 "as that user, or start again from your own mailbox."))
+            _logger.warning(
+                "Mail Sync: OAuth callback of user %s reached user %s", uid, self.env.uid
+            )
+            raise OAuthRefused(
+                _(
+                    "This sign-in was started by another user. Sign in to Odoo "
+                    "as that user, or start again from your own mailbox."
+                )
+            )
         if expires < time.time():
-            raise OAuthRefused(_("This sign-in request has expired (after %s minutes). "
-                                 "Start again from your mailbox.", STATE_LIFETIME // 60))
+            raise OAuthRefused(
+                _(
+                    "This sign-in request has expired (after %s minutes). "
+                    "Start again from your mailbox.",
+                    STATE_LIFETIME // 60,
+                )
+            )
         mailbox = self.env["mail.sync.mailbox"].sudo().browse(mailbox_id).exists()
         if not mailbox or mailbox.user_id.id != self.env.uid:
             raise OAuthRefused(_("This mailbox is not yours."))
         Credential = self.env["mail.sync.credential"].sudo()
-        cred = Credential.search([("mailbox_id", "=", mailbox.id), ("kind", "=", STATE_KIND)],
-                                 limit=1)
+        cred = Credential.search(
+            [("mailbox_id", "=", mailbox.id), ("kind", "=", STATE_KIND)], limit=1
+        )
         stored = {}
         if cred.token:
             try:
                 stored = json.loads(Credential._decrypt(cred.token))
             except (ValueError, UserError):
                 stored = {}
-        if not stored.get("nonce") or not tools.consteq(stored["nonce"], nonce) \
-                or stored.get("provider") != provider:
-            _logger.warning("Mail Sync: OAuth callback with a used or superseded state "
-                            "(mailbox %s)", mailbox.id)
-            raise OAuthRefused(_("This sign-in answer was already used, or a newer sign-in "
-                                 "was started. Start again from your mailbox."))
+        if (
+            not stored.get("nonce")
+            or not tools.consteq(stored["nonce"], nonce)
+            or stored.get("provider") != provider
+        ):
+            _logger.warning(
+                "Mail Sync: OAuth callback with a used or superseded state (mailbox %s)", mailbox.id
+            )
+            raise OAuthRefused(
+                _(
+                    "This sign-in answer was already used, or a newer sign-in "
+                    "was started. Start again from your mailbox."
+                )
+            )
         cred.unlink()
         return mailbox.with_env(self.env), provider, stored.get("verifier")
 
@@ -200,23 +230,37 @@ class MailSyncOAuthMixin(models.AbstractModel):
         self.ensure_one()
         self.check_access("write")
         if self.user_id != self.env.user:
-            raise AccessError(_("Only %s can connect this mailbox: the consent is given by "
-                                "the mailbox owner, signed in as themselves.",
-                                self.user_id.name))
+            raise AccessError(
+                _(
+                    "Only %s can connect this mailbox: the consent is given by "
+                    "the mailbox owner, signed in as themselves.",
+                    self.user_id.name,
+                )
+            )
         client_id, client_secret, endpoints = self._oauth_app(provider)
         label = oauth.get_provider(provider, endpoints).label
         if not client_id or not client_secret:
-            raise UserError(_("Connect with %s is not configured yet: an administrator enters "
-                              "the app's client id and secret in Settings ▸ CRM ▸ Mail Sync.",
-                              label))
+            raise UserError(
+                _(
+                    "Connect with %s is not configured yet: an administrator enters "
+                    "the app's client id and secret in Settings ▸ CRM ▸ Mail Sync.",
+                    label,
+                )
+            )
         state, nonce, expires = self._oauth_new_state(provider)
         login_hint = (self.email or "").strip() if "@" in (self.email or "") else None
         try:
             url, verifier = oauth.authorization_url(
-                provider, client_id, client_secret, self._oauth_redirect_uri(), state,
-                endpoints, login_hint=login_hint)
+                provider,
+                client_id,
+                client_secret,
+                self._oauth_redirect_uri(),
+                state,
+                endpoints,
+                login_hint=login_hint,
+            )
         except errors.SyncError as exc:
-            raise UserError(str(exc)) from None
+            raise UserError(self.env["mail.sync.log"]._translated(str(exc))) from None
         secret = json.dumps({"nonce": nonce, "verifier": verifier, "provider": provider})
         self.sudo()._set_secret(STATE_KIND, secret, expires_at=naive_utc(expires))
         return {"type": "ir.actions.act_url", "url": url, "target": "self"}
@@ -228,26 +272,42 @@ class MailSyncOAuthMixin(models.AbstractModel):
         (nothing is stored then)."""
         self.ensure_one()
         client_id, client_secret, endpoints = self._oauth_app(provider)
-        tokens = oauth.exchange_code(provider, client_id, client_secret,
-                                     self._oauth_redirect_uri(), code, code_verifier, endpoints)
+        tokens = oauth.exchange_code(
+            provider,
+            client_id,
+            client_secret,
+            self._oauth_redirect_uri(),
+            code,
+            code_verifier,
+            endpoints,
+        )
         prov = oauth.get_provider(provider, endpoints)
         if not tokens.refresh_token:
             raise errors.SyncError(
-                "config", f"{prov.label} gave no refresh token (offline access): the mailbox "
-                          f"could not be synced in the background.", retryable=False,
-                provider=prov.config_provider)
+                "config",
+                f"{prov.label} gave no refresh token (offline access): the mailbox "
+                f"could not be synced in the background.",
+                retryable=False,
+                provider=prov.config_provider,
+            )
         imap = self._oauth_server(provider, "imap")
         smtp = self._oauth_server(provider, "smtp")
         mailbox = self.sudo()
-        mailbox.write({
-            "email": tokens.email or mailbox.email,
-            "provider": MAILBOX_PROVIDER[provider],
-            "auth_method": "oauth",
-            "imap_host": imap.host, "imap_port": imap.port, "imap_security": imap.security,
-            "imap_login": tokens.email or mailbox.email,
-            "smtp_host": smtp.host, "smtp_port": smtp.port, "smtp_security": smtp.security,
-            "smtp_login": False,
-        })
+        mailbox.write(
+            {
+                "email": tokens.email or mailbox.email,
+                "provider": MAILBOX_PROVIDER[provider],
+                "auth_method": "oauth",
+                "imap_host": imap.host,
+                "imap_port": imap.port,
+                "imap_security": imap.security,
+                "imap_login": tokens.email or mailbox.email,
+                "smtp_host": smtp.host,
+                "smtp_port": smtp.port,
+                "smtp_security": smtp.security,
+                "smtp_login": False,
+            }
+        )
         mailbox._oauth_store(tokens, previous_refresh=None)
         _logger.info("Mail Sync: mailbox %s connected with %s", mailbox.id, prov.label)
         try:
@@ -262,17 +322,27 @@ class MailSyncOAuthMixin(models.AbstractModel):
         """The exception the connection test raises for a failed ``exc`` (SyncError): a
         UserError, except that a Gmail password refused because Google wants an app password
         or its own sign-in offers "Connect with Google"."""
-        if exc.kind == "app_password" and self.provider == "gmail" \
-                and self.auth_method == "password":
-            action = self.env.ref("crm_mail_sync.action_mail_sync_connect_google",
-                                  raise_if_not_found=False)
+        if (
+            exc.kind == "app_password"
+            and self.provider == "gmail"
+            and self.auth_method == "password"
+        ):
+            action = self.env.ref(
+                "crm_mail_sync.action_mail_sync_connect_google", raise_if_not_found=False
+            )
             if action:
                 return RedirectWarning(
-                    _("Google refused the password: this account needs an app password or "
-                      "Google's own sign-in.\n%s", errors.fix_for(exc.kind, self.provider)),
-                    action.id, _("Connect with Google"),
-                    {"active_id": self.id, "active_ids": [self.id],
-                     "active_model": self._name})
+                    _(
+                        "Google refused the password: this account needs an app password or "
+                        "Google's own sign-in.\n%s",
+                        self.env["mail.sync.log"]._translated(
+                            errors.fix_for(exc.kind, self.provider)
+                        ),
+                    ),
+                    action.id,
+                    _("Connect with Google"),
+                    {"active_id": self.id, "active_ids": [self.id], "active_model": self._name},
+                )
         return UserError(self._user_error(exc))
 
     # ------------------------------------------------------------------ tokens
@@ -283,19 +353,24 @@ class MailSyncOAuthMixin(models.AbstractModel):
         self.ensure_one()
         if tokens.refresh_token and tokens.refresh_token != previous_refresh:
             self._set_secret("refresh_token", tokens.refresh_token)
-        self._set_secret("access_token", tokens.access_token,
-                         expires_at=naive_utc(tokens.expires_at))
+        self._set_secret(
+            "access_token", tokens.access_token, expires_at=naive_utc(tokens.expires_at)
+        )
 
     def _oauth_access_token(self):
         """A valid access token, refreshed when it expires within five minutes."""
         self.ensure_one()
         provider = OAUTH_PROVIDER.get(self.provider)
         if not provider:
-            raise errors.SyncError("config", "OAuth is only available for Gmail and Microsoft "
-                                             "365 mailboxes.", retryable=False)
+            raise errors.SyncError(
+                "config",
+                "OAuth is only available for Gmail and Microsoft 365 mailboxes.",
+                retryable=False,
+            )
         Credential = self.env["mail.sync.credential"].sudo()
-        cred = Credential.search([("mailbox_id", "=", self.id), ("kind", "=", "access_token")],
-                                 limit=1)
+        cred = Credential.search(
+            [("mailbox_id", "=", self.id), ("kind", "=", "access_token")], limit=1
+        )
         if cred.token and not oauth.needs_refresh(cred.expires_at):
             return Credential._decrypt(cred.token)
         known = self.env.cr.cache.get(TOKEN_CACHE, {}).get(self.id)
@@ -338,11 +413,14 @@ class MailSyncOAuthMixin(models.AbstractModel):
         try:
             with self._oauth_token_env() as env:
                 access, expires_at, refresh_token = self.with_env(env)._oauth_refresh_locked(
-                    provider, timeout, own=env.cr is not self.env.cr)
+                    provider, timeout, own=env.cr is not self.env.cr
+                )
         except psycopg2.errors.LockNotAvailable:
             raise errors.SyncError(
-                "timeout", "Another token refresh of this mailbox did not finish in time.",
-                provider=self.provider) from None
+                "timeout",
+                "Another token refresh of this mailbox did not finish in time.",
+                provider=self.provider,
+            ) from None
         finally:
             self.env["mail.sync.credential"].invalidate_model(["token", "expires_at"])
         # This transaction may not see the stored tokens (older snapshot): keep them at hand.
@@ -353,46 +431,71 @@ class MailSyncOAuthMixin(models.AbstractModel):
         """In the refresh's environment (``own``: a cursor of its own, committed here):
         ``(access token, expiry, refresh token)``."""
         cr = self.env.cr
-        cr.execute(SQL("""
+        cr.execute(
+            SQL(
+                """
             SELECT id, token FROM mail_sync_credential
              WHERE mailbox_id = %s AND kind = 'refresh_token' FOR UPDATE
-        """, self.id))
+        """,
+                self.id,
+            )
+        )
         row = cr.fetchone()
         Credential = self.env["mail.sync.credential"].sudo()
         Credential.invalidate_model(["token", "expires_at"])
         if not row or not row[1]:
             # The grant was revoked (or never given): only the user can fix that. No request.
             raise errors.SyncError(
-                "oauth_revoked", "No valid grant is stored: connect the mailbox again.",
-                retryable=False, provider=self.provider)
+                "oauth_revoked",
+                "No valid grant is stored: connect the mailbox again.",
+                retryable=False,
+                provider=self.provider,
+            )
         refresh_token = Credential._decrypt(row[1])
-        cred = Credential.search([("mailbox_id", "=", self.id), ("kind", "=", "access_token")],
-                                 limit=1)
+        cred = Credential.search(
+            [("mailbox_id", "=", self.id), ("kind", "=", "access_token")], limit=1
+        )
         if cred.token and not oauth.needs_refresh(cred.expires_at):
             # Another worker refreshed while this one waited for the lock.
             return Credential._decrypt(cred.token), cred.expires_at, refresh_token
         client_id, client_secret, endpoints = self._oauth_app(provider)
         try:
-            tokens = oauth.refresh(provider, client_id, client_secret, refresh_token, endpoints,
-                                   timeout=timeout)
+            tokens = oauth.refresh(
+                provider, client_id, client_secret, refresh_token, endpoints, timeout=timeout
+            )
         except errors.SyncError as exc:
             if exc.kind == "oauth_revoked":
-                _logger.warning("Mail Sync: the OAuth grant of mailbox %s is revoked or expired; "
-                                "waiting for the user to connect again", self.id)
+                _logger.warning(
+                    "Mail Sync: the OAuth grant of mailbox %s is revoked or expired; "
+                    "waiting for the user to connect again",
+                    self.id,
+                )
                 # Only the grant that was refused (still the stored one: the row is locked).
-                cr.execute(SQL("DELETE FROM mail_sync_credential WHERE id = %s AND token = %s",
-                               row[0], row[1]))
+                cr.execute(
+                    SQL(
+                        "DELETE FROM mail_sync_credential WHERE id = %s AND token = %s",
+                        row[0],
+                        row[1],
+                    )
+                )
                 if cr.rowcount:
                     self._set_secret("access_token", False)
                 Credential.invalidate_model(["token", "expires_at"])
                 if own:
-                    cr.commit()
+                    cr.commit()  # pylint: disable=invalid-commit
             raise
-        _logger.info("Mail Sync: access token of mailbox %s refreshed%s", self.id,
-                     " (refresh token rotated)" if tokens.refresh_token
-                     and tokens.refresh_token != refresh_token else "")
+        _logger.info(
+            "Mail Sync: access token of mailbox %s refreshed%s",
+            self.id,
+            " (refresh token rotated)"
+            if tokens.refresh_token and tokens.refresh_token != refresh_token
+            else "",
+        )
         self._oauth_store(tokens, previous_refresh=refresh_token)
         if own:
-            cr.commit()
-        return (tokens.access_token, naive_utc(tokens.expires_at),
-                tokens.refresh_token or refresh_token)
+            cr.commit()  # pylint: disable=invalid-commit
+        return (
+            tokens.access_token,
+            naive_utc(tokens.expires_at),
+            tokens.refresh_token or refresh_token,
+        )

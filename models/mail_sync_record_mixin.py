@@ -2,6 +2,7 @@
 """What leads and contacts share: the count of their synced emails, the smart button that
 lists them, and late linking when one is created (each model says which addresses it holds in
 ``_mail_sync_late_link``)."""
+
 from odoo import _, api, fields, models
 
 
@@ -12,8 +13,11 @@ class MailSyncedRecordMixin(models.AbstractModel):
     _description = "Mail Sync: synced email counter"
 
     mail_sync_count = fields.Integer(
-        "Synced emails", compute="_compute_mail_sync_count", groups="base.group_user",
-        help="Emails recorded on this record by Mail Sync.")
+        "Synced emails",
+        compute="_compute_mail_sync_count",
+        groups="base.group_user",
+        help="Emails recorded on this record by Mail Sync.",
+    )
 
     # Late linking (``mail.sync.header.index``): a record created with an address asks for the
     # mail already exchanged with that address (a new address by write: each model's write).
@@ -30,11 +34,17 @@ class MailSyncedRecordMixin(models.AbstractModel):
             # The record is readable, so are its synced messages (mail.message access) except
             # the private ones of other users: one query.
             Message = self.env["mail.message"]
-            domain = [("model", "=", self._name), ("res_id", "in", self.ids),
-                      ("mail_sync_mailbox_id", "!=", False)]
+            domain = [
+                ("model", "=", self._name),
+                ("res_id", "in", self.ids),
+                ("mail_sync_mailbox_id", "!=", False),
+            ]
             if not Message._mail_sync_sees_private():
-                domain += ["|", ("mail_sync_visibility", "!=", "private"),
-                           ("mail_sync_private_user_id", "=", self.env.uid)]
+                domain += [
+                    "|",
+                    ("mail_sync_visibility", "!=", "private"),
+                    ("mail_sync_private_user_id", "=", self.env.uid),
+                ]
             groups = Message.sudo()._read_group(domain, ["res_id"], ["__count"])
             counts = dict(groups)
         for record in self:
@@ -47,7 +57,10 @@ class MailSyncedRecordMixin(models.AbstractModel):
             "name": _("Synced emails"),
             "res_model": "mail.message",
             "view_mode": "list,form",
-            "domain": [("model", "=", self._name), ("res_id", "=", self.id),
-                       ("mail_sync_mailbox_id", "!=", False)],
+            "domain": [
+                ("model", "=", self._name),
+                ("res_id", "=", self.id),
+                ("mail_sync_mailbox_id", "!=", False),
+            ],
             "context": {"create": False},
         }

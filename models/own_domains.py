@@ -1,6 +1,7 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """A company's own domains (``res.company._mail_sync_own_domains``): the helpers shared by the
 models whose changes can make a domain own or not (company, partner, user, mailbox)."""
+
 from ..mailsync import addresses
 from ..mailsync.privacy import domain_of, is_shared_domain
 

@@ -1,6 +1,7 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Contacts: synced mail on the contact (smart button), late linking when a contact gets an
 address, and the company's own domains when an internal user's or a company's address moves."""
+
 from odoo import models
 
 from . import mail_sync_record_mixin  # noqa: F401 - the mixin this model inherits, defined first
@@ -22,10 +23,13 @@ class ResPartner(models.Model):
             self._mail_sync_late_link()
         moved = self.filtered(lambda p: email_domain(p.email) != before.get(p.id))
         if moved and (
-                self.env["res.users"].sudo().search_count(
-                    [("partner_id", "in", moved.ids), ("share", "=", False)], limit=1)
-                or self.env["res.company"].sudo().search_count(
-                    [("partner_id", "in", moved.ids)], limit=1)):
+            self.env["res.users"]
+            .sudo()
+            .search_count([("partner_id", "in", moved.ids), ("share", "=", False)], limit=1)
+            or self.env["res.company"]
+            .sudo()
+            .search_count([("partner_id", "in", moved.ids)], limit=1)
+        ):
             own_domains_changed(self.env)  # an internal user's or a company's address
         return res
 

@@ -3,6 +3,7 @@
 through the context): ``SyncFacts`` (what the run reads besides the mailbox row, in one query
 for a whole batch of mailboxes), ``SyncPolicy`` (what the matcher applies) and ``SyncRun``
 (facts, policy, commit mode and what the run met). See ARCHITECTURE.md."""
+
 import datetime
 
 
@@ -34,11 +35,32 @@ class Counts(tuple):
 class SyncFacts:
     """What one sync of one mailbox needs besides the mailbox row (plain values, no records)."""
 
-    __slots__ = ("mailbox_id", "write_date", "owner_email", "tz", "daily_cap", "password_token",
-                 "folders", "limits", "inflight", "suspects")
+    __slots__ = (
+        "mailbox_id",
+        "write_date",
+        "owner_email",
+        "tz",
+        "daily_cap",
+        "password_token",
+        "folders",
+        "limits",
+        "inflight",
+        "suspects",
+    )
 
-    def __init__(self, mailbox_id, write_date, owner_email, tz, daily_cap, password_token,
-                 folders, limits=None, inflight=None, suspects=None):
+    def __init__(
+        self,
+        mailbox_id,
+        write_date,
+        owner_email,
+        tz,
+        daily_cap,
+        password_token,
+        folders,
+        limits=None,
+        inflight=None,
+        suspects=None,
+    ):
         self.mailbox_id = mailbox_id
         self.write_date = write_date
         self.owner_email = owner_email
@@ -65,8 +87,7 @@ class SyncPolicy:
     def __init__(self, mailbox, *, index=True, create_leads=None):
         self.mailbox = mailbox
         self.index = index
-        self.create_leads = mailbox.mail_sync_create_leads if create_leads is None \
-            else create_leads
+        self.create_leads = mailbox.mail_sync_create_leads if create_leads is None else create_leads
         self._policy = None
         self.pending = {}  # folder name -> [HeaderInfo] matching nothing (header index)
         self.known = set()  # Message-IDs already synced by the mailbox (never indexed)
@@ -79,8 +100,7 @@ class SyncPolicy:
     def rules(self):
         """The ``mailsync.privacy.Policy`` of the mailbox (never-log list, auto-reply filter)."""
         if self._policy is None:
-            self._policy = self.mailbox.env["mail.sync.exclusion"].sudo()._policy_for(
-                self.mailbox)
+            self._policy = self.mailbox.env["mail.sync.exclusion"].sudo()._policy_for(self.mailbox)
         return self._policy
 
 

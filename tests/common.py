@@ -1,6 +1,7 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Shared setup of the Odoo tests: sales users of each level, leads and contacts with addresses,
 and mailboxes on the shared loopback Dovecot (``mailsync.testing``)."""
+
 import contextlib
 import datetime
 import email
@@ -47,13 +48,18 @@ def silent_server():
 def json_call_kw(case, model, method, *args, loggers=(), **kwargs):
     """``model.method(*args, **kwargs)`` through ``/web/dataset/call_kw`` in ``case``'s HTTP
     session (an ``HttpCase``), ``loggers`` muted; the decoded JSON-RPC reply (result or error)."""
-    payload = {"jsonrpc": "2.0", "method": "call", "id": 1,
-               "params": {"model": model, "method": method, "args": list(args),
-                          "kwargs": kwargs}}
+    payload = {
+        "jsonrpc": "2.0",
+        "method": "call",
+        "id": 1,
+        "params": {"model": model, "method": method, "args": list(args), "kwargs": kwargs},
+    }
     with mute_logger(*loggers):
-        response = case.url_open(f"/web/dataset/call_kw/{model}/{method}",
-                                 data=json.dumps(payload),
-                                 headers={"Content-Type": "application/json"})
+        response = case.url_open(
+            f"/web/dataset/call_kw/{model}/{method}",
+            data=json.dumps(payload),
+            headers={"Content-Type": "application/json"},
+        )
     case.assertEqual(response.status_code, 200, response.text[:300])
     return response.json()
 
@@ -72,25 +78,42 @@ class MailSyncCase(TransactionCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.env = cls.env(context=dict(cls.env.context, tracking_disable=True,
-                                       mail_create_nolog=True))
+        cls.env = cls.env(
+            context=dict(cls.env.context, tracking_disable=True, mail_create_nolog=True)
+        )
         cls.dovecot = cls._imap_server()
         cls.company = cls.env.company
         # The test servers listen on 127.0.0.1: allowed, as an administrator would allow a
         # company server (the network rule refuses private addresses otherwise).
         cls.env["ir.config_parameter"].sudo().set_param(ALLOWED_NETWORKS_PARAM, "127.0.0.1")
         cls.user_jr = mail_new_test_user(
-            cls.env, login="ms_jr", name="Julia Junior", email="julia.junior@ourco.example",
-            groups="base.group_user,sales_team.group_sale_salesman")
+            cls.env,
+            login="ms_jr",
+            name="Julia Junior",
+            email="julia.junior@ourco.example",
+            groups="base.group_user,sales_team.group_sale_salesman",
+        )
         cls.user_sales = mail_new_test_user(
-            cls.env, login="ms_sales", name="Sam Seller", email="sam.seller@ourco.example",
-            groups="base.group_user,sales_team.group_sale_salesman_all_leads")
+            cls.env,
+            login="ms_sales",
+            name="Sam Seller",
+            email="sam.seller@ourco.example",
+            groups="base.group_user,sales_team.group_sale_salesman_all_leads",
+        )
         cls.user_manager = mail_new_test_user(
-            cls.env, login="ms_manager", name="Mia Manager", email="mia.manager@ourco.example",
-            groups="base.group_user,sales_team.group_sale_manager")
+            cls.env,
+            login="ms_manager",
+            name="Mia Manager",
+            email="mia.manager@ourco.example",
+            groups="base.group_user,sales_team.group_sale_manager",
+        )
         cls.user_employee = mail_new_test_user(
-            cls.env, login="ms_employee", name="Eve Employee", email="eve@ourco.example",
-            groups="base.group_user")
+            cls.env,
+            login="ms_employee",
+            name="Eve Employee",
+            email="eve@ourco.example",
+            groups="base.group_user",
+        )
         cls._setup_crm()
 
     @classmethod
@@ -100,33 +123,68 @@ class MailSyncCase(TransactionCase):
         # Contacts with leads through their partner, contacts alone, leads with only an address.
         cls.partner_ann = Partner.create({"name": "Ann Smith", "email": "Ann.Smith@Acme.example"})
         cls.partner_bob = Partner.create({"name": "Bob Martin", "email": "bob@bobco.example"})
-        cls.partner_chloe = Partner.create({"name": "Chloé Dubois",
-                                            "email": "chloe.dubois@exemple.example"})
-        cls.partner_dup = Partner.create({"name": "Ann Smith (duplicate)",
-                                          "email": "ann.smith@acme.example"})
-        cls.partner_archived = Partner.create({"name": "Old Contact",
-                                               "email": "old@gone.example", "active": False})
-        cls.lead_ann = Lead.create({
-            "name": "Acme deal", "type": "opportunity", "partner_id": cls.partner_ann.id,
-            "user_id": cls.user_sales.id})
-        cls.lead_bob = Lead.create({
-            "name": "Bob's shop", "type": "lead", "partner_id": cls.partner_bob.id,
-            "email_from": "bob@bobco.example", "user_id": cls.user_jr.id})
-        cls.lead_dmitri = Lead.create({
-            "name": "Dmitri inquiry", "type": "lead", "email_from": "Dmitri <DMITRI@ru.example>",
-            "user_id": cls.user_sales.id})
-        cls.lead_eva = Lead.create({
-            "name": "Eva follow-up", "type": "opportunity", "email_from": "eva@mueller.example",
-            "user_id": False})
-        cls.lead_lost = Lead.create({
-            "name": "Lost one", "type": "opportunity", "email_from": "lost@lost.example",
-            "user_id": cls.user_sales.id})
+        cls.partner_chloe = Partner.create(
+            {"name": "Chloé Dubois", "email": "chloe.dubois@exemple.example"}
+        )
+        cls.partner_dup = Partner.create(
+            {"name": "Ann Smith (duplicate)", "email": "ann.smith@acme.example"}
+        )
+        cls.partner_archived = Partner.create(
+            {"name": "Old Contact", "email": "old@gone.example", "active": False}
+        )
+        cls.lead_ann = Lead.create(
+            {
+                "name": "Acme deal",
+                "type": "opportunity",
+                "partner_id": cls.partner_ann.id,
+                "user_id": cls.user_sales.id,
+            }
+        )
+        cls.lead_bob = Lead.create(
+            {
+                "name": "Bob's shop",
+                "type": "lead",
+                "partner_id": cls.partner_bob.id,
+                "email_from": "bob@bobco.example",
+                "user_id": cls.user_jr.id,
+            }
+        )
+        cls.lead_dmitri = Lead.create(
+            {
+                "name": "Dmitri inquiry",
+                "type": "lead",
+                "email_from": "Dmitri <DMITRI@ru.example>",
+                "user_id": cls.user_sales.id,
+            }
+        )
+        cls.lead_eva = Lead.create(
+            {
+                "name": "Eva follow-up",
+                "type": "opportunity",
+                "email_from": "eva@mueller.example",
+                "user_id": False,
+            }
+        )
+        cls.lead_lost = Lead.create(
+            {
+                "name": "Lost one",
+                "type": "opportunity",
+                "email_from": "lost@lost.example",
+                "user_id": cls.user_sales.id,
+            }
+        )
         cls.lead_lost.action_set_lost()
         # Somebody unknown to the CRM, and a colleague (internal user: never a "contact").
         cls.correspondents = [
-            "ann.smith@acme.example", "bob@bobco.example", "chloe.dubois@exemple.example",
-            "dmitri@ru.example", "eva@mueller.example", "lost@lost.example",
-            "old@gone.example", "stranger@nowhere.example", "eve@ourco.example",
+            "ann.smith@acme.example",
+            "bob@bobco.example",
+            "chloe.dubois@exemple.example",
+            "dmitri@ru.example",
+            "eva@mueller.example",
+            "lost@lost.example",
+            "old@gone.example",
+            "stranger@nowhere.example",
+            "eve@ourco.example",
         ]
 
     @classmethod
@@ -146,10 +204,17 @@ class MailSyncCase(TransactionCase):
         cls.company_login = "company-server@ourco.example"
         cls.smtp.add_user(cls.company_login, "company-secret")
         cls.env["ir.mail_server"].search([]).active = False
-        return cls.env["ir.mail_server"].create({
-            "name": "Company SMTP", "smtp_host": cls.smtp.host, "smtp_port": cls.smtp.port,
-            "smtp_encryption": "none", "smtp_authentication": "login",
-            "smtp_user": cls.company_login, "smtp_pass": "company-secret"})
+        return cls.env["ir.mail_server"].create(
+            {
+                "name": "Company SMTP",
+                "smtp_host": cls.smtp.host,
+                "smtp_port": cls.smtp.port,
+                "smtp_encryption": "none",
+                "smtp_authentication": "login",
+                "smtp_user": cls.company_login,
+                "smtp_pass": "company-secret",
+            }
+        )
 
     # ------------------------------------------------------------------ mailboxes
     @classmethod
@@ -187,8 +252,9 @@ class MailSyncCase(TransactionCase):
         run order (the login is random), so a failure replays the same mail."""
         seed = seed or f"{cls.__name__}-{n}-{next(MailSyncCase._corpus_serial)}"
         start = start or datetime.datetime.now(datetime.timezone.utc) - timedelta(days=25)
-        return generate(seed, login, cls.correspondents, n, start=start,
-                        user_name="Sam Seller", **kwargs)
+        return generate(
+            seed, login, cls.correspondents, n, start=start, user_name="Sam Seller", **kwargs
+        )
 
     @classmethod
     def _load(cls, login, messages, flag_every=3):
@@ -203,10 +269,10 @@ class MailSyncCase(TransactionCase):
             by_folder[message.folder].append((message, (message.raw, flags, message.date)))
         stored = set()
         for folder, pairs in by_folder.items():
-            uids = cls.dovecot.append_many(login, folder, [item for _m, item in pairs],
-                                           skip_refused=True)
-            stored.update(id(message) for (message, _i), uid in zip(pairs, uids)
-                          if uid is not None)
+            uids = cls.dovecot.append_many(
+                login, folder, [item for _m, item in pairs], skip_refused=True
+            )
+            stored.update(id(message) for (message, _i), uid in zip(pairs, uids) if uid is not None)
         return [message for message in messages if id(message) in stored]
 
     def _sync(self, mailbox):
@@ -224,19 +290,25 @@ class MailSyncCase(TransactionCase):
             involved = {a for a in message.addrs if a and a not in own}
             if not involved:
                 continue
-            leads = Lead.search(["|", ("email_normalized", "in", list(involved)),
-                                 ("partner_id.email_normalized", "in", list(involved))])
-            partners = Partner.search([("email_normalized", "in", list(involved)),
-                                       ("user_ids", "=", False)])
-            targets = {("crm.lead", i) for i in leads.ids} | {("res.partner", i)
-                                                             for i in partners.ids}
+            leads = Lead.search(
+                [
+                    "|",
+                    ("email_normalized", "in", list(involved)),
+                    ("partner_id.email_normalized", "in", list(involved)),
+                ]
+            )
+            partners = Partner.search(
+                [("email_normalized", "in", list(involved)), ("user_ids", "=", False)]
+            )
+            targets = {("crm.lead", i) for i in leads.ids} | {
+                ("res.partner", i) for i in partners.ids
+            }
             if targets:
                 expected[message.message_id] = targets
         return expected
 
     def _synced(self, mailbox):
-        return self.env["mail.message"].sudo().search(
-            [("mail_sync_mailbox_id", "=", mailbox.id)])
+        return self.env["mail.message"].sudo().search([("mail_sync_mailbox_id", "=", mailbox.id)])
 
     @staticmethod
     def _from_addr(raw):

@@ -1,5 +1,6 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Hand-made messages for the privacy / filter / late-link / dry-run / fast-arrival tests."""
+
 import datetime
 import email.utils
 import secrets
@@ -7,8 +8,17 @@ import secrets
 from .common import MailSyncCase
 
 
-def raw_mail(frm, to, subject, *, cc=(), headers=None, body="Hello,\nsee you soon.\n",
-             date=None, message_id=None):
+def raw_mail(
+    frm,
+    to,
+    subject,
+    *,
+    cc=(),
+    headers=None,
+    body="Hello,\nsee you soon.\n",
+    date=None,
+    message_id=None,
+):
     date = date or datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
     message_id = message_id or f"<{secrets.token_hex(8)}@test.example>"
     lines = [
@@ -45,6 +55,15 @@ class DovecotUserCase(MailSyncCase):
 
     def on(self, record):
         """Message-IDs synced onto ``record``."""
-        return set(self.env["mail.message"].sudo().search([
-            ("model", "=", record._name), ("res_id", "=", record.id),
-            ("mail_sync_mailbox_id", "!=", False)]).mapped("message_id"))
+        return set(
+            self.env["mail.message"]
+            .sudo()
+            .search(
+                [
+                    ("model", "=", record._name),
+                    ("res_id", "=", record.id),
+                    ("mail_sync_mailbox_id", "!=", False),
+                ]
+            )
+            .mapped("message_id")
+        )

@@ -16,6 +16,7 @@ a model's method that overrides a mixin method is not counted (that is what a mi
 The failure message lists every offence (model, method, the files and lines): the to-do list
 of the restructuring.
 """
+
 import inspect
 import os
 from collections import defaultdict
@@ -100,7 +101,6 @@ def files_per_model(classes_by_model):
 
 @tagged("post_install", "-at_install")
 class TestArchitecture(TransactionCase):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -109,33 +109,51 @@ class TestArchitecture(TransactionCase):
     def test_walk_finds_every_class_of_the_addon(self):
         """The MRO walk is not vacuous: it sees the addon's own models, the models it extends
         and its mixins, and every model class the addon registered with Odoo."""
-        for model in ("mail.sync.mailbox", "mail.sync.credential", "mail.sync.message",
-                      "mail.sync.folder", "mail.sync.oauth.mixin", "mail.sync.record.mixin",
-                      "crm.lead", "res.partner", "res.users", "mail.message"):
+        for model in (
+            "mail.sync.mailbox",
+            "mail.sync.credential",
+            "mail.sync.message",
+            "mail.sync.folder",
+            "mail.sync.oauth.mixin",
+            "mail.sync.record.mixin",
+            "crm.lead",
+            "res.partner",
+            "res.users",
+            "mail.message",
+        ):
             self.assertIn(model, self.classes)
         walked = {klass for classes in self.classes.values() for klass in classes}
         registered = set(MetaModel.module_to_models.get(MODULE, ()))
         self.assertTrue(registered)
         missing = sorted(where(klass) for klass in registered - walked)
-        self.assertFalse(missing, "classes of the addon that no model of the registry "
-                                  "inherits:\n  " + "\n  ".join(missing))
+        self.assertFalse(
+            missing,
+            "classes of the addon that no model of the registry "
+            "inherits:\n  " + "\n  ".join(missing),
+        )
         # The mixins are their own models: their classes are not counted under the models
         # that inherit them.
-        mixin_files = {_relative(inspect.getsourcefile(k))
-                       for k in self.classes["mail.sync.oauth.mixin"]}
+        mixin_files = {
+            _relative(inspect.getsourcefile(k)) for k in self.classes["mail.sync.oauth.mixin"]
+        }
         self.assertEqual(mixin_files, {"models/mail_sync_oauth_mixin.py"})
 
     def test_no_method_overrides_another_of_this_addon(self):
         found = same_module_overrides(self.classes)
         lines = [f"{model}.{method}: " + ", ".join(places) for model, method, places in found]
         if found:
-            self.fail(f"{len(found)} method(s) of crm_mail_sync override another method of "
-                      f"crm_mail_sync (same model):\n  " + "\n  ".join(lines))
+            self.fail(
+                f"{len(found)} method(s) of crm_mail_sync override another method of "
+                f"crm_mail_sync (same model):\n  " + "\n  ".join(lines)
+            )
 
     def test_one_file_per_model(self):
         spread = files_per_model(self.classes)
-        lines = [f"{model} ({len(files)} files): " + ", ".join(files)
-                 for model, files in spread.items()]
+        lines = [
+            f"{model} ({len(files)} files): " + ", ".join(files) for model, files in spread.items()
+        ]
         if spread:
-            self.fail(f"{len(spread)} model(s) defined or extended by crm_mail_sync in more than "
-                      f"one Python file:\n  " + "\n  ".join(lines))
+            self.fail(
+                f"{len(spread)} model(s) defined or extended by crm_mail_sync in more than "
+                f"one Python file:\n  " + "\n  ".join(lines)
+            )

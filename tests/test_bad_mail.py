@@ -6,6 +6,8 @@ retry, and the same isolation in late linking, Smart Mail and new-lead creation.
 A message "the recorder cannot record" is made real with a database trigger created inside the
 test's transaction (rolled back with it): it refuses the rows of one message the way a
 constraint of another addon, or a database limit, would. Nothing of the addon is patched."""
+
+import logging
 import contextlib
 import datetime
 import math
@@ -21,11 +23,15 @@ from ..models.mail_sync_matcher import Match
 from .mailbox_case import DovecotUserCase
 from .common import MailSyncCase
 
+_logger = logging.getLogger(__name__)
+
 UTC = datetime.timezone.utc
 MB = 1 << 20
-MUTE = ("odoo.addons.crm_mail_sync.models.mail_sync_message",
-        "odoo.addons.crm_mail_sync.models.mail_sync_matcher",
-        "odoo.addons.crm_mail_sync.models.mail_sync_mailbox")
+MUTE = (
+    "odoo.addons.crm_mail_sync.models.mail_sync_message",
+    "odoo.addons.crm_mail_sync.models.mail_sync_matcher",
+    "odoo.addons.crm_mail_sync.models.mail_sync_mailbox",
+)
 
 
 @contextlib.contextmanager
@@ -44,8 +50,9 @@ def refused_rows(cr, table, column, marker):
             RETURN NEW;
         END $$ LANGUAGE plpgsql
     """)
-    cr.execute(f"CREATE TRIGGER {name} BEFORE INSERT ON {table} "
-               f"FOR EACH ROW EXECUTE FUNCTION {name}()")
+    cr.execute(
+        f"CREATE TRIGGER {name} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION {name}()"
+    )
     try:
         yield
     finally:
@@ -69,21 +76,36 @@ class TestBadMail(MailSyncCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.lead = cls.env["crm.lead"].create({
-            "name": "Hostile correspondent", "type": "opportunity", "email_from": cls.LEAD,
-            "user_id": cls.user_sales.id})
+        cls.lead = cls.env["crm.lead"].create(
+            {
+                "name": "Hostile correspondent",
+                "type": "opportunity",
+                "email_from": cls.LEAD,
+                "user_id": cls.user_sales.id,
+            }
+        )
 
     def _load(self, login, messages, when):
         places = {}
         for message in messages:
-            places[message.name] = (message.folder, self.dovecot.append(
-                login, message.folder, message.raw, flags=(), when=when))
+            places[message.name] = (
+                message.folder,
+                self.dovecot.append(login, message.folder, message.raw, flags=(), when=when),
+            )
         return places
 
     def _on_lead(self, mailbox):
-        return self.env["mail.message"].sudo().search([
-            ("model", "=", "crm.lead"), ("res_id", "=", self.lead.id),
-            ("mail_sync_mailbox_id", "=", mailbox.id)])
+        return (
+            self.env["mail.message"]
+            .sudo()
+            .search(
+                [
+                    ("model", "=", "crm.lead"),
+                    ("res_id", "=", self.lead.id),
+                    ("mail_sync_mailbox_id", "=", mailbox.id),
+                ]
+            )
+        )
 
     def test_hostile_corpus_one_cron_run(self):
         login, password = self._dovecot_user()
@@ -92,7 +114,7 @@ class TestBadMail(MailSyncCase):
         good = hostile_mail.good_messages(login, self.LEAD, 12, date=now)
         hostile = hostile_mail.hostile_corpus(login, self.LEAD, date=now)
         interleaved = [m for pair in zip(good, hostile) for m in pair]
-        interleaved += good[len(hostile):] + hostile[len(good):]
+        interleaved += good[len(hostile) :] + hostile[len(good) :]
         places = self._load(login, interleaved, when)
         flags = {folder: self.dovecot.flags(login, folder) for folder in ("INBOX", "Sent")}
         mailbox = self._enabled_mailbox(self.user_sales, login, password)
@@ -120,13 +142,17 @@ class TestBadMail(MailSyncCase):
         for message in hostile:
             checks, name = message.checks, message.name
             folder, uid = places[name]
-            skipped = Skipped.search([("mailbox_id", "=", mailbox.id), ("uid", "=", uid),
-                                      ("folder", "=", folder)])
+            skipped = Skipped.search(
+                [("mailbox_id", "=", mailbox.id), ("uid", "=", uid), ("folder", "=", folder)]
+            )
             if message.expect == "skipped":
                 self.assertEqual(skipped.kind, checks["skip_kind"], name)
                 self.assertEqual(skipped.message_id, message.message_id)
-                self.assertTrue(Log.search_count([("mailbox_id", "=", mailbox.id),
-                                                  ("kind", "=", checks["skip_kind"])]))
+                self.assertTrue(
+                    Log.search_count(
+                        [("mailbox_id", "=", mailbox.id), ("kind", "=", checks["skip_kind"])]
+                    )
+                )
                 self.assertNotIn(message.message_id, by_id)
                 outcome[name] = f"skipped ({skipped.kind}: {skipped.reason})"
                 continue
@@ -157,21 +183,26 @@ class TestBadMail(MailSyncCase):
             for piece in checks.get("body_without", ()):
                 self.assertNotIn(piece, found.body, name)
             if "attachment_names" in checks:
-                self.assertEqual(sorted(found.attachment_ids.mapped("name")),
-                                 sorted(checks["attachment_names"]), name)
+                self.assertEqual(
+                    sorted(found.attachment_ids.mapped("name")),
+                    sorted(checks["attachment_names"]),
+                    name,
+                )
             for filename, data in checks.get("attachment_bytes", {}).items():
-                [attachment] = found.attachment_ids.filtered(lambda a: a.name == filename)
+                [attachment] = found.attachment_ids.filtered(lambda a, f=filename: a.name == f)
                 self.assertEqual(attachment.raw, data, name)
                 notes.append(f"{filename} stored byte-exact as {attachment.mimetype}")
             for filename, mimetype in checks.get("attachment_mimetype", {}).items():
-                [attachment] = found.attachment_ids.filtered(lambda a: a.name == filename)
+                [attachment] = found.attachment_ids.filtered(lambda a, f=filename: a.name == f)
                 self.assertEqual(attachment.mimetype, mimetype, name)
             for omitted in checks.get("omitted", ()):
                 if omitted["reason"] == "attachment_limit":
                     note = f"{omitted['filename']} (30 MB) was not synced: over the 25 MB limit."
                 else:
-                    note = (f"{omitted['filename']} (45 MB) was not synced: the email is over "
-                            f"the 50 MB limit.")
+                    note = (
+                        f"{omitted['filename']} (45 MB) was not synced: the email is over "
+                        f"the 50 MB limit."
+                    )
                 self.assertIn(note, found.body, name)
                 notes.append(note)
             if checks.get("date") == "internaldate":
@@ -189,16 +220,19 @@ class TestBadMail(MailSyncCase):
             self.assertEqual(self.dovecot.flags(login, folder), flags[folder])
         self.assertEqual(mailbox.skipped_count, 1)
         self.assertFalse(mailbox.sync_inflight)
-        print("\n[bad mail] " + "\n[bad mail] ".join(
-            f"{name}: {what}" for name, what in outcome.items()))
+        _logger.info(
+            "bad mail, each case:\n%s",
+            "\n".join(f"[bad mail] {name}: {what}" for name, what in outcome.items()),
+        )
 
         # A second run records nothing and logs nothing new.
         logs = [(log.id, log.count) for log in Log.search([("mailbox_id", "=", mailbox.id)])]
         mailbox.sudo().write({"next_sync": False})
         Mailbox._cron_sync()
         self.assertEqual(self._on_lead(mailbox), on_lead)
-        self.assertEqual([(log.id, log.count) for log in Log.search(
-            [("mailbox_id", "=", mailbox.id)])], logs)
+        self.assertEqual(
+            [(log.id, log.count) for log in Log.search([("mailbox_id", "=", mailbox.id)])], logs
+        )
         self.assertEqual(Skipped.search([("mailbox_id", "=", mailbox.id)]).attempts, 1)
 
     def test_retry_skipped_after_raising_the_limit(self):
@@ -206,8 +240,11 @@ class TestBadMail(MailSyncCase):
         raises the limit, Retry skipped messages records it and clears the count."""
         login, password = self._dovecot_user()
         now = datetime.datetime.now(UTC)
-        [many] = [m for m in hostile_mail.hostile_corpus(login, self.LEAD, big=False, date=now)
-                  if m.name == "many_parts"]
+        [many] = [
+            m
+            for m in hostile_mail.hostile_corpus(login, self.LEAD, big=False, date=now)
+            if m.name == "many_parts"
+        ]
         good = hostile_mail.good_messages(login, self.LEAD, 2, date=now)
         self._load(login, [good[0], many, good[1]], now - datetime.timedelta(hours=2))
         mailbox = self._enabled_mailbox(self.user_sales, login, password)
@@ -229,8 +266,7 @@ class TestBadMail(MailSyncCase):
         self.assertEqual(result["params"]["type"], "success")
         mailbox.invalidate_recordset()
         self.assertEqual(mailbox.skipped_count, 0)
-        [recorded] = self._on_lead(mailbox).filtered(
-            lambda m: m.message_id == many.message_id)
+        [recorded] = self._on_lead(mailbox).filtered(lambda m: m.message_id == many.message_id)
         self.assertEqual(len(recorded.attachment_ids), 4999)
         # The registry knows it now: a sync records nothing more.
         count = mailbox.synced_count
@@ -259,39 +295,67 @@ class TestIsolation(DovecotUserCase):
             subject = f"Batch message {index}" + (" POISON" if index in poison_at else "")
             mid = f"<batch-{index}-{secrets.token_hex(4)}@client.example>"
             date = base + datetime.timedelta(minutes=index)
-            header = HeaderInfo(folder="INBOX", uid=index + 1, message_id=mid, subject=subject,
-                                date=date, from_addrs=("dmitri@ru.example",),
-                                to_addrs=(self.login,), cc_addrs=())
-            parsed = ParsedMessage(message_id=mid, subject=subject, date=date,
-                                   from_display="Dmitri <dmitri@ru.example>",
-                                   from_addr="dmitri@ru.example", to_addrs=(self.login,),
-                                   cc_addrs=(), in_reply_to=None, references=(),
-                                   body_html=None, body_text=f"Body {index}")
-            items.append((header, parsed, Match(lead_ids=(lead.id,),
-                                                record_names={("crm.lead", lead.id): lead.name})))
+            header = HeaderInfo(
+                folder="INBOX",
+                uid=index + 1,
+                message_id=mid,
+                subject=subject,
+                date=date,
+                from_addrs=("dmitri@ru.example",),
+                to_addrs=(self.login,),
+                cc_addrs=(),
+            )
+            parsed = ParsedMessage(
+                message_id=mid,
+                subject=subject,
+                date=date,
+                from_display="Dmitri <dmitri@ru.example>",
+                from_addr="dmitri@ru.example",
+                to_addrs=(self.login,),
+                cc_addrs=(),
+                in_reply_to=None,
+                references=(),
+                body_html=None,
+                body_text=f"Body {index}",
+            )
+            items.append(
+                (
+                    header,
+                    parsed,
+                    Match(lead_ids=(lead.id,), record_names={("crm.lead", lead.id): lead.name}),
+                )
+            )
         return items
 
     def test_halving_isolates_three_poisons_in_two_hundred(self):
         mailbox = self._enabled_mailbox(self.user_sales, self.login, self.password)
-        folder = self.env["mail.sync.folder"].sudo().create({
-            "mailbox_id": mailbox.id, "name": "INBOX", "role": "inbox", "uidvalidity": 7})
+        folder = (
+            self.env["mail.sync.folder"]
+            .sudo()
+            .create({"mailbox_id": mailbox.id, "name": "INBOX", "role": "inbox", "uidvalidity": 7})
+        )
         poison = {17, 101, 188}
         items = self._items(mailbox, 200, poison)
         Registry = self.env["mail.sync.message"].sudo()
-        with refused_rows(self.env.cr, "mail_message", "subject", "POISON"), \
-                mute_logger(*MUTE, "odoo.sql_db"):
+        with (
+            refused_rows(self.env.cr, "mail_message", "subject", "POISON"),
+            mute_logger(*MUTE, "odoo.sql_db"),
+        ):
             recorded, failures, savepoints = Registry._record_isolated(
-                mailbox, folder, items, {self.login})
+                mailbox, folder, items, {self.login}
+            )
         self.assertEqual(recorded, (197, 197))  # emails, chatter entries
         self.assertEqual(sorted(f.uid for f in failures), sorted(i + 1 for i in poison))
-        self.assertTrue(all(f.kind == "record" and "test constraint" in f.detail
-                            for f in failures))
+        self.assertTrue(all(f.kind == "record" and "test constraint" in f.detail for f in failures))
         # O(log n) per poison: at most 1 + 2 savepoints per level for each poison.
         bound = 1 + 2 * len(poison) * math.ceil(math.log2(200))
         self.assertLessEqual(savepoints, bound)
         self.assertGreater(savepoints, 2 * math.ceil(math.log2(200)))
-        print(f"\n[bad mail] halving: 200 messages, 3 poisons: {savepoints} savepoints "
-              f"(bound {bound})")
+        _logger.info(
+            "[bad mail] halving: 200 messages, 3 poisons: %s savepoints (bound %s)",
+            savepoints,
+            bound,
+        )
         # Registry and chatter agree: the 197 others, each once.
         rows = Registry.search([("mailbox_id", "=", mailbox.id)])
         self.assertEqual(len(rows), 197)
@@ -304,15 +368,18 @@ class TestIsolation(DovecotUserCase):
         bad = self.received("Dmitri <dmitri@ru.example>", "The POISON one")
         after = self.received("Dmitri <dmitri@ru.example>", "Hello after")
         mailbox = self._enabled_mailbox(self.user_sales, self.login, self.password)
-        with refused_rows(self.env.cr, "mail_message", "subject", "POISON"), \
-                mute_logger(*MUTE, "odoo.sql_db"):
+        with (
+            refused_rows(self.env.cr, "mail_message", "subject", "POISON"),
+            mute_logger(*MUTE, "odoo.sql_db"),
+        ):
             report = self._sync(mailbox)
         self.assertTrue(report)
         self.assertEqual(mailbox.state, "enabled")
         self.assertEqual(self.on(self.lead_dmitri), {ok, after})
         [skipped] = mailbox.skipped_ids
-        self.assertEqual((skipped.kind, skipped.message_id, skipped.subject),
-                         ("record", bad, "The POISON one"))
+        self.assertEqual(
+            (skipped.kind, skipped.message_id, skipped.subject), ("record", bad, "The POISON one")
+        )
         self.assertEqual(skipped.sender, "dmitri@ru.example")
         [log] = mailbox.log_ids
         self.assertEqual(log.kind, "record")
@@ -332,25 +399,34 @@ class TestIsolation(DovecotUserCase):
         last = self.received("Nina <nina@later.example>", "Last question")
         mailbox = self._enabled_mailbox(self.user_sales, self.login, self.password)
         self._sync(mailbox)
-        lead = self.env["crm.lead"].create({"name": "Nina", "email_from": "nina@later.example",
-                                            "user_id": self.user_sales.id})
-        with refused_rows(self.env.cr, "mail_message", "subject", "POISON"), \
-                mute_logger(*MUTE, "odoo.sql_db"):
+        lead = self.env["crm.lead"].create(
+            {"name": "Nina", "email_from": "nina@later.example", "user_id": self.user_sales.id}
+        )
+        with (
+            refused_rows(self.env.cr, "mail_message", "subject", "POISON"),
+            mute_logger(*MUTE, "odoo.sql_db"),
+        ):
             self.env["mail.sync.header.index"]._cron_late_link()
         self.assertEqual(self.on(lead), {first, last})
         [skipped] = mailbox.skipped_ids
         self.assertEqual((skipped.kind, skipped.message_id), ("record", bad))
-        self.assertFalse(self.env["mail.sync.header.index"].sudo().search(
-            [("mailbox_id", "=", mailbox.id), ("message_id", "in", [first, bad, last])]))
+        self.assertFalse(
+            self.env["mail.sync.header.index"]
+            .sudo()
+            .search([("mailbox_id", "=", mailbox.id), ("message_id", "in", [first, bad, last])])
+        )
         self.assertEqual(mailbox.state, "enabled")
 
     def test_new_lead_creation_meets_a_poison_and_carries_on(self):
         good = self.received("Omar <omar@new.example>", "Interested in a demo")
         bad = self.received("Pia <pia@new.example>", "POISON request")
-        mailbox = self._enabled_mailbox(self.user_sales, self.login, self.password,
-                                        mail_sync_create_leads=True)
-        with refused_rows(self.env.cr, "crm_lead", "name", "POISON"), \
-                mute_logger(*MUTE, "odoo.sql_db"):
+        mailbox = self._enabled_mailbox(
+            self.user_sales, self.login, self.password, mail_sync_create_leads=True
+        )
+        with (
+            refused_rows(self.env.cr, "crm_lead", "name", "POISON"),
+            mute_logger(*MUTE, "odoo.sql_db"),
+        ):
             self._sync(mailbox)
         omar = self.env["crm.lead"].search([("email_from", "=", "omar@new.example")])
         self.assertEqual(self.on(omar), {good})
@@ -372,26 +448,36 @@ class TestIsolation(DovecotUserCase):
         uids = sorted(self.dovecot.flags(self.login, "INBOX"))
         validity = self.dovecot.uidvalidity(self.login, "INBOX")
         # The first sync died reading UIDs 2-4 (the mark its commit left behind)...
-        self.env["mail.sync.folder"].sudo().create({
-            "mailbox_id": mailbox.id, "name": "INBOX", "role": "inbox",
-            "uidvalidity": validity, "last_uid": uids[0]})
-        self.env["mail.sync.folder"].sudo().create({
-            "mailbox_id": mailbox.id, "name": "Sent", "role": "sent"})
-        mailbox.sudo().write({"sync_inflight": {"folder": "INBOX", "uidvalidity": validity,
-                                                "uids": uids[1:4]}})
+        self.env["mail.sync.folder"].sudo().create(
+            {
+                "mailbox_id": mailbox.id,
+                "name": "INBOX",
+                "role": "inbox",
+                "uidvalidity": validity,
+                "last_uid": uids[0],
+            }
+        )
+        self.env["mail.sync.folder"].sudo().create(
+            {"mailbox_id": mailbox.id, "name": "Sent", "role": "sent"}
+        )
+        mailbox.sudo().write(
+            {"sync_inflight": {"folder": "INBOX", "uidvalidity": validity, "uids": uids[1:4]}}
+        )
         skip, alone = mailbox.sudo()._crash_recovery(mailbox.sudo()._folder_states())
         self.assertEqual((skip, alone), ({}, {"INBOX": set(uids[1:4])}))
         self.assertFalse(mailbox.sync_inflight)
         # ... and the second one died reading UID 3 alone.
-        mailbox.sudo().write({"sync_inflight": {"folder": "INBOX", "uidvalidity": validity,
-                                                "uids": [uids[2]]}})
+        mailbox.sudo().write(
+            {"sync_inflight": {"folder": "INBOX", "uidvalidity": validity, "uids": [uids[2]]}}
+        )
         with mute_logger(*MUTE):
             self._sync(mailbox)
         self.assertEqual(mailbox.state, "enabled")
         self.assertEqual(self.on(self.lead_dmitri), set(mids[1:]) - {mids[2]})
         [skipped] = mailbox.skipped_ids
-        self.assertEqual((skipped.kind, skipped.uid, skipped.message_id),
-                         ("crashed", uids[2], mids[2]))
+        self.assertEqual(
+            (skipped.kind, skipped.uid, skipped.message_id), ("crashed", uids[2], mids[2])
+        )
         self.assertIn("stopped twice", mailbox.log_ids.summary)
         self.assertFalse(mailbox.sync_inflight)
         self.assertFalse(mailbox.sync_suspects)  # the cursor went past them
@@ -421,26 +507,44 @@ class TestIsolation(DovecotUserCase):
 
         smtp = shared_smtp()
         smtp.add_user(self.login, self.password)
-        mailbox = self._enabled_mailbox(self.user_sales, self.login, self.password,
-                                        smtp_host=smtp.host, smtp_port=smtp.port,
-                                        smtp_security="none")
+        mailbox = self._enabled_mailbox(
+            self.user_sales,
+            self.login,
+            self.password,
+            smtp_host=smtp.host,
+            smtp_port=smtp.port,
+            smtp_security="none",
+        )
         lead = self.lead_dmitri.with_user(self.user_sales)
-        partner_ids = [p.id for p in lead._mail_find_partner_from_emails(
-            [lead.email_from], force_create=True)]
-        with patch.object(modules.module, "current_test", False), \
-                refused_rows(self.env.cr, "mail_sync_message", "subject", "POISON"), \
-                mute_logger(*MUTE, "odoo.sql_db"):
-            bad = lead.message_post(body="<p>One</p>", subject="POISON offer",
-                                    message_type="comment", subtype_xmlid="mail.mt_comment",
-                                    partner_ids=partner_ids)
-            good = lead.message_post(body="<p>Two</p>", subject="Clean offer",
-                                     message_type="comment", subtype_xmlid="mail.mt_comment",
-                                     partner_ids=partner_ids)
+        partner_ids = [
+            p.id for p in lead._mail_find_partner_from_emails([lead.email_from], force_create=True)
+        ]
+        with (
+            patch.object(modules.module, "current_test", False),
+            refused_rows(self.env.cr, "mail_sync_message", "subject", "POISON"),
+            mute_logger(*MUTE, "odoo.sql_db"),
+        ):
+            bad = lead.message_post(
+                body="<p>One</p>",
+                subject="POISON offer",
+                message_type="comment",
+                subtype_xmlid="mail.mt_comment",
+                partner_ids=partner_ids,
+            )
+            good = lead.message_post(
+                body="<p>Two</p>",
+                subject="Clean offer",
+                message_type="comment",
+                subtype_xmlid="mail.mt_comment",
+                partner_ids=partner_ids,
+            )
         Registry = self.env["mail.sync.message"].sudo()
-        self.assertTrue(Registry.search([("mailbox_id", "=", mailbox.id),
-                                         ("message_id", "=", good.message_id)]))
-        self.assertFalse(Registry.search([("mailbox_id", "=", mailbox.id),
-                                          ("message_id", "=", bad.message_id)]))
+        self.assertTrue(
+            Registry.search([("mailbox_id", "=", mailbox.id), ("message_id", "=", good.message_id)])
+        )
+        self.assertFalse(
+            Registry.search([("mailbox_id", "=", mailbox.id), ("message_id", "=", bad.message_id)])
+        )
         sent = {m.message["Subject"] for m in smtp.messages if m.mail_from == self.login}
         self.assertLessEqual({"POISON offer", "Clean offer"}, sent)
         [log] = mailbox.log_ids
@@ -449,8 +553,14 @@ class TestIsolation(DovecotUserCase):
         self.assertEqual(mailbox.state, "enabled")
         # The next sync meets the mail in the Sent folder: already on the lead, not twice.
         self._sync(mailbox)
-        self.assertEqual(len(self.env["mail.message"].sudo().search(
-            [("message_id", "=", bad.message_id), ("model", "=", "crm.lead")])), 1)
+        self.assertEqual(
+            len(
+                self.env["mail.message"]
+                .sudo()
+                .search([("message_id", "=", bad.message_id), ("model", "=", "crm.lead")])
+            ),
+            1,
+        )
 
 
 @tagged("post_install", "-at_install")
@@ -459,23 +569,36 @@ class TestActiveAttachments(DovecotUserCase, HttpCase):
     it runs on Odoo's origin, whoever opens it."""
 
     def test_html_and_svg_are_served_as_text(self):
-        corpus = {m.name: m for m in hostile_mail.hostile_corpus(
-            self.login, "dmitri@ru.example", big=False,
-            date=datetime.datetime.now(UTC))}
+        corpus = {
+            m.name: m
+            for m in hostile_mail.hostile_corpus(
+                self.login, "dmitri@ru.example", big=False, date=datetime.datetime.now(UTC)
+            )
+        }
         for name in ("html_attachment", "svg_attachment"):
             message = corpus[name]
             self.dovecot.append(self.login, message.folder, message.raw)
         mailbox = self._enabled_mailbox(self.user_sales, self.login, self.password)
         self._sync(mailbox)
-        attachments = self.env["ir.attachment"].sudo().search([
-            ("res_model", "=", "crm.lead"), ("res_id", "=", self.lead_dmitri.id),
-            ("name", "in", ["invoice.html", "logo.svg"])])
+        attachments = (
+            self.env["ir.attachment"]
+            .sudo()
+            .search(
+                [
+                    ("res_model", "=", "crm.lead"),
+                    ("res_id", "=", self.lead_dmitri.id),
+                    ("name", "in", ["invoice.html", "logo.svg"]),
+                ]
+            )
+        )
         self.assertEqual(sorted(attachments.mapped("name")), ["invoice.html", "logo.svg"])
         self.authenticate(self.user_sales.login, self.user_sales.login)
         for attachment in attachments:
             self.assertEqual(attachment.mimetype, "text/plain")
-            for url in (f"/web/content/{attachment.id}",
-                        f"/web/content/{attachment.id}?download=false"):
+            for url in (
+                f"/web/content/{attachment.id}",
+                f"/web/content/{attachment.id}?download=false",
+            ):
                 response = self.url_open(url)
                 self.assertEqual(response.status_code, 200)
                 self.assertEqual(response.headers["Content-Type"].split(";")[0], "text/plain")

@@ -11,11 +11,9 @@ MAILBOX_LOGGER = "odoo.addons.crm_mail_sync.models.mail_sync_mailbox"
 
 @tagged("post_install", "-at_install")
 class TestCron(MailSyncCase):
-
     def _good_mailbox(self, user, n=15):
         login, password = self._dovecot_user()
-        self._load(login, self._corpus(login, n, seed=f"cron-{user.login}-{n}",
-                                       malformed_ratio=0))
+        self._load(login, self._corpus(login, n, seed=f"cron-{user.login}-{n}", malformed_ratio=0))
         return self._enabled_mailbox(user, login, password)
 
     def test_broken_mailbox_does_not_stop_others(self):
@@ -43,8 +41,9 @@ class TestCron(MailSyncCase):
         with mute_logger(MAILBOX_LOGGER):
             Mailbox._cron_sync()
         log.invalidate_recordset()
-        self.assertEqual(self.env["mail.sync.log"].sudo().search_count(
-            [("mailbox_id", "=", broken.id)]), 1)
+        self.assertEqual(
+            self.env["mail.sync.log"].sudo().search_count([("mailbox_id", "=", broken.id)]), 1
+        )
         self.assertEqual(log.count, 2)
         # The owner and managers read the entry; other salespeople do not.
         self.assertEqual(self.env["mail.sync.log"].with_user(self.user_jr).search([]), log)
@@ -73,8 +72,9 @@ class TestCron(MailSyncCase):
         self.assertFalse(first.folder_ids.filtered("last_uid"))  # cursor did not move
         self.assertEqual(second.state, "enabled")
         self.assertTrue(self._synced(second))
-        self.assertEqual(self.env["mail.sync.log"].sudo().search(
-            [("mailbox_id", "=", first.id)]).kind, "unknown")
+        self.assertEqual(
+            self.env["mail.sync.log"].sudo().search([("mailbox_id", "=", first.id)]).kind, "unknown"
+        )
 
     def test_only_due_mailboxes_and_time_budget(self):
         first = self._good_mailbox(self.user_jr, n=5)
@@ -96,10 +96,12 @@ class TestCron(MailSyncCase):
         login, _password = self._dovecot_user()
         broken = self._enabled_mailbox(self.user_sales, login, "wrong-password")
         from odoo.exceptions import UserError
+
         with self.assertRaises(UserError) as caught, mute_logger(MAILBOX_LOGGER):
             broken.with_user(self.user_sales).action_sync_now()
-        self.assertTrue(str(caught.exception).startswith(
-            "Authentication failed. Please try again."))
+        self.assertTrue(
+            str(caught.exception).startswith("Authentication failed. Please try again.")
+        )
         good = self._good_mailbox(self.user_jr, n=5)
         action = good.with_user(self.user_jr).action_sync_now()
         self.assertEqual(action["tag"], "display_notification")
@@ -133,9 +135,11 @@ class TestCron(MailSyncCase):
             mailbox = self._enabled_mailbox(user, login, password)
             mailboxes.append(mailbox)
             own = {login, user.email}
-            expected |= {(mid, model, res_id)
-                         for mid, targets in self._expected_targets(messages, own).items()
-                         for model, res_id in targets}
+            expected |= {
+                (mid, model, res_id)
+                for mid, targets in self._expected_targets(messages, own).items()
+                for model, res_id in targets
+            }
         Matcher = type(self.env["mail.sync.matcher"])
         original = Matcher._match
         batch = 0.15  # each batch of headers takes at least this long
@@ -148,8 +152,7 @@ class TestCron(MailSyncCase):
         Mailbox = self.env["mail.sync.mailbox"]
         runs, cut = [], False
         with patch.object(Matcher, "_match", slow):
-            while len(runs) < 20 and any(not m.last_success or not m.next_sync
-                                         for m in mailboxes):
+            while len(runs) < 20 and any(not m.last_success or not m.next_sync for m in mailboxes):
                 start = time.monotonic()
                 Mailbox._cron_sync(time_budget=budget)
                 runs.append(time.monotonic() - start)
@@ -157,8 +160,11 @@ class TestCron(MailSyncCase):
         self.assertTrue(cut, "no run was cut by the budget: the test proves nothing")
         self.assertGreater(len(runs), 2)
         self.assertLess(max(runs), budget + slack, runs)
-        synced = self.env["mail.message"].sudo().search(
-            [("mail_sync_mailbox_id", "in", [m.id for m in mailboxes])])
+        synced = (
+            self.env["mail.message"]
+            .sudo()
+            .search([("mail_sync_mailbox_id", "in", [m.id for m in mailboxes])])
+        )
         pairs = [(m.message_id, m.model, m.res_id) for m in synced]
         self.assertEqual(len(pairs), len(set(pairs)), "a message was recorded twice")
         self.assertEqual(set(pairs), expected)
@@ -183,6 +189,8 @@ class TestCron(MailSyncCase):
             self.assertEqual(Mailbox._cron_budget(240), 240)  # no limit
         # A threaded server's cron thread says when its round started: what is left of it.
         threaded = {"workers": 0, "limit_time_real": 120, "limit_time_real_cron": -1}
-        with patch.dict(config.options, threaded), patch.object(
-                threading.current_thread(), "start_time", time.time() - 90, create=True):
+        with (
+            patch.dict(config.options, threaded),
+            patch.object(threading.current_thread(), "start_time", time.time() - 90, create=True),
+        ):
             self.assertTrue(5 < Mailbox._cron_budget(240) <= 6)  # 96 - 90

@@ -1,6 +1,7 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Point 6: new mail reaches the lead through the every-minute scheduled action, which syncs only
 mailboxes whose UIDNEXT moved (one STATUS per folder, no database write otherwise)."""
+
 import time
 from datetime import timedelta
 
@@ -13,7 +14,6 @@ from .mailbox_case import DovecotUserCase
 
 @tagged("post_install", "-at_install")
 class TestFastArrival(DovecotUserCase):
-
     def test_cron_every_minute(self):
         cron = self.env.ref("crm_mail_sync.ir_cron_mail_sync_fast")
         self.assertTrue(cron.active)

@@ -1,6 +1,7 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Point 3 (auto-replies and bulk mail are not synced by default) and point 7 (opt-in: received
 mail from an unknown address creates a lead, after the filters), against Dovecot."""
+
 from odoo.tests import tagged
 
 from ..mailsync.privacy import OUT_OF_OFFICE_RE
@@ -11,11 +12,11 @@ ANN = "Ann <ann.smith@acme.example>"
 
 @tagged("post_install", "-at_install")
 class TestFilters(DovecotUserCase):
-
     def _put_auto(self):
         return {
-            "auto_submitted": self.received(ANN, "Your request",
-                                            headers={"Auto-Submitted": "auto-replied"}),
+            "auto_submitted": self.received(
+                ANN, "Your request", headers={"Auto-Submitted": "auto-replied"}
+            ),
             "precedence_bulk": self.received(ANN, "Newsletter", headers={"Precedence": "bulk"}),
             "precedence_list": self.received(ANN, "List mail", headers={"Precedence": "list"}),
             "list_id": self.received(ANN, "Digest", headers={"List-Id": "<news.acme.example>"}),
@@ -26,8 +27,14 @@ class TestFilters(DovecotUserCase):
         }
 
     def test_patterns(self):
-        for subject in ("Out of Office: x", "RE: Automatic reply: x", "AW: Abwesenheitsnotiz",
-                        "Réponse automatique : absent", "Autoreply", "[EXT] Out of office"):
+        for subject in (
+            "Out of Office: x",
+            "RE: Automatic reply: x",
+            "AW: Abwesenheitsnotiz",
+            "Réponse automatique : absent",
+            "Autoreply",
+            "[EXT] Out of office",
+        ):
             self.assertTrue(OUT_OF_OFFICE_RE.match(subject), subject)
         for subject in ("Office move next week", "Proposal", "Re: your reply", "Automation"):
             self.assertFalse(OUT_OF_OFFICE_RE.match(subject), subject)
@@ -52,8 +59,11 @@ class TestFilters(DovecotUserCase):
 
     # ------------------------------------------------------------------ point 7
     def _leads(self, address):
-        return self.env["crm.lead"].with_context(active_test=False).search(
-            [("email_normalized", "=", address)])
+        return (
+            self.env["crm.lead"]
+            .with_context(active_test=False)
+            .search([("email_normalized", "=", address)])
+        )
 
     def test_new_leads_off_by_default(self):
         self.received("Nina <nina@newco.example>", "Quote please")
@@ -67,13 +77,15 @@ class TestFilters(DovecotUserCase):
         second = self.received("nina@newco.example", "Re: Quote please")
         auto = self.received("otto@autoco.example", "Out of Office: until May")
         bulk = self.received("news@listco.example", "Weekly news", headers={"List-Id": "x"})
-        junk_raw_mid = self.put("spam@spamco.example", [self.login], "You won",
-                                flags=("$Junk",))  # flagged by a spam filter
+        junk_raw_mid = self.put(
+            "spam@spamco.example", [self.login], "You won", flags=("$Junk",)
+        )  # flagged by a spam filter
         internal = self.received("Ops <ops@ourco.example>", "Lunch?")  # own domain: excluded
         sent = self.put(self.login, ["pat@prospect.example"], "Intro", folder="Sent")
         known = self.received(ANN, "From a known contact")
-        mailbox = self._enabled_mailbox(self.user_sales, self.login, self.password,
-                                        mail_sync_create_leads=True)
+        mailbox = self._enabled_mailbox(
+            self.user_sales, self.login, self.password, mail_sync_create_leads=True
+        )
         leads_before = self.env["crm.lead"].search_count([])
         self._sync(mailbox)
         nina = self._leads("nina@newco.example")
@@ -81,8 +93,13 @@ class TestFilters(DovecotUserCase):
         self.assertEqual(nina.user_id, self.user_sales)
         self.assertEqual(nina.name, "Quote please")
         self.assertEqual(self.on(nina), {first, second})
-        for address in ("otto@autoco.example", "news@listco.example", "spam@spamco.example",
-                        "ops@ourco.example", "pat@prospect.example"):
+        for address in (
+            "otto@autoco.example",
+            "news@listco.example",
+            "spam@spamco.example",
+            "ops@ourco.example",
+            "pat@prospect.example",
+        ):
             self.assertFalse(self._leads(address), address)
         self.assertEqual(self.env["crm.lead"].search_count([]), leads_before + 1)
         self.assertIn(known, self.on(self.lead_ann))

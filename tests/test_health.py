@@ -2,6 +2,7 @@
 """Mailbox health: statuses and transitions with frozen time, the company mailbox
 limit and its Pending queue, billing, the daily cap across the owner's midnight, the error
 log, retry and the disconnect wizard."""
+
 import datetime
 from datetime import timedelta
 from email.message import EmailMessage
@@ -20,28 +21,38 @@ MAILBOX_LOGGER = "odoo.addons.crm_mail_sync.models.mail_sync_mailbox"
 HEALTH_LOGGER = MAILBOX_LOGGER
 
 
-def raw_mail(login, n, sender="Ann Smith <ann.smith@acme.example>", subject=None,
-             message_id=None, in_reply_to=None, attachment=None, date=None):
+def raw_mail(
+    login,
+    n,
+    sender="Ann Smith <ann.smith@acme.example>",
+    subject=None,
+    message_id=None,
+    in_reply_to=None,
+    attachment=None,
+    date=None,
+):
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = login
     msg["Subject"] = subject or f"Order {n}"
     msg["Message-ID"] = message_id or make_msgid(f"health{n}", domain="acme.example")
-    msg["Date"] = format_datetime(date or datetime.datetime(
-        2024, 5, 1, 9, 0, tzinfo=datetime.timezone.utc) + timedelta(minutes=n))
+    msg["Date"] = format_datetime(
+        date
+        or datetime.datetime(2024, 5, 1, 9, 0, tzinfo=datetime.timezone.utc) + timedelta(minutes=n)
+    )
     if in_reply_to:
         msg["In-Reply-To"] = in_reply_to
         msg["References"] = in_reply_to
     msg.set_content(f"Message number {n}.\n")
     if attachment:
-        msg.add_attachment(attachment, maintype="application", subtype="octet-stream",
-                           filename=f"quote-{n}.bin")
+        msg.add_attachment(
+            attachment, maintype="application", subtype="octet-stream", filename=f"quote-{n}.bin"
+        )
     return msg["Message-ID"], bytes(msg)
 
 
 @tagged("post_install", "-at_install")
 class TestHealth(MailSyncCase):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -82,8 +93,12 @@ class TestHealth(MailSyncCase):
     def _disconnect(self, mailbox, mode="keep", user=None):
         action = mailbox.with_user(user or mailbox.user_id).action_disconnect()
         self.assertEqual(action["res_model"], "mail.sync.disconnect.wizard")
-        wizard = self.env[action["res_model"]].with_user(user or mailbox.user_id).with_context(
-            action["context"]).create({"mode": mode})
+        wizard = (
+            self.env[action["res_model"]]
+            .with_user(user or mailbox.user_id)
+            .with_context(**action["context"])
+            .create({"mode": mode})
+        )
         self.assertEqual(wizard.mailbox_id, mailbox)
         wizard.action_confirm()
         self.env.invalidate_all()
@@ -101,8 +116,9 @@ class TestHealth(MailSyncCase):
             self.assertEqual(mailbox.error_since, start)
             delays.append(mailbox.next_sync - now)
             now = mailbox.next_sync
-        self.assertEqual([d.total_seconds() / 60 for d in delays],
-                         [5, 10, 20, 40, 80, 120, 120, 120])
+        self.assertEqual(
+            [d.total_seconds() / 60 for d in delays], [5, 10, 20, 40, 80, 120, 120, 120]
+        )
         self.assertEqual(mailbox.error_count, 8)
         # Not due before the back-off is over: the cron leaves it alone.
         with freeze_time(now - timedelta(seconds=1)):
@@ -128,8 +144,7 @@ class TestHealth(MailSyncCase):
         with freeze_time(start + timedelta(hours=47, minutes=59, seconds=59)):
             self._cron()  # due: tries again, fails again: still Error
             self.assertEqual(mailbox.state, "error")
-            self.assertEqual(mailbox.last_sync, start + timedelta(hours=47, minutes=59,
-                                                                  seconds=59))
+            self.assertEqual(mailbox.last_sync, start + timedelta(hours=47, minutes=59, seconds=59))
         with freeze_time(start + timedelta(hours=48)):
             self.assertEqual(self._cron(), 0)  # Connection: not synced any more
         self.assertEqual(mailbox.state, "connection")
@@ -208,8 +223,9 @@ class TestHealth(MailSyncCase):
         first = self._connected(self.user_jr, n=3)
         second = self._connected(self.user_sales, n=3)
         third = self._connected(self.user_manager, n=3)
-        self.assertEqual((first.state, second.state, third.state),
-                         ("enabled", "enabled", "pending"))
+        self.assertEqual(
+            (first.state, second.state, third.state), ("enabled", "enabled", "pending")
+        )
         self.assertTrue(third.pending_since)
         # Its connection test works and says that it waits for a seat.
         since = third.pending_since
@@ -240,8 +256,9 @@ class TestHealth(MailSyncCase):
             second = self._connected(self.user_sales)
         with freeze_time(datetime.datetime.now() - timedelta(minutes=5)):
             third = self._connected(self.user_manager)
-        self.assertEqual((first.state, second.state, third.state),
-                         ("enabled", "pending", "pending"))
+        self.assertEqual(
+            (first.state, second.state, third.state), ("enabled", "pending", "pending")
+        )
         self.assertLess(second.pending_since, third.pending_since)
         self.company.mail_sync_mailbox_limit = 2
         # Nobody jumps the queue: a newcomer waits behind the Pending ones.
@@ -252,8 +269,9 @@ class TestHealth(MailSyncCase):
         third._enable()
         self.assertEqual((third.state, third.pending_since), ("pending", since))
         self._cron()
-        self.assertEqual((second.state, third.state, fourth.state),
-                         ("enabled", "pending", "pending"))
+        self.assertEqual(
+            (second.state, third.state, fourth.state), ("enabled", "pending", "pending")
+        )
         self.assertTrue(second.last_sync)  # promoted and synced in the same run
         self.company.mail_sync_mailbox_limit = 0  # no limit
         self._cron()
@@ -322,8 +340,9 @@ class TestHealth(MailSyncCase):
             self.assertEqual(mailbox.synced_today, 100)
             self.assertEqual(mailbox.state, "enabled")
             # Waits for the owner's midnight (15:00 UTC), not UTC midnight.
-            self.assertEqual(mailbox.next_sync, datetime.datetime.combine(
-                day, datetime.time(15, 0)))
+            self.assertEqual(
+                mailbox.next_sync, datetime.datetime.combine(day, datetime.time(15, 0))
+            )
         registry = self.env["mail.sync.message"].sudo()
         recorded = registry.search([("mailbox_id", "=", mailbox.id)])
         self.assertEqual(len(recorded), 100)
@@ -367,8 +386,19 @@ class TestHealth(MailSyncCase):
 
     # ------------------------------------------------------------------ error log
     def test_error_catalogue_and_log(self):
-        kinds = ("auth", "imap_disabled", "app_password", "oauth_revoked", "certificate", "dns",
-                 "timeout", "over_quota", "throttled", "folder_missing", "message_too_large")
+        kinds = (
+            "auth",
+            "imap_disabled",
+            "app_password",
+            "oauth_revoked",
+            "certificate",
+            "dns",
+            "timeout",
+            "over_quota",
+            "throttled",
+            "folder_missing",
+            "message_too_large",
+        )
         unknown = errors.fix_for("unknown")
         for kind in kinds:
             for provider in ("generic", "gmail", "outlook"):
@@ -379,8 +409,13 @@ class TestHealth(MailSyncCase):
         login, password = self._dovecot_user()
         mailbox = self._enabled_mailbox(self.user_jr, login, password, provider="gmail")
         Log = self.env["mail.sync.log"].sudo()
-        error = errors.SyncError("auth", f"NO [AUTHENTICATIONFAILED] bad {password}",
-                                 host="imap.gmail.com", port=993, provider="gmail")
+        error = errors.SyncError(
+            "auth",
+            f"NO [AUTHENTICATIONFAILED] bad {password}",
+            host="imap.gmail.com",
+            port=993,
+            provider="gmail",
+        )
         for _repeat in range(3):
             Log._log(mailbox, error)
         Log._log(mailbox, errors.SyncError("throttled", "NO [THROTTLED] slow down"))
@@ -400,18 +435,28 @@ class TestHealth(MailSyncCase):
         under A's mail, one mail is in both mailboxes; Odoo-sent mail on the lead too."""
         login_a, password_a = self._dovecot_user()
         login_b, password_b = self._dovecot_user()
-        mails_a = [raw_mail(login_a, i, attachment=b"quote %d" % i if i == 0 else None)
-                   for i in range(6)]
+        mails_a = [
+            raw_mail(login_a, i, attachment=b"quote %d" % i if i == 0 else None) for i in range(6)
+        ]
         shared_id, shared_raw = raw_mail(login_a, 99, subject="To both of you")
-        mails_b = [raw_mail(login_b, 50 + i, subject=f"Re: Order {i}", in_reply_to=mails_a[i][0],
-                            attachment=b"b attachment" if i == 0 else None) for i in range(3)]
+        mails_b = [
+            raw_mail(
+                login_b,
+                50 + i,
+                subject=f"Re: Order {i}",
+                in_reply_to=mails_a[i][0],
+                attachment=b"b attachment" if i == 0 else None,
+            )
+            for i in range(3)
+        ]
         self._put(login_a, [raw for _mid, raw in mails_a] + [shared_raw])
         self._put(login_b, [raw for _mid, raw in mails_b] + [shared_raw])
         smtp = {"smtp_host": "127.0.0.1", "smtp_port": 2525, "smtp_security": "none"}
         a = self._enabled_mailbox(self.user_sales, login_a, password_a, sync_days=0, **smtp)
         b = self._enabled_mailbox(self.user_jr, login_b, password_b, sync_days=0)
-        self.lead_ann.message_post(body="Sent from Odoo", message_type="comment",
-                                   subtype_xmlid="mail.mt_comment")
+        self.lead_ann.message_post(
+            body="Sent from Odoo", message_type="comment", subtype_xmlid="mail.mt_comment"
+        )
         self.lead_ann.message_post(body="An internal note", subtype_xmlid="mail.mt_note")
         self.assertEqual(a._sync().recorded, 7)
         self.assertEqual(b._sync().recorded, 4)
@@ -425,22 +470,30 @@ class TestHealth(MailSyncCase):
         shared = own.filtered(lambda m: m.message_id == shared_id)
         self.assertEqual(len(own), 21)  # 7 mails x (lead + Ann's 2 contacts)
         self.assertEqual(len(shared), 3)  # B's sync skipped them: already on the records
-        others_before = {m.id: (m.model, m.res_id, m.body, m.parent_id.id)
-                         for m in Message.search([("id", "not in", own.ids)])}
+        others_before = {
+            m.id: (m.model, m.res_id, m.body, m.parent_id.id)
+            for m in Message.search([("id", "not in", own.ids)])
+        }
         own_attachments = own.attachment_ids
         self.assertTrue(own_attachments)
         b_attachments = self._synced(b).attachment_ids
         self.assertTrue(b_attachments)
         # Before: A's sender routes A's mail through A's SMTP.
-        self.assertEqual(self.Mailbox._smart_mail_for(self.user_sales.partner_id, a.email,
-                                                           sender=self.user_sales), a)
+        self.assertEqual(
+            self.Mailbox._smart_mail_for(
+                self.user_sales.partner_id, a.email, sender=self.user_sales
+            ),
+            a,
+        )
 
         self._disconnect(a, "remove")
 
         # Every other chatter entry is still there, unchanged but for threading under a
         # removed message; A's entries are gone, except the mail B synced too (B's now).
-        others_after = {m.id: (m.model, m.res_id, m.body, m.parent_id.id)
-                        for m in Message.search([("id", "not in", shared.ids)])}
+        others_after = {
+            m.id: (m.model, m.res_id, m.body, m.parent_id.id)
+            for m in Message.search([("id", "not in", shared.ids)])
+        }
         self.assertEqual(set(others_after), set(others_before))
         for message_id, (model, res_id, body, parent_id) in others_before.items():
             after = others_after[message_id]
@@ -452,20 +505,26 @@ class TestHealth(MailSyncCase):
         self.assertFalse(self._synced(a))
         self.assertFalse(Attachment.browse(own_attachments.ids).exists())
         self.assertEqual(Attachment.browse(b_attachments.ids).exists(), b_attachments)
-        self.assertFalse(self.env["mail.sync.message"].sudo().search_count(
-            [("mailbox_id", "=", a.id)]))
-        self.assertEqual(self.env["mail.sync.message"].sudo().search_count(
-            [("mailbox_id", "=", b.id)]), 4)
+        self.assertFalse(
+            self.env["mail.sync.message"].sudo().search_count([("mailbox_id", "=", a.id)])
+        )
+        self.assertEqual(
+            self.env["mail.sync.message"].sudo().search_count([("mailbox_id", "=", b.id)]), 4
+        )
         self.assertTrue(self.lead_ann.message_ids.filtered(lambda m: "Sent from Odoo" in m.body))
         # Disconnected: Not connected, no secret, no cursor, no seat, no sending.
         self.assertEqual(a.state, "draft")
         self.assertFalse(a.has_password)
-        self.assertFalse(self.env["mail.sync.credential"].sudo().search_count(
-            [("mailbox_id", "=", a.id)]))
+        self.assertFalse(
+            self.env["mail.sync.credential"].sudo().search_count([("mailbox_id", "=", a.id)])
+        )
         self.assertFalse(a.folder_ids)
         self.assertFalse(a.holds_seat)
-        self.assertFalse(self.Mailbox._smart_mail_for(self.user_sales.partner_id, a.email,
-                                                           sender=self.user_sales))
+        self.assertFalse(
+            self.Mailbox._smart_mail_for(
+                self.user_sales.partner_id, a.email, sender=self.user_sales
+            )
+        )
         last_sync = a.last_sync
         self._cron()
         self.assertEqual(a.last_sync, last_sync)  # never synced again

@@ -3,6 +3,7 @@
 front of the real Dovecot. Each misbehaviour ends the cron run within the configured timeout with
 the right error-log entry, the Error status and a back-off; once the server behaves again, the
 next run records everything (the mail that arrived meanwhile too), once."""
+
 import os
 import time
 from unittest.mock import patch
@@ -41,15 +42,16 @@ CASES = [
 
 @tagged("post_install", "-at_install")
 class TestHostileServers(MailSyncCase):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         Param = cls.env["ir.config_parameter"].sudo()
         Param.set_param("crm_mail_sync.connect_timeout", str(TIMEOUT))
         Param.set_param("crm_mail_sync.fetch_batch_size", "3")
-        fake = [cls._corpus("fake@sales.example.test", 3, seed="hostile-fake",
-                            malformed_ratio=0)[i].raw for i in range(3)]
+        fake = [
+            cls._corpus("fake@sales.example.test", 3, seed="hostile-fake", malformed_ratio=0)[i].raw
+            for i in range(3)
+        ]
         cls.hostile = HostileServer("proxy", messages=fake)
         cls.hostile.start()
         cls.addClassCleanup(cls.hostile.stop)
@@ -66,29 +68,46 @@ class TestHostileServers(MailSyncCase):
     def test_hostile_servers_end_in_time_log_back_off_and_resume_without_loss(self):
         hostile, dovecot = self.hostile, self.dovecot
         for index, (mode, variant, security, kind) in enumerate(CASES):
-            with self.subTest(mode=mode, variant=variant, security=security), patch.dict(
-                    os.environ, {"MAILSYNC_CAFILE": dovecot.cafile}):
+            with (
+                self.subTest(mode=mode, variant=variant, security=security),
+                patch.dict(os.environ, {"MAILSYNC_CAFILE": dovecot.cafile}),
+            ):
                 user = mail_new_test_user(
-                    self.env, login=f"hostile{index}", name=f"Hostile {index}",
+                    self.env,
+                    login=f"hostile{index}",
+                    name=f"Hostile {index}",
                     email=f"hostile{index}@ourco.example",
-                    groups="base.group_user,sales_team.group_sale_salesman_all_leads")
+                    groups="base.group_user,sales_team.group_sale_salesman_all_leads",
+                )
                 login, password = self._dovecot_user()
                 messages = self._corpus(login, 12, seed=f"hostile-{index}", malformed_ratio=0)
                 first, later = messages[:8], messages[8:]
                 self._load(login, first)
                 hostile.mode, hostile.variant, hostile.cut_after = "proxy", None, None
-                hostile.upstream = (dovecot.host,
-                                    dovecot.ssl_port if security == "ssl" else dovecot.port)
-                mailbox = self._enabled_mailbox(user, login, password, imap_host=hostile.host,
-                                                imap_port=hostile.port, imap_security=security)
+                hostile.upstream = (
+                    dovecot.host,
+                    dovecot.ssl_port if security == "ssl" else dovecot.port,
+                )
+                mailbox = self._enabled_mailbox(
+                    user,
+                    login,
+                    password,
+                    imap_host=hostile.host,
+                    imap_port=hostile.port,
+                    imap_security=security,
+                )
                 own = {login, user.email}
                 # 1. healthy
                 self._run_cron()
                 self.assertEqual(mailbox.state, "enabled", mailbox.last_error)
-                self.assertEqual(set(self._pairs(mailbox)), {
-                    (mid, model, res_id)
-                    for mid, targets in self._expected_targets(first, own).items()
-                    for model, res_id in targets})
+                self.assertEqual(
+                    set(self._pairs(mailbox)),
+                    {
+                        (mid, model, res_id)
+                        for mid, targets in self._expected_targets(first, own).items()
+                        for model, res_id in targets
+                    },
+                )
                 before = self._pairs(mailbox)
                 self._load(login, later)  # mail arrives while the server misbehaves
                 # 2. hostile
@@ -119,8 +138,12 @@ class TestHostileServers(MailSyncCase):
                 self.assertFalse(mailbox.error_count)
                 pairs = self._pairs(mailbox)
                 self.assertEqual(len(pairs), len(set(pairs)), "a message was recorded twice")
-                self.assertEqual(set(pairs), {
-                    (mid, model, res_id)
-                    for mid, targets in self._expected_targets(messages, own).items()
-                    for model, res_id in targets})
+                self.assertEqual(
+                    set(pairs),
+                    {
+                        (mid, model, res_id)
+                        for mid, targets in self._expected_targets(messages, own).items()
+                        for model, res_id in targets
+                    },
+                )
                 mailbox.active = False  # out of the next cases' cron runs

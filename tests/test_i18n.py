@@ -8,6 +8,7 @@ Regenerate the .pot after a change of a translatable text (README: Develop):
         --modules=crm_mail_sync --language= --stop-after-init
 then translate the new terms in i18n/fr.po, de.po and es.po.
 """
+
 import json
 import re
 from collections import Counter
@@ -34,8 +35,17 @@ MAILBOX_LOGGER = "odoo.addons.crm_mail_sync.models.mail_sync_mailbox"
 # ({{ expr }}) placeholders, the HTML tags, and the product names.
 PLACEHOLDER_RX = re.compile(r"%(?:\([^)]+\))?[sdfr]|%%|\{\{.*?\}\}|\{[A-Za-z_]\w*\}|\{\}")
 TAG_RX = re.compile(r"</?([A-Za-z][A-Za-z0-9]*)\b")
-PRODUCT_NAMES = ("Mail Sync", "Smart Mail", "Odoo", "Gmail", "Google", "Microsoft 365", "IMAP",
-                 "SMTP", "OAuth")
+PRODUCT_NAMES = (
+    "Mail Sync",
+    "Smart Mail",
+    "Odoo",
+    "Gmail",
+    "Google",
+    "Microsoft 365",
+    "IMAP",
+    "SMTP",
+    "OAuth",
+)
 
 
 def _entries(path):
@@ -51,8 +61,11 @@ def exported_msgids(cr):
     """The msgids Odoo's exporter finds for the installed addon now (what --i18n-export writes
     into the .pot)."""
     reader = TranslationModuleReader(cr, modules=[MODULE])
-    return {source for module, _type, _name, _res_id, source, _value, _comments in reader
-            if module == MODULE}
+    return {
+        source
+        for module, _type, _name, _res_id, source, _value, _comments in reader
+        if module == MODULE
+    }
 
 
 def _diff(title, terms):
@@ -61,7 +74,6 @@ def _diff(title, terms):
 
 @tagged("post_install", "-at_install")
 class TestI18n(MailSyncCase):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -78,7 +90,10 @@ class TestI18n(MailSyncCase):
         self.assertFalse(
             missing or stale,
             "i18n/crm_mail_sync.pot is stale: export it again (see this file's docstring)\n"
-            + _diff("missing from the .pot", missing) + "\n" + _diff("no longer exported", stale))
+            + _diff("missing from the .pot", missing)
+            + "\n"
+            + _diff("no longer exported", stale),
+        )
 
     def test_every_term_is_translated(self):
         pot = {entry.msgid for entry in _entries(POT)}
@@ -100,7 +115,8 @@ class TestI18n(MailSyncCase):
                 if not msgstr:
                     continue
                 if Counter(PLACEHOLDER_RX.findall(msgid)) != Counter(
-                        PLACEHOLDER_RX.findall(msgstr)):
+                    PLACEHOLDER_RX.findall(msgstr)
+                ):
                     problems.append(("placeholders", msgid, msgstr))
                 if Counter(TAG_RX.findall(msgid)) != Counter(TAG_RX.findall(msgstr)):
                     problems.append(("HTML tags", msgid, msgstr))
@@ -108,8 +124,13 @@ class TestI18n(MailSyncCase):
                 if lost:
                     problems.append((f"product names {lost}", msgid, msgstr))
             with self.subTest(lang=code):
-                self.assertFalse(problems, f"{code}.po:\n" + "\n".join(
-                    f"  {what}: {msgid!r} -> {msgstr!r}" for what, msgid, msgstr in problems))
+                self.assertFalse(
+                    problems,
+                    f"{code}.po:\n"
+                    + "\n".join(
+                        f"  {what}: {msgid!r} -> {msgstr!r}" for what, msgid, msgstr in problems
+                    ),
+                )
 
     # ------------------------------------------------------------------ the engine's catalogue
     def _catalogue_errors(self):
@@ -117,17 +138,21 @@ class TestI18n(MailSyncCase):
         message-level one with its folder and UID."""
         for kind in errors.KINDS:
             for provider in errors.PROVIDERS:
-                yield errors.SyncError(kind, host="imap.example.test", port=993,
-                                       provider=provider)
+                yield errors.SyncError(kind, host="imap.example.test", port=993, provider=provider)
                 yield errors.SyncError(kind, provider=provider, uid=7, folder="INBOX (old)")
-        yield errors.SyncError("folder_missing", host="imap.example.test", port=993,
-                               folder="Archives (2024)")
+        yield errors.SyncError(
+            "folder_missing", host="imap.example.test", port=993, folder="Archives (2024)"
+        )
 
     def test_every_catalogue_text_is_in_the_pot(self):
         pot = {entry.msgid for entry in _entries(POT)}
-        texts = {*errors._MESSAGES.values(), errors._FOLDER_MISSING_NAMED,
-                 errors._MESSAGE_PLACE, *errors._GENERIC_FIXES.values(),
-                 *errors._PROVIDER_FIXES.values()}
+        texts = {
+            *errors._MESSAGES.values(),
+            errors._FOLDER_MISSING_NAMED,
+            errors._MESSAGE_PLACE,
+            *errors._GENERIC_FIXES.values(),
+            *errors._PROVIDER_FIXES.values(),
+        }
         self.assertFalse(texts - pot, _diff("catalogue texts not exported", texts - pot))
 
     def test_catalogue_translated_in_every_language(self):
@@ -141,31 +166,41 @@ class TestI18n(MailSyncCase):
                         expected = errors.translate(english, gettext)
                         self.assertNotEqual(expected, english, "not translated")
                         if error.host:
-                            self.assertEqual("imap.example.test:993" in expected,
-                                             "imap.example.test:993" in english)
+                            self.assertEqual(
+                                "imap.example.test:993" in expected,
+                                "imap.example.test:993" in english,
+                            )
                         if error.uid is not None and "UID 7" in english:
                             self.assertIn("UID 7", expected)
                             self.assertIn("'INBOX (old)'", expected)
                         # Odoo's env._ finds crm_mail_sync's .po from the log model.
-                        self.assertEqual(Log.with_context(lang=lang)._translated(english),
-                                         expected)
-        self.assertEqual(Log.with_context(lang="en_US")._translated(errors.fix_for("dns")),
-                         errors.fix_for("dns"))
-        self.assertEqual(Log.with_context(lang="fr_FR")._translated("* OK server words"),
-                         "* OK server words", "words from elsewhere are kept")
+                        self.assertEqual(Log.with_context(lang=lang)._translated(english), expected)
+        self.assertEqual(
+            Log.with_context(lang="en_US")._translated(errors.fix_for("dns")), errors.fix_for("dns")
+        )
+        self.assertEqual(
+            Log.with_context(lang="fr_FR")._translated("* OK server words"),
+            "* OK server words",
+            "words from elsewhere are kept",
+        )
 
     def test_error_log_and_button_errors_in_french(self):
         fr = self.translations["fr"]
         login, password = self._dovecot_user(new_login("i18n"))
-        rep = mail_new_test_user(self.env, login=f"ms_i18n_{login.split('@')[0]}",
-                                 name="Rémi Rep", email=login,
-                                 groups="base.group_user,sales_team.group_sale_salesman")
+        rep = mail_new_test_user(
+            self.env,
+            login=f"ms_i18n_{login.split('@')[0]}",
+            name="Rémi Rep",
+            email=login,
+            groups="base.group_user,sales_team.group_sale_salesman",
+        )
         mailbox = self._mailbox(rep, login, password)
         error = errors.SyncError("dns", host="imap.example.test", port=993)
         log = self.env["mail.sync.log"]._log(mailbox, error)
         summary_en = "The server name could not be found (imap.example.test:993)."
         summary_fr = fr["The server name could not be found{where}."].format(
-            where=" (imap.example.test:993)")
+            where=" (imap.example.test:993)"
+        )
         fix_fr = fr[errors.fix_for("dns")]
         self.assertNotIn(summary_fr, (summary_en, ""))
 
@@ -176,35 +211,49 @@ class TestI18n(MailSyncCase):
         self.assertEqual(log.read(["summary", "fix"])[0]["summary"], summary_en)
         # ... read in the reader's language: read, the web client's lists and forms.
         log_fr = log.with_context(lang="fr_FR")
-        self.assertEqual(log_fr.read(["summary", "fix"])[0],
-                         {"id": log.id, "summary": summary_fr, "fix": fix_fr})
-        records = log_fr.web_search_read([("id", "=", log.id)],
-                                         {"summary": {}, "fix": {}, "display_name": {}})
-        self.assertEqual(records["records"], [{"id": log.id, "summary": summary_fr,
-                                               "fix": fix_fr, "display_name": summary_fr}])
+        self.assertEqual(
+            log_fr.read(["summary", "fix"])[0], {"id": log.id, "summary": summary_fr, "fix": fix_fr}
+        )
+        records = log_fr.web_search_read(
+            [("id", "=", log.id)], {"summary": {}, "fix": {}, "display_name": {}}
+        )
+        self.assertEqual(
+            records["records"],
+            [{"id": log.id, "summary": summary_fr, "fix": fix_fr, "display_name": summary_fr}],
+        )
         lines = mailbox.with_context(lang="fr_FR").web_read(
-            {"log_ids": {"fields": {"summary": {}, "fix": {}}}})[0]["log_ids"]
+            {"log_ids": {"fields": {"summary": {}, "fix": {}}}}
+        )[0]["log_ids"]
         self.assertEqual(lines, [{"id": log.id, "summary": summary_fr, "fix": fix_fr}])
         # A repeat is still counted on the same (English) line.
-        self.assertEqual(self.env["mail.sync.log"].with_context(lang="fr_FR")._log(
-            mailbox, error), log)
+        self.assertEqual(
+            self.env["mail.sync.log"].with_context(lang="fr_FR")._log(mailbox, error), log
+        )
         self.assertEqual(log.count, 2)
 
         # The text a button shows (Test connection, Sync now, the dry run).
-        self.assertEqual(mailbox.with_context(lang="fr_FR")._user_error(error),
-                         f"{summary_fr}\n{fix_fr}")
+        self.assertEqual(
+            mailbox.with_context(lang="fr_FR")._user_error(error), f"{summary_fr}\n{fix_fr}"
+        )
         auth = errors.SyncError("auth")
-        self.assertEqual(mailbox.with_context(lang="fr_FR")._user_error(auth),
-                         f"{fr[errors.AUTH_FAILED_TEXT]}\n{fr[errors.fix_for('auth')]}")
-        self.assertEqual(mailbox._user_error(auth),
-                         f"{errors.AUTH_FAILED_TEXT}\n{errors.fix_for('auth')}")
+        self.assertEqual(
+            mailbox.with_context(lang="fr_FR")._user_error(auth),
+            f"{fr[errors.AUTH_FAILED_TEXT]}\n{fr[errors.fix_for('auth')]}",
+        )
+        self.assertEqual(
+            mailbox._user_error(auth), f"{errors.AUTH_FAILED_TEXT}\n{errors.fix_for('auth')}"
+        )
 
     def test_status_meaning_in_french(self):
         fr = self.translations["fr"]
         login, password = self._dovecot_user(new_login("i18n"))
-        rep = mail_new_test_user(self.env, login=f"ms_i18n_{login.split('@')[0]}",
-                                 name="Rémi Rep", email=login,
-                                 groups="base.group_user,sales_team.group_sale_salesman")
+        rep = mail_new_test_user(
+            self.env,
+            login=f"ms_i18n_{login.split('@')[0]}",
+            name="Rémi Rep",
+            email=login,
+            groups="base.group_user,sales_team.group_sale_salesman",
+        )
         mailbox = self._mailbox(rep, login, password)
         english = mailbox.state_description
         self.assertTrue(english)
@@ -223,9 +272,13 @@ class TestI18nTour(MailSyncCase, HttpCase):
         self.env["ir.module.module"]._load_module_terms([MODULE], ["fr_FR"], overwrite=True)
         fr = po_translations("fr")
         login, _password = self._dovecot_user(new_login("i18n"))
-        rep = mail_new_test_user(self.env, login=f"ms_i18n_{login.split('@')[0]}",
-                                 name="Rémi Rep", email=login,
-                                 groups="base.group_user,sales_team.group_sale_salesman")
+        rep = mail_new_test_user(
+            self.env,
+            login=f"ms_i18n_{login.split('@')[0]}",
+            name="Rémi Rep",
+            email=login,
+            groups="base.group_user,sales_team.group_sale_salesman",
+        )
         mailbox = self._enabled_mailbox(rep, login, "not-the-password")
         with mute_logger(MAILBOX_LOGGER):
             self._sync(mailbox)
@@ -241,13 +294,24 @@ class TestI18nTour(MailSyncCase, HttpCase):
             "fix": errors.translate(log.fix, lambda text: fr.get(text) or text),
             "error_log": fr["Error log"],
         }
-        english = {"badge": "Error", "tooltip": mailbox.state_description,
-                   "summary": log.summary, "fix": log.fix, "error_log": "Error log"}
+        english = {
+            "badge": "Error",
+            "tooltip": mailbox.state_description,
+            "summary": log.summary,
+            "fix": log.fix,
+            "error_log": "Error log",
+        }
         for key, text in english.items():
             self.assertTrue(values[key] and values[key] != text, f"{key}: no French for {text!r}")
-        code = (f"sessionStorage.setItem({TOUR_VALUES_KEY!r}, "
-                f"{json.dumps(json.dumps(values))}); odoo.startTour("
-                f"'crm_mail_sync_i18n_fr_tour', {{stepDelay: 0, startUrl: "
-                f"'/odoo/action-crm_mail_sync.mail_sync_settings_action'}})")
-        self.start_tour("/odoo/action-crm_mail_sync.mail_sync_settings_action",
-                        "crm_mail_sync_i18n_fr_tour", login=self.user_manager.login, code=code)
+        code = (
+            f"sessionStorage.setItem({TOUR_VALUES_KEY!r}, "
+            f"{json.dumps(json.dumps(values))}); odoo.startTour("
+            f"'crm_mail_sync_i18n_fr_tour', {{stepDelay: 0, startUrl: "
+            f"'/odoo/action-crm_mail_sync.mail_sync_settings_action'}})"
+        )
+        self.start_tour(
+            "/odoo/action-crm_mail_sync.mail_sync_settings_action",
+            "crm_mail_sync_i18n_fr_tour",
+            login=self.user_manager.login,
+            code=code,
+        )

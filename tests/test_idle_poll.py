@@ -2,6 +2,7 @@
 """Idle poll: a sync where nothing changed reads the mailbox row and one query of
 facts, writes one UPDATE, opens no folder (STATUS only); new mail is still found; facts
 prefetched for a batch are not used once the mailbox row changed."""
+
 from unittest.mock import patch
 
 from odoo.tests import tagged
@@ -13,7 +14,6 @@ from .common import MailSyncCase
 
 @tagged("post_install", "-at_install")
 class TestIdlePoll(MailSyncCase):
-
     def _synced_mailbox(self, user, n=6):
         login, password = self._dovecot_user()
         messages = self._corpus(login, n, malformed_ratio=0)
@@ -72,7 +72,9 @@ class TestIdlePoll(MailSyncCase):
         self.env.flush_all()
         self.env.cr.execute(
             "UPDATE mail_sync_mailbox SET write_date = write_date + interval '1 second' "
-            "WHERE id = %s", [second.id])
+            "WHERE id = %s",
+            [second.id],
+        )
         second.invalidate_recordset(["write_date"])
         facts = two._sync_facts(auto_commit=True)
         self.assertNotEqual(facts.password_token, old_token)
@@ -84,5 +86,6 @@ class TestIdlePoll(MailSyncCase):
 @tagged("post_install", "-at_install")
 class TestIdlePollCyrus(TestIdlePoll):
     """The idle poll on Cyrus IMAP: STATUS only there too."""
+
     IMAP = "cyrus"
     allow_inherited_tests_method = True

@@ -13,7 +13,6 @@ from .common import MailSyncCase
 
 @tagged("post_install", "-at_install")
 class TestInstall(MailSyncCase):
-
     def test_groups_implied_by_sales(self):
         self.assertTrue(self.user_jr.has_group("crm_mail_sync.group_mail_sync_user"))
         self.assertFalse(self.user_jr.has_group("crm_mail_sync.group_mail_sync_manager"))
@@ -31,12 +30,14 @@ class TestInstall(MailSyncCase):
         self.assertEqual(params.get_param("crm_mail_sync.cron_batch_size"), "20")
 
     def test_every_model_has_access_rules(self):
-        models = self.env["ir.model"].search([("model", "=like", "mail.sync.%"),
-                                              ("transient", "=", False)])
+        models = self.env["ir.model"].search(
+            [("model", "=like", "mail.sync.%"), ("transient", "=", False)]
+        )
         concrete = models.filtered(lambda m: not self.env[m.model]._abstract)
         for model in concrete:
-            self.assertTrue(self.env["ir.model.access"].search_count(
-                [("model_id", "=", model.id)]), model.model)
+            self.assertTrue(
+                self.env["ir.model.access"].search_count([("model_id", "=", model.id)]), model.model
+            )
 
     def test_state_description_in_the_readers_language(self):
         """The status meaning is translated (a code term: ``_lt`` in mail_sync_mailbox)."""
@@ -46,8 +47,9 @@ class TestInstall(MailSyncCase):
         self.assertEqual(mailbox.state_description, english)
         self.env["res.lang"]._activate_lang("fr_FR")
         french = "Mail Sync n'est pas encore configuré pour ce compte utilisateur."
-        with patch.dict(code_translations.python_translations,
-                        {("crm_mail_sync", "fr_FR"): {english: french}}):
+        with patch.dict(
+            code_translations.python_translations, {("crm_mail_sync", "fr_FR"): {english: french}}
+        ):
             self.assertEqual(mailbox.with_context(lang="fr_FR").state_description, french)
 
     def test_defaults_and_password_never_read_back(self):
@@ -60,8 +62,9 @@ class TestInstall(MailSyncCase):
         self.assertEqual(mailbox._get_secret("password"), password)
         # Stored encrypted, not in clear.
         self.env.flush_all()
-        self.env.cr.execute("SELECT token FROM mail_sync_credential WHERE mailbox_id = %s",
-                            [mailbox.id])
+        self.env.cr.execute(
+            "SELECT token FROM mail_sync_credential WHERE mailbox_id = %s", [mailbox.id]
+        )
         token = self.env.cr.fetchone()[0]
         self.assertNotIn(password, token)
         # Reading as the owner or an administrator gives nothing.
@@ -91,14 +94,17 @@ class TestInstall(MailSyncCase):
     def test_unencrypted_only_to_loopback(self):
         login, password = self._dovecot_user()
         with self.assertRaises(ValidationError):
-            self._mailbox(self.user_sales, login, password, imap_host="imap.example.com",
-                          imap_security="none")
+            self._mailbox(
+                self.user_sales, login, password, imap_host="imap.example.com", imap_security="none"
+            )
         for host in ("127.0.0.1", "localhost", "::1"):
-            mailbox = self._mailbox(self.user_sales, login, password, imap_host=host,
-                                    imap_security="none")
+            mailbox = self._mailbox(
+                self.user_sales, login, password, imap_host=host, imap_security="none"
+            )
             mailbox.unlink()
-        mailbox = self._mailbox(self.user_sales, login, password, imap_host="imap.example.com",
-                                imap_security="ssl")
+        mailbox = self._mailbox(
+            self.user_sales, login, password, imap_host="imap.example.com", imap_security="ssl"
+        )
         with self.assertRaises(ValidationError):
             mailbox.write({"smtp_host": "smtp.example.com", "smtp_security": "none"})
 
@@ -123,12 +129,18 @@ class TestInstall(MailSyncCase):
             other.with_user(self.user_jr).write({"sync_days": 3})
         # A user creates their own, not someone else's.
         with self.assertRaises(AccessError):
-            Mailbox.with_user(self.user_jr).create({
-                "user_id": self.user_manager.id, "email": "x@sales.example.test",
-                "imap_host": "127.0.0.1", "imap_security": "none"})
+            Mailbox.with_user(self.user_jr).create(
+                {
+                    "user_id": self.user_manager.id,
+                    "email": "x@sales.example.test",
+                    "imap_host": "127.0.0.1",
+                    "imap_security": "none",
+                }
+            )
         # Managers see every mailbox of their companies but cannot delete others'.
-        self.assertEqual(Mailbox.with_user(self.user_manager).search([]) & (mine | other),
-                         mine | other)
+        self.assertEqual(
+            Mailbox.with_user(self.user_manager).search([]) & (mine | other), mine | other
+        )
         with self.assertRaises(AccessError):
             other.with_user(self.user_manager).unlink()
         # Employees without sales rights: nothing.
@@ -141,9 +153,18 @@ class TestInstall(MailSyncCase):
         self.assertEqual(action["res_model"], "mail.sync.mailbox")
         self.assertFalse(action.get("res_id"))
         self.assertEqual(action["context"]["default_user_id"], self.user_jr.id)
-        mailbox = self.env["mail.sync.mailbox"].with_user(self.user_jr).with_context(
-            action["context"]).create({"imap_host": "127.0.0.1", "imap_security": "none",
-                                       "email": "julia@sales.example.test"})
+        mailbox = (
+            self.env["mail.sync.mailbox"]
+            .with_user(self.user_jr)
+            .with_context(**action["context"])
+            .create(
+                {
+                    "imap_host": "127.0.0.1",
+                    "imap_security": "none",
+                    "email": "julia@sales.example.test",
+                }
+            )
+        )
         self.assertEqual(mailbox.user_id, self.user_jr)
         self.assertEqual(self.user_jr.mail_sync_mailbox_id, mailbox)
         self.assertEqual(user.action_open_mail_sync()["res_id"], mailbox.id)
@@ -151,20 +172,25 @@ class TestInstall(MailSyncCase):
             self.user_sales.with_user(self.user_jr).action_open_mail_sync()
         # The preferences form (My Profile) renders for the user.
         self.user_jr.with_user(self.user_jr).get_views(
-            [(self.env.ref("base.view_users_form_simple_modif").id, "form")])
-        self.assertEqual(self.user_jr.with_user(self.user_jr).read(
-            ["mail_sync_state"])[0]["mail_sync_state"], "draft")
+            [(self.env.ref("base.view_users_form_simple_modif").id, "form")]
+        )
+        self.assertEqual(
+            self.user_jr.with_user(self.user_jr).read(["mail_sync_state"])[0]["mail_sync_state"],
+            "draft",
+        )
 
     def test_views_render_for_each_role(self):
         for user in (self.user_jr, self.user_sales, self.user_manager):
             self.env["crm.lead"].with_user(user).get_views([(False, "form")])
             self.env["res.partner"].with_user(user).get_views([(False, "form")])
             self.env["mail.sync.mailbox"].with_user(user).get_views(
-                [(False, "form"), (False, "list"), (False, "search")])
+                [(False, "form"), (False, "list"), (False, "search")]
+            )
         admin = self.env.ref("base.user_admin")
         self.env["res.users"].with_user(admin).get_views([(False, "form"), (False, "list")])
         self.env["mail.sync.log"].with_user(self.user_manager).get_views(
-            [(False, "list"), (False, "form")])
+            [(False, "list"), (False, "form")]
+        )
         form = self.env["crm.lead"].with_user(self.user_jr).get_views([(False, "form")])
         self.assertIn("action_view_mail_sync_messages", form["views"]["form"]["arch"])
         action = self.lead_bob.with_user(self.user_jr).action_view_mail_sync_messages()

@@ -1,6 +1,7 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Point 4: late linking — mail that matched nothing is found again on the server (by the UID
 kept in the header index, no body kept) when a lead or contact gets its address."""
+
 import datetime
 
 import odoo.sql_db
@@ -14,7 +15,6 @@ CARLA = "Carla <carla@later.example>"
 
 @tagged("post_install", "-at_install")
 class TestLateLink(DovecotUserCase):
-
     def _index(self, mailbox):
         return self.env["mail.sync.header.index"].sudo().search([("mailbox_id", "=", mailbox.id)])
 
@@ -24,8 +24,9 @@ class TestLateLink(DovecotUserCase):
 
     def test_new_lead_gets_earlier_mail(self):
         received = self.received(CARLA, "Question about pricing")
-        sent = self.put(self.login, ["carla@later.example"], "Re: Question about pricing",
-                        folder="Sent")
+        sent = self.put(
+            self.login, ["carla@later.example"], "Re: Question about pricing", folder="Sent"
+        )
         auto = self.received(CARLA, "Out of Office: until Monday")
         stranger = self.received("someone@else.example", "Unrelated")
         mailbox = self._enabled_mailbox(self.user_sales, self.login, self.password)
@@ -40,8 +41,9 @@ class TestLateLink(DovecotUserCase):
         self.assertFalse(rows.filtered("pending"))
 
         triggers = self.env["ir.cron.trigger"].sudo().search_count([])
-        lead = self.env["crm.lead"].create({"name": "Carla", "email_from": "carla@later.example",
-                                            "user_id": self.user_sales.id})
+        lead = self.env["crm.lead"].create(
+            {"name": "Carla", "email_from": "carla@later.example", "user_id": self.user_sales.id}
+        )
         self.assertEqual(set(rows.filtered("pending").mapped("message_id")), {received, sent})
         self.assertGreater(self.env["ir.cron.trigger"].sudo().search_count([]), triggers)
         self.assertFalse(self.on(lead))
@@ -54,8 +56,14 @@ class TestLateLink(DovecotUserCase):
         self.assertEqual(set(self._index(mailbox).mapped("message_id")), {stranger})
         # The registry knows them: a resync does not record them twice.
         self._sync(mailbox)
-        self.assertEqual(len(self.env["mail.message"].sudo().search([
-            ("model", "=", "crm.lead"), ("res_id", "=", lead.id)])), 2)
+        self.assertEqual(
+            len(
+                self.env["mail.message"]
+                .sudo()
+                .search([("model", "=", "crm.lead"), ("res_id", "=", lead.id)])
+            ),
+            2,
+        )
 
     def test_contact_gets_new_address(self):
         mid = self.received(CARLA, "Hello")
@@ -89,15 +97,21 @@ class TestLateLink(DovecotUserCase):
     def test_index_insert_is_one_query_per_batch(self):
         """Sixty or ten new unmatched messages: the same number of queries."""
         from .mailbox_case import raw_mail
+
         self.received("nobody@unknown.example", "First")
         mailbox = self._enabled_mailbox(self.user_sales, self.login, self.password)
         self._sync(mailbox)  # first run: folder discovery, not compared
         counts = []
         start = datetime.datetime.now()
         for k, n in enumerate((10, 60, 10)):
-            self.dovecot.append_many(self.login, "INBOX", [
-                raw_mail(f"other{i}@unknown{i}.example", [self.login], f"Hi {i}")[0]
-                for i in range(n)])
+            self.dovecot.append_many(
+                self.login,
+                "INBOX",
+                [
+                    raw_mail(f"other{i}@unknown{i}.example", [self.login], f"Hi {i}")[0]
+                    for i in range(n)
+                ],
+            )
             self.env.flush_all()
             self.env.invalidate_all()
             # Runs minutes apart, as the cron's: the outcome's timestamps change every run (within

@@ -3,6 +3,7 @@
 authorization, token and identity endpoints (nothing patched), a private Dovecot checks the
 bearer tokens against it (XOAUTH2 over IMAP), the loopback SMTP server does the same for SMTP.
 """
+
 import datetime
 import json
 import urllib.parse
@@ -30,8 +31,10 @@ TENANT = "contoso.onmicrosoft.com"
 MIXIN_LOGGER = "odoo.addons.crm_mail_sync.models.mail_sync_oauth_mixin"
 MAILBOX_LOGGER = "odoo.addons.crm_mail_sync.models.mail_sync_mailbox"
 CONTROLLER_LOGGER = "odoo.addons.crm_mail_sync.controllers.main"
-GMAIL_WEB_LOGIN = (b"NO [ALERT] Application-specific password required: "
-                   b"https://support.google.com/accounts/answer/185833 (Failure)")
+GMAIL_WEB_LOGIN = (
+    b"NO [ALERT] Application-specific password required: "
+    b"https://support.google.com/accounts/answer/185833 (Failure)"
+)
 
 
 class GmailAppPasswordServer(HostileServer):
@@ -48,7 +51,6 @@ class _Rollback(Exception):
 
 @tagged("post_install", "-at_install")
 class TestOAuth(MailSyncCase, HttpCase):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -66,10 +68,12 @@ class TestOAuth(MailSyncCase, HttpCase):
             for name, value in cls.oauth.endpoints(provider, tenant=TENANT).items():
                 if name in ("auth_uri", "token_uri", "userinfo_uri", "tenant"):
                     ICP.set_param(param_key(provider, name), value)
-            ICP.set_param(param_key(provider, "imap_server"),
-                          f"{cls.dovecot.host}:{cls.dovecot.port}:none")
-            ICP.set_param(param_key(provider, "smtp_server"),
-                          f"{cls.smtp.host}:{cls.smtp.port}:none")
+            ICP.set_param(
+                param_key(provider, "imap_server"), f"{cls.dovecot.host}:{cls.dovecot.port}:none"
+            )
+            ICP.set_param(
+                param_key(provider, "smtp_server"), f"{cls.smtp.host}:{cls.smtp.port}:none"
+            )
 
     def setUp(self):
         super().setUp()
@@ -82,11 +86,15 @@ class TestOAuth(MailSyncCase, HttpCase):
 
     # ------------------------------------------------------------------ helpers
     def _draft_mailbox(self, user=None, **values):
-        vals = {"email": "typo@example.test", "imap_login": "typo@example.test",
-                "provider": "gmail"}
+        vals = {
+            "email": "typo@example.test",
+            "imap_login": "typo@example.test",
+            "provider": "gmail",
+        }
         vals.update(values)
-        return self._mailbox(user or self.user_sales, vals.pop("email"), vals.pop("password", False),
-                             **vals)
+        return self._mailbox(
+            user or self.user_sales, vals.pop("email"), vals.pop("password", False), **vals
+        )
 
     def _credentials(self, mailbox):
         """Every credential row of the mailbox: ``{kind: (ciphertext, expires_at)}``."""
@@ -112,8 +120,10 @@ class TestOAuth(MailSyncCase, HttpCase):
     def _connect(self, mailbox, provider="google"):
         response = self._callback(self._consent(mailbox, provider=provider), mailbox.user_id)
         self.assertEqual(response.status_code, 303, response.text[:500])
-        self.assertTrue(response.headers["Location"].endswith(
-            f"/odoo/mail.sync.mailbox/{mailbox.id}"), response.headers["Location"])
+        self.assertTrue(
+            response.headers["Location"].endswith(f"/odoo/mail.sync.mailbox/{mailbox.id}"),
+            response.headers["Location"],
+        )
         self.env.invalidate_all()
         return response
 
@@ -139,15 +149,19 @@ class TestOAuth(MailSyncCase, HttpCase):
     def test_tour_connect_with_google(self):
         mailbox = self._draft_mailbox()
         self.assertEqual(mailbox.state, "draft")
-        self.start_tour(f"/odoo/mail.sync.mailbox/{mailbox.id}",
-                        "crm_mail_sync_connect_google", login=self.user_sales.login)
+        self.start_tour(
+            f"/odoo/mail.sync.mailbox/{mailbox.id}",
+            "crm_mail_sync_connect_google",
+            login=self.user_sales.login,
+        )
         self.env.invalidate_all()
         self.assertEqual(mailbox.state, "enabled")
         self.assertEqual(mailbox.auth_method, "oauth")
         self.assertEqual(mailbox.email, self.login)  # from the identity answer
         self.assertEqual(mailbox.imap_login, self.login)
-        self.assertEqual((mailbox.imap_host, mailbox.imap_port),
-                         (self.dovecot.host, self.dovecot.port))
+        self.assertEqual(
+            (mailbox.imap_host, mailbox.imap_port), (self.dovecot.host, self.dovecot.port)
+        )
         creds = self._credentials(mailbox)
         self.assertEqual(set(creds), {"refresh_token", "access_token"})
         self.assertTrue(creds["access_token"][1])  # expiry kept
@@ -165,10 +179,10 @@ class TestOAuth(MailSyncCase, HttpCase):
         state = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(callback).query))["state"]
         payload, signature = state.split(".")
         forged = [
-            "",                                         # none
-            "not-a-state",                              # garbage
-            f"{payload}.{'0' * len(signature)}",        # wrong signature
-            f"{payload[:-2]}xy.{signature}",            # payload changed, old signature
+            "",  # none
+            "not-a-state",  # garbage
+            f"{payload}.{'0' * len(signature)}",  # wrong signature
+            f"{payload[:-2]}xy.{signature}",  # payload changed, old signature
         ]
         with mute_logger(MIXIN_LOGGER):
             for value in forged:
@@ -323,8 +337,10 @@ class TestOAuth(MailSyncCase, HttpCase):
             opened.append(registry)
             return registry_cursor(registry, *args, **kwargs)
 
-        with freeze_time(datetime.datetime.now() + timedelta(hours=2)), \
-                patch.object(type(self.registry), "cursor", cursor):
+        with (
+            freeze_time(datetime.datetime.now() + timedelta(hours=2)),
+            patch.object(type(self.registry), "cursor", cursor),
+        ):
             # Both workers saw the expired token before either refreshed: both reach the
             # refresh, one after the other (the second waited for the first one's lock).
             worker_a = mailbox.sudo()._oauth_refresh("google")
@@ -387,9 +403,15 @@ class TestOAuth(MailSyncCase, HttpCase):
     def test_xoauth2_sync_records_what_password_sync_records(self):
         messages = self._corpus(self.login, 40, malformed_ratio=0)
         self._load(self.login, messages)
-        mailbox = self._mailbox(self.user_sales, self.login, self.password, provider="gmail",
-                                imap_host=self.dovecot.host, imap_port=self.dovecot.port,
-                                imap_security="none")
+        mailbox = self._mailbox(
+            self.user_sales,
+            self.login,
+            self.password,
+            provider="gmail",
+            imap_host=self.dovecot.host,
+            imap_port=self.dovecot.port,
+            imap_security="none",
+        )
         mailbox._enable()
         try:
             with self.env.cr.savepoint():
@@ -418,8 +440,7 @@ class TestOAuth(MailSyncCase, HttpCase):
     def test_connection_test_over_xoauth2_checks_smtp(self):
         mailbox = self._draft_mailbox()
         self._connect(mailbox)
-        self.assertEqual((mailbox.smtp_host, mailbox.smtp_port),
-                         (self.smtp.host, self.smtp.port))
+        self.assertEqual((mailbox.smtp_host, mailbox.smtp_port), (self.smtp.host, self.smtp.port))
         # The SMTP server refuses a token it does not know: the test says so.
         self.smtp.set_token_validator(lambda token: None)
         try:
@@ -451,10 +472,12 @@ class TestOAuth(MailSyncCase, HttpCase):
     # ------------------------------------------------------------------ settings, fallback
     def test_settings_keep_client_secret_encrypted(self):
         ICP = self.env["ir.config_parameter"].sudo()
-        settings = self.env["res.config.settings"].create({
-            "mail_sync_google_client_id": "other-id",
-            "mail_sync_google_client_secret": "new-google-secret",
-        })
+        settings = self.env["res.config.settings"].create(
+            {
+                "mail_sync_google_client_id": "other-id",
+                "mail_sync_google_client_secret": "new-google-secret",
+            }
+        )
         settings.execute()
         stored = ICP.get_param(param_key("google", "client_secret"))
         self.assertNotIn("new-google-secret", stored)
@@ -467,15 +490,23 @@ class TestOAuth(MailSyncCase, HttpCase):
         self.assertEqual(ICP.get_param(param_key("google", "client_secret")), stored)
         self.assertNotIn("new-google-secret", json.dumps(again.read()[0], default=str))
         with self.assertRaises(UserError):
-            self.env["res.config.settings"].create({
-                "mail_sync_google_token_uri": "http://accounts.example.com/token"}).execute()
+            self.env["res.config.settings"].create(
+                {"mail_sync_google_token_uri": "http://accounts.example.com/token"}
+            ).execute()
 
     def test_gmail_password_refused_offers_connect_with_google(self):
         server = GmailAppPasswordServer("throttled").start()
         self.addCleanup(server.stop)
-        mailbox = self._mailbox(self.user_sales, self.login, "the-normal-password",
-                                provider="gmail", imap_host="127.0.0.1", imap_port=server.port,
-                                imap_security="none", smtp_host=False)
+        mailbox = self._mailbox(
+            self.user_sales,
+            self.login,
+            "the-normal-password",
+            provider="gmail",
+            imap_host="127.0.0.1",
+            imap_port=server.port,
+            imap_security="none",
+            smtp_host=False,
+        )
         with self.assertRaises(RedirectWarning) as caught, mute_logger(MAILBOX_LOGGER):
             mailbox.with_user(self.user_sales).action_test_connection()
         message, action_id, button, context = caught.exception.args

@@ -4,6 +4,7 @@ its attachments — through the ORM as each user and through JSON-RPC over HTTP 
 
 Every expectation below is written out (``EXPECTED``), not derived from the rules under test.
 """
+
 import json
 
 from odoo import Command
@@ -20,7 +21,7 @@ from .common import MailSyncCase, json_call_kw
 ROLES = {
     "administrator": "base.group_user,base.group_system",
     "company_manager": "base.group_user,sales_team.group_sale_salesman_all_leads,"
-                       "crm_mail_sync.group_mail_sync_manager",
+    "crm_mail_sync.group_mail_sync_manager",
     "marketing_manager": "base.group_user,crm_mail_sync.group_mail_sync_manager",
     "sales_manager": "base.group_user,sales_team.group_sale_manager",
     "salesperson": "base.group_user,sales_team.group_sale_salesman_all_leads",
@@ -44,8 +45,13 @@ EXPECTED = {
     for role in ROLES
 }
 SECRET_PREFIX = "S3cret-role-"
-ACCESS_LOGGERS = ("odoo.addons.base.models.ir_rule", "odoo.addons.base.models.ir_model",
-                  "odoo.models", "odoo.http", "odoo.addons.mail.models.mail_message")
+ACCESS_LOGGERS = (
+    "odoo.addons.base.models.ir_rule",
+    "odoo.addons.base.models.ir_model",
+    "odoo.models",
+    "odoo.http",
+    "odoo.addons.mail.models.mail_message",
+)
 
 
 class RolesCase(MailSyncCase, HttpCase):
@@ -57,14 +63,22 @@ class RolesCase(MailSyncCase, HttpCase):
         super().setUpClass()
         cls.users = {
             # With Odoo's export right, so that exports are exercised too.
-            role: mail_new_test_user(cls.env, login=f"role_{role}", name=role.replace("_", " "),
-                                     email=f"{role}@ourco.example",
-                                     groups=groups + ",base.group_allow_export")
+            role: mail_new_test_user(
+                cls.env,
+                login=f"role_{role}",
+                name=role.replace("_", " "),
+                email=f"{role}@ourco.example",
+                groups=groups + ",base.group_allow_export",
+            )
             for role, groups in ROLES.items()
         }
         cls.colleague = mail_new_test_user(
-            cls.env, login="role_colleague", name="Colin Colleague", email="colin@ourco.example",
-            groups="base.group_user,sales_team.group_sale_salesman")
+            cls.env,
+            login="role_colleague",
+            name="Colin Colleague",
+            email="colin@ourco.example",
+            groups="base.group_user,sales_team.group_sale_salesman",
+        )
         # Mailboxes: one per role, the colleague's, and one in another company.
         cls.mailboxes = {
             role: cls._role_mailbox(user, f"{SECRET_PREFIX}{role}")
@@ -73,25 +87,39 @@ class RolesCase(MailSyncCase, HttpCase):
         cls.mailbox_colleague = cls._role_mailbox(cls.colleague, SECRET_PREFIX + "colleague")
         cls.company_b = cls.env["res.company"].create({"name": "Other Co"})
         cls.user_b = mail_new_test_user(
-            cls.env, login="role_other_company", name="Otto Other", email="otto@other.example",
+            cls.env,
+            login="role_other_company",
+            name="Otto Other",
+            email="otto@other.example",
             groups="base.group_user,sales_team.group_sale_manager",
-            company_id=cls.company_b.id, company_ids=[Command.set(cls.company_b.ids)])
-        cls.mailbox_b = cls._role_mailbox(cls.user_b, SECRET_PREFIX + "other-company",
-                                          company_id=cls.company_b.id)
+            company_id=cls.company_b.id,
+            company_ids=[Command.set(cls.company_b.ids)],
+        )
+        cls.mailbox_b = cls._role_mailbox(
+            cls.user_b, SECRET_PREFIX + "other-company", company_id=cls.company_b.id
+        )
         # Error-log entries.
         Log = cls.env["mail.sync.log"].sudo()
         cls.log_colleague = Log._log(cls.mailbox_colleague, errors.SyncError("timeout", "t/o"))
-        cls.log_own = {role: Log._log(mailbox, errors.SyncError("refused", "no"))
-                       for role, mailbox in cls.mailboxes.items()}
+        cls.log_own = {
+            role: Log._log(mailbox, errors.SyncError("refused", "no"))
+            for role, mailbox in cls.mailboxes.items()
+        }
         # Synced mail: the Jr's mailbox recorded mail on the colleague's lead (received, and
         # sent by the Jr.) and on the Jr's own lead, with attachments — created as the sync
         # does when the Jr. clicks "Sync now" (sudo, as the Jr.: create_uid = the Jr.).
         jr = cls.users["jr_salesperson"]
         Lead = cls.env["crm.lead"]
-        cls.lead_colleague = Lead.create({"name": "Colleague's deal", "user_id": cls.colleague.id,
-                                          "email_from": "buyer@bigco.example"})
-        cls.lead_jr = Lead.create({"name": "Jr's deal", "user_id": jr.id,
-                                   "email_from": "small@smallco.example"})
+        cls.lead_colleague = Lead.create(
+            {
+                "name": "Colleague's deal",
+                "user_id": cls.colleague.id,
+                "email_from": "buyer@bigco.example",
+            }
+        )
+        cls.lead_jr = Lead.create(
+            {"name": "Jr's deal", "user_id": jr.id, "email_from": "small@smallco.example"}
+        )
         jr_mailbox = cls.mailboxes["jr_salesperson"]
         cls.msg_received = cls._synced_message(jr_mailbox, cls.lead_colleague, "received")
         cls.msg_sent = cls._synced_message(jr_mailbox, cls.lead_colleague, "sent")
@@ -101,30 +129,48 @@ class RolesCase(MailSyncCase, HttpCase):
 
     @classmethod
     def _role_mailbox(cls, user, password, **values):
-        vals = {"user_id": user.id, "email": user.email, "imap_host": "127.0.0.1",
-                "imap_port": 1143, "imap_security": "none", "imap_login": user.email,
-                "password": password}
+        vals = {
+            "user_id": user.id,
+            "email": user.email,
+            "imap_host": "127.0.0.1",
+            "imap_port": 1143,
+            "imap_security": "none",
+            "imap_login": user.email,
+            "password": password,
+        }
         vals.update(values)
         return cls.env["mail.sync.mailbox"].create(vals)
 
     @classmethod
     def _synced_message(cls, mailbox, lead, direction):
         env = cls.env(user=mailbox.user_id.id, su=True)
-        attachment = env["ir.attachment"].create({
-            "name": f"{direction}.txt", "raw": f"synced {direction} attachment".encode(),
-            "res_model": "crm.lead", "res_id": lead.id})
-        return env["mail.message"].create({
-            "model": "crm.lead", "res_id": lead.id, "record_name": lead.name,
-            "message_type": "email", "is_internal": True,
-            "subtype_id": cls.env.ref("mail.mt_comment").id,
-            "body": f"<p>Synced {direction} mail</p>", "subject": f"Synced {direction}",
-            "author_id": mailbox.user_id.partner_id.id if direction == "sent" else False,
-            "email_from": mailbox.email if direction == "sent" else "buyer@bigco.example",
-            "message_id": f"<{direction}.{lead.id}@test.example>",
-            "attachment_ids": [Command.set(attachment.ids)],
-            "mail_sync_mailbox_id": mailbox.id, "mail_sync_direction": direction,
-            "mail_sync_participants": f"From: buyer@bigco.example; To: {mailbox.email}",
-        })
+        attachment = env["ir.attachment"].create(
+            {
+                "name": f"{direction}.txt",
+                "raw": f"synced {direction} attachment".encode(),
+                "res_model": "crm.lead",
+                "res_id": lead.id,
+            }
+        )
+        return env["mail.message"].create(
+            {
+                "model": "crm.lead",
+                "res_id": lead.id,
+                "record_name": lead.name,
+                "message_type": "email",
+                "is_internal": True,
+                "subtype_id": cls.env.ref("mail.mt_comment").id,
+                "body": f"<p>Synced {direction} mail</p>",
+                "subject": f"Synced {direction}",
+                "author_id": mailbox.user_id.partner_id.id if direction == "sent" else False,
+                "email_from": mailbox.email if direction == "sent" else "buyer@bigco.example",
+                "message_id": f"<{direction}.{lead.id}@test.example>",
+                "attachment_ids": [Command.set(attachment.ids)],
+                "mail_sync_mailbox_id": mailbox.id,
+                "mail_sync_direction": direction,
+                "mail_sync_participants": f"From: buyer@bigco.example; To: {mailbox.email}",
+            }
+        )
 
     # ------------------------------------------------------------------ ORM
     def _forbidden(self, func, *args, **kwargs):
@@ -134,16 +180,18 @@ class RolesCase(MailSyncCase, HttpCase):
 
 @tagged("post_install", "-at_install")
 class TestRoles(RolesCase):
-
     def test_install_maps_the_roles(self):
         for role, user in self.users.items():
             with self.subTest(role=role):
                 self.assertTrue(user.has_group("crm_mail_sync.group_mail_sync_user"))
-                self.assertEqual(user.has_group("crm_mail_sync.group_mail_sync_manager"),
-                                 role in MANAGERS)
+                self.assertEqual(
+                    user.has_group("crm_mail_sync.group_mail_sync_manager"), role in MANAGERS
+                )
         # Nothing to set up by hand: the sales and settings groups imply the Mail Sync ones.
-        self.assertIn(self.env.ref("crm_mail_sync.group_mail_sync_manager"),
-                      self.env.ref("base.group_system").implied_ids)
+        self.assertIn(
+            self.env.ref("crm_mail_sync.group_mail_sync_manager"),
+            self.env.ref("base.group_system").implied_ids,
+        )
 
     def test_orm_matrix(self):
         for role, user in self.users.items():
@@ -189,11 +237,16 @@ class TestRoles(RolesCase):
         self._forbidden(self.mailbox_b.with_user(user).read, ["state"])
         # Nor through the users: another user's Mail Sync status for managers only.
         shown = self.colleague.with_user(user).read(["mail_sync_state", "mail_sync_mailbox_id"])
-        self.assertEqual(shown[0]["mail_sync_state"],
-                         "draft" if expected["read_colleague_mailbox"] else False)
+        self.assertEqual(
+            shown[0]["mail_sync_state"], "draft" if expected["read_colleague_mailbox"] else False
+        )
         self.assertEqual(user.with_user(user).mail_sync_state, "draft")
-        other_user = {"user_id": self.user_employee.id, "email": "x@y.example",
-                      "imap_host": "127.0.0.1", "imap_security": "none"}
+        other_user = {
+            "user_id": self.user_employee.id,
+            "email": "x@y.example",
+            "imap_host": "127.0.0.1",
+            "imap_security": "none",
+        }
         if expected["write_colleague_mailbox"]:  # administrators set up a mailbox for anyone
             with self.env.cr.savepoint(flush=False) as savepoint:
                 Mailbox.create(other_user)
@@ -212,23 +265,30 @@ class TestRoles(RolesCase):
         # Credentials: nobody, through no operation, the owner included.
         Credential = self.env["mail.sync.credential"].with_user(user)
         self._forbidden(Credential.search, [])
-        cred = self.env["mail.sync.credential"].sudo().search(
-            [("mailbox_id", "=", own.id)]).with_user(user)
+        cred = (
+            self.env["mail.sync.credential"]
+            .sudo()
+            .search([("mailbox_id", "=", own.id)])
+            .with_user(user)
+        )
         self.assertTrue(cred)
         self._forbidden(cred.read, ["token"])
         self._forbidden(cred.write, {"token": "x"})
         self._forbidden(cred.unlink)
-        self._forbidden(Credential.create, {"mailbox_id": own.id, "kind": "password",
-                                            "token": "x"})
+        self._forbidden(Credential.create, {"mailbox_id": own.id, "kind": "password", "token": "x"})
         # Synced mail and its attachments: exactly where the lead is visible.
         Message = self.env["mail.message"].with_user(user)
         seen = Message.search([("id", "in", self.all_synced.ids)])
-        want = (self.on_colleague_lead if expected["read_mail_on_colleague_lead"] else
-                Message.browse()) | (self.msg_jr_lead if expected["read_mail_on_jr_lead"]
-                                     else Message.browse())
+        want = (
+            self.on_colleague_lead if expected["read_mail_on_colleague_lead"] else Message.browse()
+        ) | (self.msg_jr_lead if expected["read_mail_on_jr_lead"] else Message.browse())
         self.assertEqual(seen, want.with_user(user))
-        self.assertEqual(Message.search_count([("mail_sync_mailbox_id", "!=", False),
-                                               ("id", "in", self.all_synced.ids)]), len(want))
+        self.assertEqual(
+            Message.search_count(
+                [("mail_sync_mailbox_id", "!=", False), ("id", "in", self.all_synced.ids)]
+            ),
+            len(want),
+        )
         for message in self.all_synced:
             readable = message in want
             attachment = message.attachment_ids.with_user(user)
@@ -242,15 +302,23 @@ class TestRoles(RolesCase):
                 self._forbidden(message.with_user(user).unlink)
                 self.assertFalse(message.with_user(user).is_current_user_or_guest_author)
         self.assertEqual(
-            bool(self.env["ir.attachment"].with_user(user).search(
-                [("id", "in", self.on_colleague_lead.attachment_ids.ids)])),
-            expected["read_mail_on_colleague_lead"])
+            bool(
+                self.env["ir.attachment"]
+                .with_user(user)
+                .search([("id", "in", self.on_colleague_lead.attachment_ids.ids)])
+            ),
+            expected["read_mail_on_colleague_lead"],
+        )
 
     def test_company_limits_administrators_only(self):
         company = self.env.company
         limit_fields = ("mail_sync_mailbox_limit", "mail_sync_daily_cap")
-        rights = mail_new_test_user(self.env, login="role_access_rights", name="Rita Rights",
-                                    groups="base.group_user,base.group_erp_manager")
+        rights = mail_new_test_user(
+            self.env,
+            login="role_access_rights",
+            name="Rita Rights",
+            groups="base.group_user,base.group_erp_manager",
+        )
         for role, user in dict(self.users, access_rights=rights).items():
             with self.subTest(role=role):
                 for value, fname in enumerate(limit_fields, start=3):
@@ -273,16 +341,20 @@ class TestRoles(RolesCase):
 
     def _rpc_ok(self, model, method, *args, **kwargs):
         body = self._rpc(model, method, *args, **kwargs)
-        self.assertNotIn("error", body, (model, method, body.get("error", {}).get("data", {})
-                                         .get("message")))
+        self.assertNotIn(
+            "error", body, (model, method, body.get("error", {}).get("data", {}).get("message"))
+        )
         self._assert_no_secret(json.dumps(body))
         return body["result"]
 
     def _rpc_denied(self, model, method, *args, **kwargs):
         body = self._rpc(model, method, *args, **kwargs)
         self.assertIn("error", body, (model, method, body.get("result")))
-        self.assertEqual(body["error"]["data"]["name"], "odoo.exceptions.AccessError",
-                         (model, method, body["error"]["data"].get("message")))
+        self.assertEqual(
+            body["error"]["data"]["name"],
+            "odoo.exceptions.AccessError",
+            (model, method, body["error"]["data"].get("message")),
+        )
         self._assert_no_secret(json.dumps(body))
 
     def _assert_no_secret(self, text):
@@ -295,8 +367,7 @@ class TestRoles(RolesCase):
                 self._check_rpc(role, self.mailboxes[role], EXPECTED[role])
 
     def _check_rpc(self, role, own, expected):
-        MB, LOG, MSG, ATT = ("mail.sync.mailbox", "mail.sync.log", "mail.message",
-                             "ir.attachment")
+        MB, LOG, MSG, ATT = ("mail.sync.mailbox", "mail.sync.log", "mail.message", "ir.attachment")
         colleague = self.mailbox_colleague.id
         all_fields = list(self.env[MB].fields_get(attributes=["type"]))
         # Mailboxes.
@@ -307,8 +378,14 @@ class TestRoles(RolesCase):
         self.assertEqual(colleague in ids, expected["read_colleague_mailbox"])
         self.assertTrue(all(row["password"] is False for row in rows))
         self._rpc_ok(MB, "read", [own.id], all_fields)
-        self._rpc_ok(MB, "web_read", [own.id], specification={f: {} for f in (
-            "email", "password", "has_password", "state", "last_error")})
+        self._rpc_ok(
+            MB,
+            "web_read",
+            [own.id],
+            specification={
+                f: {} for f in ("email", "password", "has_password", "state", "last_error")
+            },
+        )
         self._rpc_ok(MB, "export_data", [own.id], ["email", "password", "imap_login"])
         self._rpc_ok(MB, "write", [own.id], {"sync_days": 5})
         if expected["read_colleague_mailbox"]:
@@ -359,11 +436,12 @@ class TestRoles(RolesCase):
             self.assertIn(response.status_code, (403, 404))
         # The chatter of the colleague's lead (the Discuss route does not check the lead: the
         # message rules do).
-        chatter = self.make_jsonrpc_request("/mail/thread/messages", {
-            "thread_model": "crm.lead", "thread_id": self.lead_colleague.id})
+        chatter = self.make_jsonrpc_request(
+            "/mail/thread/messages",
+            {"thread_model": "crm.lead", "thread_id": self.lead_colleague.id},
+        )
         listed = {m["id"] if isinstance(m, dict) else m for m in chatter["messages"]}
-        self.assertEqual(listed & set(self.all_synced.ids),
-                         want & set(self.on_colleague_lead.ids))
+        self.assertEqual(listed & set(self.all_synced.ids), want & set(self.on_colleague_lead.ids))
 
 
 @tagged("post_install", "-at_install")
@@ -394,8 +472,7 @@ class TestSharing(RolesCase):
                     found = Message.search([("id", "in", self.all_synced.ids)])
                     store = Store()
                     found._to_store(store)
-                    chatter = {row["id"]: row for row in
-                               store.get_result().get("mail.message", [])}
+                    chatter = {row["id"]: row for row in store.get_result().get("mail.message", [])}
                     for message in self.all_synced:
                         listed, content = self._expect(role, message, mode)
                         body, attachments = originals[message.id]
@@ -404,16 +481,16 @@ class TestSharing(RolesCase):
                             self._forbidden(message.with_user(user).read, ["body"])
                             self._forbidden(attachments.with_user(user).read, ["datas"])
                             continue
-                        read = message.with_user(user).read(["body", "subject",
-                                                             "attachment_ids"])[0]
+                        read = message.with_user(user).read(["body", "subject", "attachment_ids"])[
+                            0
+                        ]
                         self.assertEqual(read["subject"], message.subject)  # always shared
                         shown = str(chatter[message.id]["body"])
                         if content:
                             self.assertEqual(str(read["body"]), str(body))
                             self.assertIn("Synced", shown)
                             self.assertEqual(read["attachment_ids"], attachments.ids)
-                            self.assertEqual(chatter[message.id]["attachment_ids"],
-                                             attachments.ids)
+                            self.assertEqual(chatter[message.id]["attachment_ids"], attachments.ids)
                             attachments.with_user(user).read(["datas"])
                         else:
                             self.assertNotIn("Synced", str(read["body"]))
@@ -423,8 +500,11 @@ class TestSharing(RolesCase):
                             self.assertFalse(chatter[message.id]["attachment_ids"])
                             self._forbidden(attachments.with_user(user).read, ["datas"])
                         if not content:  # searching the content never finds what is not shown
-                            self.assertFalse(Message.search([("id", "=", message.id),
-                                                             ("body", "ilike", "Synced")]))
+                            self.assertFalse(
+                                Message.search(
+                                    [("id", "=", message.id), ("body", "ilike", "Synced")]
+                                )
+                            )
         # Back to everyone: everything as it was.
         jr.with_user(jr).write({"mail_sync_sharing": "everyone"})
         for message in self.all_synced:
@@ -449,8 +529,10 @@ class TestSharing(RolesCase):
     def test_company_default_and_new_mail(self):
         """The company default applies to users who did not choose, to mail synced later too;
         only administrators change it."""
-        self._forbidden(self.env.company.with_user(self.users["sales_manager"]).write,
-                        {"mail_sync_sharing": "private"})
+        self._forbidden(
+            self.env.company.with_user(self.users["sales_manager"]).write,
+            {"mail_sync_sharing": "private"},
+        )
         self.env.company.sudo().write({"mail_sync_sharing": "private"})
         mailbox = self.mailboxes["salesperson"]
         self.assertEqual(mailbox.sharing, "private")

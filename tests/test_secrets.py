@@ -2,6 +2,7 @@
 """Secrets at rest and in flight: Fernet ciphertext in the database (a ``pg_dump`` shows none of
 them), a clear error for a wrong or missing key (no clear-text fallback, no crash loop), key
 rotation, and no secret in Odoo's log of a sync run with failures."""
+
 import io
 import logging
 import secrets as pysecrets
@@ -43,25 +44,28 @@ def leaked(text, values):
 
 @tagged("post_install", "-at_install")
 class TestSecrets(MailSyncCase):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         # Every secret of this class is encrypted with a key of this class's own.
         cls.key1 = Fernet.generate_key().decode()
         cls.startClassPatcher(patch.dict(config.options, {KEY_OPTION: cls.key1}))
-        cls.oauth = OAuthServer(client_id=CLIENT_ID,
-                                client_secret="cs-" + pysecrets.token_urlsafe(16)).start()
+        cls.oauth = OAuthServer(
+            client_id=CLIENT_ID, client_secret="cs-" + pysecrets.token_urlsafe(16)
+        ).start()
         cls.addClassCleanup(cls.oauth.stop)
-        cls.admin = mail_new_test_user(cls.env, login="sec_admin", name="Ada Admin",
-                                       groups="base.group_user,base.group_system")
+        cls.admin = mail_new_test_user(
+            cls.env, login="sec_admin", name="Ada Admin", groups="base.group_user,base.group_system"
+        )
 
     # ------------------------------------------------------------------ helpers
     def _configure_google(self):
         ICP = self.env["ir.config_parameter"].sudo()
         ICP.set_param(param_key("google", "client_id"), CLIENT_ID)
-        ICP.set_param(param_key("google", "client_secret"),
-                      self.env["mail.sync.credential"]._encrypt(self.oauth.client_secret))
+        ICP.set_param(
+            param_key("google", "client_secret"),
+            self.env["mail.sync.credential"]._encrypt(self.oauth.client_secret),
+        )
         for name, value in self.oauth.endpoints("google").items():
             if name in ("auth_uri", "token_uri", "userinfo_uri"):
                 ICP.set_param(param_key("google", name), value)
@@ -69,13 +73,24 @@ class TestSecrets(MailSyncCase):
     def _oauth_mailbox(self, user):
         login = new_login("oauth")
         tokens = self.oauth.issue_tokens(login)
-        mailbox = self.env["mail.sync.mailbox"].create({
-            "user_id": user.id, "email": login, "provider": "gmail", "auth_method": "oauth",
-            "imap_host": self.dovecot.host, "imap_port": self.dovecot.port,
-            "imap_security": "none", "imap_login": login})
+        mailbox = self.env["mail.sync.mailbox"].create(
+            {
+                "user_id": user.id,
+                "email": login,
+                "provider": "gmail",
+                "auth_method": "oauth",
+                "imap_host": self.dovecot.host,
+                "imap_port": self.dovecot.port,
+                "imap_security": "none",
+                "imap_login": login,
+            }
+        )
         mailbox._set_secret("refresh_token", tokens["refresh_token"])
-        mailbox._set_secret("access_token", tokens["access_token"],
-                            expires_at=fields.Datetime.now() + timedelta(hours=1))
+        mailbox._set_secret(
+            "access_token",
+            tokens["access_token"],
+            expires_at=fields.Datetime.now() + timedelta(hours=1),
+        )
         return mailbox, tokens
 
     def _tokens(self):
@@ -83,8 +98,10 @@ class TestSecrets(MailSyncCase):
         env.flush_all()
         env.cr.execute("SELECT kind, token FROM mail_sync_credential ORDER BY id")
         rows = env.cr.fetchall()
-        env.cr.execute("SELECT value FROM ir_config_parameter WHERE key LIKE %s",
-                       ["crm_mail_sync.%client_secret"])
+        env.cr.execute(
+            "SELECT value FROM ir_config_parameter WHERE key LIKE %s",
+            ["crm_mail_sync.%client_secret"],
+        )
         return rows + [("client_secret", value) for (value,) in env.cr.fetchall()]
 
     def _config_keys(self, value):
@@ -99,12 +116,18 @@ class TestSecrets(MailSyncCase):
         oauth_mailbox.with_user(self.user_jr).action_connect_google()  # nonce + PKCE verifier
         state = oauth_mailbox.sudo()._get_secret("oauth_state")
         self.assertIn("verifier", state)
-        clear = [password, tokens["refresh_token"], tokens["access_token"],
-                 self.oauth.client_secret, state]
+        clear = [
+            password,
+            tokens["refresh_token"],
+            tokens["access_token"],
+            self.oauth.client_secret,
+            state,
+        ]
         rows = self._tokens()
-        self.assertEqual({kind for kind, _token in rows},
-                         {"password", "refresh_token", "access_token", "oauth_state",
-                          "client_secret"})
+        self.assertEqual(
+            {kind for kind, _token in rows},
+            {"password", "refresh_token", "access_token", "oauth_state", "client_secret"},
+        )
         box = secrets.SecretBox(self.key1)
         for kind, token in rows:
             with self.subTest(kind=kind):
@@ -134,9 +157,14 @@ class TestSecrets(MailSyncCase):
         state = oauth_mailbox.sudo()._get_secret("oauth_state")
         self.assertEqual(mailbox.imap_login, login)
         self.assertEqual(len(self._tokens()), 5)
-        clear = {"password": password, "refresh": tokens["refresh_token"],
-                 "access": tokens["access_token"], "client": self.oauth.client_secret,
-                 "oauth_state": state, "key": self.key1}
+        clear = {
+            "password": password,
+            "refresh": tokens["refresh_token"],
+            "access": tokens["access_token"],
+            "client": self.oauth.client_secret,
+            "oauth_state": state,
+            "key": self.key1,
+        }
         dump = self._pg_dump_of_this_transaction()
         self.assertIn("gAAAAA", dump)  # the ciphertext is there
         self.assertIn(login, dump)
@@ -160,24 +188,39 @@ class TestSecrets(MailSyncCase):
 
         def drop(name):
             with admin.cursor() as cur:
-                cur.execute(psql_sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    psql_sql.Identifier(name)))
+                cur.execute(
+                    psql_sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        psql_sql.Identifier(name)
+                    )
+                )
 
         with admin.cursor() as cur:  # left over by a killed run of this test
-            cur.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)",
-                        [prefix])
+            cur.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", [prefix])
             for (leftover,) in cur.fetchall():
                 drop(leftover)
-            cur.execute(psql_sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(
-                psql_sql.Identifier(scratch)))
+            cur.execute(
+                psql_sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(
+                    psql_sql.Identifier(scratch)
+                )
+            )
         self.addCleanup(drop, scratch)
         pg_env = exec_pg_environ()
         # The schema (committed; the test does not change it), without indexes and constraints.
         schema = subprocess.run(
             [pg_dump, "--section=pre-data", "--no-owner", "--no-privileges", dbname],
-            env=pg_env, capture_output=True, check=True, timeout=300).stdout
-        subprocess.run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", scratch],
-                       input=schema, env=pg_env, capture_output=True, check=True, timeout=300)
+            env=pg_env,
+            capture_output=True,
+            check=True,
+            timeout=300,
+        ).stdout
+        subprocess.run(
+            [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", scratch],
+            input=schema,
+            env=pg_env,
+            capture_output=True,
+            check=True,
+            timeout=300,
+        )
         # The data: every table as this transaction sees it (its own uncommitted rows too).
         self.env.flush_all()
         cr = self.env.cr
@@ -198,7 +241,10 @@ class TestSecrets(MailSyncCase):
             target.close()
         return subprocess.run(
             [pg_dump, "--no-owner", scratch],
-            env=pg_env, capture_output=True, check=True, timeout=300,
+            env=pg_env,
+            capture_output=True,
+            check=True,
+            timeout=300,
         ).stdout.decode("utf-8", "replace")
 
     # ------------------------------------------------------------------ wrong or missing key
@@ -220,8 +266,9 @@ class TestSecrets(MailSyncCase):
             now = fields.Datetime.now()
             with mute_logger(MAILBOX_LOGGER):
                 for minutes in (0, 5, 10):
-                    with patch.object(fields.Datetime, "now",
-                                      return_value=now + timedelta(minutes=minutes)):
+                    with patch.object(
+                        fields.Datetime, "now", return_value=now + timedelta(minutes=minutes)
+                    ):
                         mailbox.write({"next_sync": False})
                         self.env["mail.sync.mailbox"]._cron_sync()
             self.assertEqual(mailbox.state, "error")
@@ -271,8 +318,12 @@ class TestSecrets(MailSyncCase):
                 self.env["mail.sync.credential"].with_user(self.user_manager)._rotate_keys()
             action = self.env.ref("crm_mail_sync.action_mail_sync_rotate_keys")
             self.assertEqual(action.groups_id, self.env.ref("base.group_system"))
-            result = action.with_user(self.admin).with_context(
-                active_model="mail.sync.mailbox").sudo(False).run()
+            result = (
+                action.with_user(self.admin)
+                .with_context(active_model="mail.sync.mailbox")
+                .sudo(False)
+                .run()
+            )
             self.assertEqual(result["tag"], "display_notification")
             after = self._tokens()
             self.assertEqual(len(after), len(before))
@@ -310,18 +361,38 @@ class TestSecrets(MailSyncCase):
         self.oauth.revoke(tokens["refresh_token"])  # revoked at Google: access token too
         self.oauth.expire_all_access_tokens()
         # An expired access token in the database: the sync must refresh, and is refused.
-        oauth_mailbox._set_secret("access_token", tokens["access_token"],
-                                  expires_at=fields.Datetime.now() - timedelta(hours=1))
-        clear = [wrong, tokens["refresh_token"], tokens["access_token"],
-                 self.oauth.client_secret, self.key1]
+        oauth_mailbox._set_secret(
+            "access_token",
+            tokens["access_token"],
+            expires_at=fields.Datetime.now() - timedelta(hours=1),
+        )
+        clear = [
+            wrong,
+            tokens["refresh_token"],
+            tokens["access_token"],
+            self.oauth.client_secret,
+            self.key1,
+        ]
 
         stream = io.StringIO()
         handler = logging.StreamHandler(stream)
         handler.setLevel(logging.DEBUG)
         handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
-        names = ["", "odoo", "odoo.addons.crm_mail_sync", "odoo.sql_db", "imapclient",
-                 "imaplib", "urllib3", "requests", "requests_oauthlib", "oauthlib",
-                 "google_auth_oauthlib", MAILBOX_LOGGER, MIXIN_LOGGER]
+        names = [
+            "",
+            "odoo",
+            "odoo.addons.crm_mail_sync",
+            "odoo.sql_db",
+            "imapclient",
+            "imaplib",
+            "urllib3",
+            "requests",
+            "requests_oauthlib",
+            "oauthlib",
+            "google_auth_oauthlib",
+            MAILBOX_LOGGER,
+            MIXIN_LOGGER,
+        ]
         with ExitStack() as stack:
             for name in names:
                 logger = logging.getLogger(name)
@@ -349,13 +420,19 @@ class TestSecrets(MailSyncCase):
         self.assertFalse(leaked("\n".join(shown), clear), "a secret is shown to the user")
         logs = (bad | oauth_mailbox).log_ids
         self.assertEqual(set(logs.mapped("kind")), {"auth", "oauth_revoked"})
-        stored = "\n".join(str(v) for entry in logs.read(["summary", "message", "fix"])
-                           for v in entry.values())
+        stored = "\n".join(
+            str(v) for entry in logs.read(["summary", "message", "fix"]) for v in entry.values()
+        )
         stored += "\n".join(str(m.last_error) for m in bad | oauth_mailbox)
         self.assertFalse(leaked(stored, clear), "a secret is in the error log")
         # Exports and chatter of the mailboxes hold none either.
         exported = bad.export_data(["email", "password", "last_error", "log_ids/message"])
         self.assertFalse(leaked(str(exported), clear))
-        chatter = self.env["mail.message"].sudo().search(
-            [("model", "=", "mail.sync.mailbox"), ("res_id", "in", (bad | oauth_mailbox).ids)])
+        chatter = (
+            self.env["mail.message"]
+            .sudo()
+            .search(
+                [("model", "=", "mail.sync.mailbox"), ("res_id", "in", (bad | oauth_mailbox).ids)]
+            )
+        )
         self.assertFalse(leaked(str(chatter.mapped("body")), clear))

@@ -2,6 +2,7 @@
 """One lock per mailbox for every path that syncs it or pulls its credentials away: the cron,
 Sync now, Retry now and disconnect. Another worker's lock is held here from a second database
 session."""
+
 import contextlib
 from unittest.mock import patch
 
@@ -18,7 +19,6 @@ MAILBOX_LOGGER = "odoo.addons.crm_mail_sync.models.mail_sync_mailbox"
 
 @tagged("post_install", "-at_install")
 class TestSyncLock(MailSyncCase):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -44,8 +44,9 @@ class TestSyncLock(MailSyncCase):
     def test_disconnect_refused_while_a_sync_runs(self):
         mailbox = self._connected(self.user_jr)
         with self._synced_elsewhere(mailbox):
-            with self.assertRaisesRegex(UserError, "A sync of this mailbox is running; try "
-                                                   "again in a minute."):
+            with self.assertRaisesRegex(
+                UserError, "A sync of this mailbox is running; try again in a minute."
+            ):
                 mailbox.sudo()._disconnect()
             self.assertEqual(mailbox.state, "enabled")
             self.assertTrue(mailbox.has_password)
@@ -66,8 +67,10 @@ class TestSyncLock(MailSyncCase):
             gone.sudo()._disconnect()  # committed by another worker before the sync begins
             return ids
 
-        with patch.object(type(self.Mailbox), "_claim", claim_then_disconnect), \
-                mute_logger(MAILBOX_LOGGER):
+        with (
+            patch.object(type(self.Mailbox), "_claim", claim_then_disconnect),
+            mute_logger(MAILBOX_LOGGER),
+        ):
             self.assertEqual(self.Mailbox._cron_sync(), 1)
         self.assertEqual(gone.state, "draft")
         self.assertFalse(gone.last_error)
@@ -96,9 +99,11 @@ class TestSyncLock(MailSyncCase):
     def test_fast_arrival_skips_a_locked_mailbox(self):
         mailbox = self._connected(self.user_jr)
         with self._synced_elsewhere(mailbox):
-            self.assertEqual(self.Mailbox.with_context(
-                mail_sync_no_second_check=True)._cron_fast_arrival(), 0)
+            self.assertEqual(
+                self.Mailbox.with_context(mail_sync_no_second_check=True)._cron_fast_arrival(), 0
+            )
         self.assertFalse(mailbox.last_sync)
-        self.assertEqual(self.Mailbox.with_context(
-            mail_sync_no_second_check=True)._cron_fast_arrival(), 1)
+        self.assertEqual(
+            self.Mailbox.with_context(mail_sync_no_second_check=True)._cron_fast_arrival(), 1
+        )
         self.assertTrue(mailbox.last_sync)

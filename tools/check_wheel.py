@@ -29,6 +29,7 @@ when a check failed. Needs Odoo at $ODOO_HOME (default /opt/odoo), PostgreSQL, a
 fetches whool into its build environment). The install test uses $MAILSYNC_DOVECOT when set
 (tools/test.sh), else starts its own Dovecot.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,14 @@ def run(cmd, log=None, timeout=600, **kwargs):
     """Runs cmd, its output kept in the file ``log`` (or returned). Raises CheckFailed with the
     tail of that output when cmd fails."""
     try:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              timeout=timeout, **kwargs)
+        proc = subprocess.run(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+            **kwargs,
+        )
     except subprocess.TimeoutExpired:
         raise CheckFailed(f"{' '.join(cmd[:5])} … timed out after {timeout}s") from None
     if log:
@@ -103,10 +110,16 @@ def requirement_set(lines):
 def source_files():
     """What git would commit from the checkout: tracked files plus untracked, not ignored ones."""
     try:
-        out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                             cwd=REPO, capture_output=True, check=True).stdout
+        out = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError) as e:
-        raise CheckFailed(f"{REPO} is not a git checkout (whool packs the files git lists): {e}")
+        raise CheckFailed(
+            f"{REPO} is not a git checkout (whool packs the files git lists): {e}"
+        ) from None
     files = sorted({f for f in out.decode().split("\0") if f})
     return [f for f in files if os.path.lexists(os.path.join(REPO, f))]  # not deleted ones
 
@@ -120,15 +133,34 @@ def check_build(work):
         os.makedirs(os.path.dirname(os.path.join(src, f)), exist_ok=True)
         shutil.copy2(os.path.join(REPO, f), os.path.join(src, f), follow_symlinks=False)
     # A throwaway repository in the copy, so whool's own `git ls-files` picks the files.
-    env = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull,
-               GIT_LITERAL_PATHSPECS="1")
+    env = dict(
+        os.environ, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, GIT_LITERAL_PATHSPECS="1"
+    )
     run(["git", "init", "-q"], cwd=src, env=env)
-    run(["git", "add", "-f", "--pathspec-from-file=-", "--pathspec-file-nul"], cwd=src, env=env,
-        input="\0".join(files))
+    run(
+        ["git", "add", "-f", "--pathspec-from-file=-", "--pathspec-file-nul"],
+        cwd=src,
+        env=env,
+        input="\0".join(files),
+    )
     dist = os.path.join(work, "dist")
     t0 = time.time()
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
-         "-w", dist, "."], log=os.path.join(work, "pip-wheel.log"), cwd=src, timeout=300)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-w",
+            dist,
+            ".",
+        ],
+        log=os.path.join(work, "pip-wheel.log"),
+        cwd=src,
+        timeout=300,
+    )
     version = manifest()["version"]
     wheels = sorted(os.listdir(dist))
     expected = f"{DIST}-{version}-py3-none-any.whl"
@@ -142,7 +174,8 @@ def check_metadata(wheel):
     version = manifest()["version"]
     with zipfile.ZipFile(wheel) as zf:
         meta = email.parser.HeaderParser().parsestr(
-            zf.read(f"{DIST}-{version}.dist-info/METADATA").decode())
+            zf.read(f"{DIST}-{version}.dist-info/METADATA").decode()
+        )
     problems = []
     if norm(meta["Name"]) != norm(DIST):
         problems.append(f"Name {meta['Name']!r}")
@@ -155,22 +188,29 @@ def check_metadata(wheel):
         if name not in wheel_reqs:
             problems.append(f"requirements.txt's {name} is not a dependency of the wheel")
         elif name not in runtime:
-            problems.append(f"the wheel depends on {name}{wheel_reqs[name]}, "
-                            "which requirements.txt does not list")
+            problems.append(
+                f"the wheel depends on {name}{wheel_reqs[name]}, "
+                "which requirements.txt does not list"
+            )
         elif runtime[name] != wheel_reqs[name]:
-            problems.append(f"{name}: wheel requires {wheel_reqs[name]!r}, "
-                            f"requirements.txt {runtime[name]!r} (pyproject.toml "
-                            "[tool.whool.external_dependencies_override])")
+            problems.append(
+                f"{name}: wheel requires {wheel_reqs[name]!r}, "
+                f"requirements.txt {runtime[name]!r} (pyproject.toml "
+                "[tool.whool.external_dependencies_override])"
+            )
     external = {norm(n) for n in manifest().get("external_dependencies", {}).get("python", [])}
     for name in sorted(set(runtime) - external):
-        problems.append(f"requirements.txt's {name} is missing from the manifest's "
-                        "external_dependencies['python']")
+        problems.append(
+            f"requirements.txt's {name} is missing from the manifest's "
+            "external_dependencies['python']"
+        )
     for name in sorted(external - set(runtime)):
         problems.append(f"the manifest's external dependency {name} is not in requirements.txt")
     if problems:
         raise CheckFailed("; ".join(problems))
     return f"{meta['Name']} {meta['Version']}, requires " + ", ".join(
-        n + s for n, s in sorted(wheel_reqs.items()))
+        n + s for n, s in sorted(wheel_reqs.items())
+    )
 
 
 # ---- 3. contents -------------------------------------------------------------------------------
@@ -182,7 +222,7 @@ def check_contents(wheel, files):
     outside = [n for n in names if not n.startswith(prefix) and ".dist-info/" not in n]
     if outside:
         problems.append(f"files outside {prefix}: {outside[:5]}")
-    shipped = {n[len(prefix):] for n in names if n.startswith(prefix)}
+    shipped = {n[len(prefix) :] for n in names if n.startswith(prefix)}
     expected = set(files) - {"pyproject.toml"}
     if shipped - expected:
         problems.append(f"not from git: {sorted(shipped - expected)[:10]}")
@@ -197,8 +237,11 @@ def check_contents(wheel, files):
     for bundle, globs in man.get("assets", {}).items():
         for pattern in globs:
             if isinstance(pattern, str) and pattern.startswith(ADDON + "/"):
-                regex = re.escape(pattern[len(ADDON) + 1:]).replace(r"\*\*/", "(.*/)?") \
+                regex = (
+                    re.escape(pattern[len(ADDON) + 1 :])
+                    .replace(r"\*\*/", "(.*/)?")
                     .replace(r"\*", "[^/]*")
+                )
                 if not any(re.fullmatch(regex, n) for n in shipped):
                     problems.append(f"no file of the {bundle} asset {pattern}")
     if "pyproject.toml" in shipped:
@@ -248,18 +291,36 @@ def check_venv(work, wheel):
     odoo_python = os.path.join(ODOO_HOME, "venv", "bin", "python")
     odoo_site = subprocess.run(
         [odoo_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True).stdout.strip()
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     venv = os.path.join(work, "venv")
     run([odoo_python, "-m", "venv", venv])
     python = os.path.join(venv, "bin", "python")
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     # After the venv's own site-packages: Odoo's venv (with its own .pth files) and Odoo's source.
     with open(os.path.join(site, "zz_odoo_environment.pth"), "w") as f:
-        f.write(f"import site; site.addsitedir({odoo_site!r})\n"
-                f"{os.path.join(ODOO_HOME, 'src')}\n")
-    run([python, "-m", "pip", "install", "--no-deps", "--no-index", "--disable-pip-version-check",
-         "-q", wheel], log=os.path.join(work, "pip-install.log"))
+        f.write(f"import site; site.addsitedir({odoo_site!r})\n{os.path.join(ODOO_HOME, 'src')}\n")
+    run(
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--disable-pip-version-check",
+            "-q",
+            wheel,
+        ],
+        log=os.path.join(work, "pip-install.log"),
+    )
     out = run([python, "-c", PROBE, odoo_addons_path()], cwd=work)
     probe = json.loads(out.strip().splitlines()[-1])
     installed = os.path.join(site, "odoo", "addons", ADDON)
@@ -284,8 +345,10 @@ def free_port():
 
 
 def drop_database(db):
-    for cmd in (["dropdb", "--if-exists", db],
-                ["psql", "-q", "-d", "postgres", "-c", f'DROP DATABASE IF EXISTS "{db}"']):
+    for cmd in (
+        ["dropdb", "--if-exists", db],
+        ["psql", "-q", "-d", "postgres", "-c", f'DROP DATABASE IF EXISTS "{db}"'],
+    ):
         try:
             if subprocess.run(cmd, capture_output=True, timeout=120).returncode == 0:
                 return
@@ -299,26 +362,51 @@ def check_odoo(work, python, installed):
     addons_path = odoo_addons_path()
     if os.path.realpath(REPO) in [os.path.realpath(p) for p in addons_path.split(",")]:
         raise CheckFailed("the addons path includes the checkout")
-    cmd = [python, os.path.join(ODOO_HOME, "src", "odoo-bin"),
-           f"--addons-path={addons_path}", f"--data-dir={os.path.join(work, 'odoo-data')}",
-           "-d", db, "-i", ADDON, "--test-tags", INSTALL_TEST_TAGS, "--stop-after-init",
-           "--log-level=test", f"--http-port={free_port()}", "--http-interface=127.0.0.1",
-           "--max-cron-threads=0", "--workers=0"]
+    cmd = [
+        python,
+        os.path.join(ODOO_HOME, "src", "odoo-bin"),
+        f"--addons-path={addons_path}",
+        f"--data-dir={os.path.join(work, 'odoo-data')}",
+        "-d",
+        db,
+        "-i",
+        ADDON,
+        "--test-tags",
+        INSTALL_TEST_TAGS,
+        "--stop-after-init",
+        "--log-level=test",
+        f"--http-port={free_port()}",
+        "--http-interface=127.0.0.1",
+        "--max-cron-threads=0",
+        "--workers=0",
+    ]
     t0 = time.time()
     try:
         with open(log, "w") as out:
             try:
-                rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=work,
-                                    timeout=900).returncode
+                rc = subprocess.run(
+                    cmd, stdout=out, stderr=subprocess.STDOUT, cwd=work, timeout=900
+                ).returncode
             except subprocess.TimeoutExpired:
                 raise CheckFailed(f"odoo-bin timed out (log: {log})") from None
     finally:
         drop_database(db)
     text = open(log, errors="replace").read()
     report = os.path.join(work, "odoo-wheel-problems.txt")
-    verdict = subprocess.run([sys.executable, os.path.join(REPO, "tools", "odoo_log_check.py"),
-                              log, str(rc), "--module", ADDON, "--report", report],
-                             capture_output=True, text=True)
+    verdict = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO, "tools", "odoo_log_check.py"),
+            log,
+            str(rc),
+            "--module",
+            ADDON,
+            "--report",
+            report,
+        ],
+        capture_output=True,
+        text=True,
+    )
     try:
         passed, failed = (int(x) for x in verdict.stdout.split()[:2])
     except ValueError:
@@ -326,16 +414,21 @@ def check_odoo(work, python, installed):
     problems = []
     if failed or not passed:
         why = open(report, errors="replace").read().strip() if os.path.exists(report) else ""
-        problems.append(f"TestInstall: {passed} passed, {failed} failed (exit {rc})"
-                        + (f"\n{why}" if why else ""))
+        problems.append(
+            f"TestInstall: {passed} passed, {failed} failed (exit {rc})"
+            + (f"\n{why}" if why else "")
+        )
     paths = re.search(r"odoo: addons paths: (\[.*\])", text)
     if not paths:
         problems.append("no 'addons paths' line in the log")
     else:
         listed = ast.literal_eval(paths.group(1))
-        if any(os.path.realpath(p) == os.path.realpath(REPO)
-               or os.path.exists(os.path.join(p, ADDON)) and
-               os.path.realpath(os.path.join(p, ADDON)) == os.path.realpath(REPO) for p in listed):
+        if any(
+            os.path.realpath(p) == os.path.realpath(REPO)
+            or os.path.exists(os.path.join(p, ADDON))
+            and os.path.realpath(os.path.join(p, ADDON)) == os.path.realpath(REPO)
+            for p in listed
+        ):
             problems.append(f"Odoo's addons paths reach the checkout: {listed}")
         if os.path.dirname(installed) not in listed:
             problems.append(f"Odoo's addons paths lack the wheel's {os.path.dirname(installed)}")
@@ -348,8 +441,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work-dir", help="where to build (default: a temporary directory)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
-    parser.add_argument("--no-odoo", action="store_true",
-                        help="checks 1-4 only: no database, no odoo-bin (a few seconds)")
+    parser.add_argument(
+        "--no-odoo",
+        action="store_true",
+        help="checks 1-4 only: no database, no odoo-bin (a few seconds)",
+    )
     args = parser.parse_args()
     if args.work_dir:
         os.makedirs(args.work_dir, exist_ok=True)

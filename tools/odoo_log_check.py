@@ -16,6 +16,7 @@ plus one for each of these (when not already explained by a failing test):
   files) unless the module's own loggers wrote it. Core warnings that also occur without
   the module (``KNOWN_CORE_WARNINGS``, checked against a plain ``-i crm`` run) are ignored.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,10 +70,15 @@ def check(text, exit_code, module="crm_mail_sync"):
     loading_warnings = []
     for rec in records:
         msg = rec["msg"]
-        if rec["logger"] == "odoo.modules.loading" and re.match(rf"Loading module {module} \(", msg):
+        if rec["logger"] == "odoo.modules.loading" and re.match(
+            rf"Loading module {module} \(", msg
+        ):
             in_window = True
-        elif in_window and (rec["logger"] == "odoo.modules.loading" and msg.startswith(f"Module {module} loaded")
-                            or msg.startswith("Starting ")):
+        elif in_window and (
+            rec["logger"] == "odoo.modules.loading"
+            and msg.startswith(f"Module {module} loaded")
+            or msg.startswith("Starting ")
+        ):
             in_window = False
         if rec["level"] != "WARNING":
             continue
@@ -84,21 +90,27 @@ def check(text, exit_code, module="crm_mail_sync"):
         # (runtime warnings of its own code under test are legitimate). \b keeps the test
         # database's name (crm_mail_sync_test_…) from matching.
         full = msg + "\n" + "\n".join(rec["extra"])
-        names_module = (re.search(rf"\b{re.escape(module)}\b", full)
-                        and not rec["logger"].startswith(f"odoo.addons.{module}"))
+        names_module = re.search(rf"\b{re.escape(module)}\b", full) and not rec[
+            "logger"
+        ].startswith(f"odoo.addons.{module}")
         if in_window or rec["logger"].startswith("odoo.modules.") or names_module:
             if rec["logger"] == "odoo.tests.result":
                 continue
             loading_warnings.append(rec)
 
-    error_lines = [r for r in records if r["level"] in ("ERROR", "CRITICAL")
-                   and r["logger"] != "odoo.tests.result"]
+    error_lines = [
+        r
+        for r in records
+        if r["level"] in ("ERROR", "CRITICAL") and r["logger"] != "odoo.tests.result"
+    ]
     if loading_warnings:
         distinct = {}
         for rec in loading_warnings:
             distinct.setdefault(f"{rec['logger']}: {rec['msg']}", [rec, 0])[1] += 1
-        problems.append(f"{len(loading_warnings)} WARNING line(s) about {module} "
-                        f"({len(distinct)} distinct; each distinct one counts as a failure):")
+        problems.append(
+            f"{len(loading_warnings)} WARNING line(s) about {module} "
+            f"({len(distinct)} distinct; each distinct one counts as a failure):"
+        )
         problems += [_show(rec) + (f"   (x{n})" if n > 1 else "") for rec, n in distinct.values()]
         bad += len(distinct)
     if error_lines:

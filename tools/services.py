@@ -10,6 +10,7 @@ server listen, and prints shell ``export`` lines for ``MAILSYNC_DOVECOT`` and ``
 (JSON that ``mailsync.testing.*.shared_*()`` attach to). The servers stay up until ``stop``
 (SIGTERM to the recorded pid). Files in DIR: ``services.pid``, ``env.json``, ``services.log``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,11 @@ if ROOT not in sys.path:
 
 
 def _paths(state_dir):
-    return (os.path.join(state_dir, "services.pid"), os.path.join(state_dir, "env.json"),
-            os.path.join(state_dir, "services.log"))
+    return (
+        os.path.join(state_dir, "services.pid"),
+        os.path.join(state_dir, "env.json"),
+        os.path.join(state_dir, "services.log"),
+    )
 
 
 def run(args):
@@ -43,18 +47,27 @@ def run(args):
     signal.signal(signal.SIGINT, lambda *a: stop.set())
     from mailsync.testing.cyrus import CyrusServer, CyrusUnavailable
 
-    dovecot = DovecotServer(workdir=os.path.join(workdir, "dovecot"), port=args.imap_port,
-                            ssl_port=args.imaps_port,
-                            oauth_introspection_url=args.oauth_introspection_url)
-    smtp = SmtpServer(workdir=os.path.join(workdir, "smtp"), port=args.smtp_port,
-                      ssl_port=args.smtps_port, token_validator=args.oauth_introspection_url)
+    dovecot = DovecotServer(
+        workdir=os.path.join(workdir, "dovecot"),
+        port=args.imap_port,
+        ssl_port=args.imaps_port,
+        oauth_introspection_url=args.oauth_introspection_url,
+    )
+    smtp = SmtpServer(
+        workdir=os.path.join(workdir, "smtp"),
+        port=args.smtp_port,
+        ssl_port=args.smtps_port,
+        token_validator=args.oauth_introspection_url,
+    )
     # A second IMAP server for the tests about IMAP behaviour (not needed by the demo).
     cyrus = CyrusServer(workdir=os.path.join(workdir, "cyrus")) if args.cyrus else None
     try:
         dovecot.start()
         smtp.start()
-        env = {"MAILSYNC_DOVECOT": json.dumps(dovecot.describe()),
-               "MAILSYNC_SMTP": json.dumps(smtp.describe())}
+        env = {
+            "MAILSYNC_DOVECOT": json.dumps(dovecot.describe()),
+            "MAILSYNC_SMTP": json.dumps(smtp.describe()),
+        }
         if cyrus is not None:
             try:
                 cyrus.start()
@@ -66,8 +79,11 @@ def run(args):
         with open(tmp, "w") as fh:
             json.dump(env, fh)
         os.replace(tmp, env_file)
-        print(f"services: Dovecot imap://{dovecot.host}:{dovecot.port} imaps:{dovecot.ssl_port}; "
-              f"SMTP {smtp.host}:{smtp.port} smtps:{smtp.ssl_port} (pid {os.getpid()})", flush=True)
+        print(
+            f"services: Dovecot imap://{dovecot.host}:{dovecot.port} imaps:{dovecot.ssl_port}; "
+            f"SMTP {smtp.host}:{smtp.port} smtps:{smtp.ssl_port} (pid {os.getpid()})",
+            flush=True,
+        )
         while not stop.wait(1.0):
             if dovecot._proc is not None and dovecot._proc.poll() is not None:
                 print("services: Dovecot exited:\n" + dovecot.log_text()[-3000:], flush=True)
@@ -95,8 +111,14 @@ def start(args):
             os.unlink(path)
     command = [sys.executable, os.path.abspath(__file__), "run", *args.passthrough]
     with open(log_file, "ab") as log:
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True, cwd=ROOT)
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            cwd=ROOT,
+        )
     with open(pid_file, "w") as fh:
         fh.write(str(proc.pid))
     deadline = time.monotonic() + args.timeout
@@ -105,7 +127,9 @@ def start(args):
             if proc.poll() is None:
                 proc.terminate()
             with open(log_file, errors="replace") as fh:
-                sys.stderr.write("services: could not start the mail servers:\n" + fh.read()[-4000:])
+                sys.stderr.write(
+                    "services: could not start the mail servers:\n" + fh.read()[-4000:]
+                )
             return 1
         time.sleep(0.05)
     return _print_env(env_file)
@@ -149,23 +173,36 @@ def stop(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["start", "stop", "run"])
-    parser.add_argument("--state-dir", required=True, help="pid/env/log files (and default workdir)")
-    parser.add_argument("--workdir", help="where the servers keep mail and spool (persistent for the demo)")
+    parser.add_argument(
+        "--state-dir", required=True, help="pid/env/log files (and default workdir)"
+    )
+    parser.add_argument(
+        "--workdir", help="where the servers keep mail and spool (persistent for the demo)"
+    )
     parser.add_argument("--imap-port", type=int)
     parser.add_argument("--imaps-port", type=int)
     parser.add_argument("--smtp-port", type=int)
     parser.add_argument("--smtps-port", type=int)
     parser.add_argument("--oauth-introspection-url")
     parser.add_argument("--timeout", type=float, default=30.0)
-    parser.add_argument("--cyrus", action="store_true",
-                        help="also a Cyrus IMAP server (the test command's second IMAP server)")
+    parser.add_argument(
+        "--cyrus",
+        action="store_true",
+        help="also a Cyrus IMAP server (the test command's second IMAP server)",
+    )
     args = parser.parse_args(argv)
     args.state_dir = os.path.abspath(args.state_dir)
     if args.workdir:
         args.workdir = os.path.abspath(args.workdir)
     args.passthrough = ["--state-dir", args.state_dir]
-    for option in ("workdir", "imap_port", "imaps_port", "smtp_port", "smtps_port",
-                   "oauth_introspection_url"):
+    for option in (
+        "workdir",
+        "imap_port",
+        "imaps_port",
+        "smtp_port",
+        "smtps_port",
+        "oauth_introspection_url",
+    ):
         value = getattr(args, option)
         if value is not None:
             args.passthrough += ["--" + option.replace("_", "-"), str(value)]

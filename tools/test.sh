@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
 # The test command of crm_mail_sync:
-#     bash tools/test.sh [--engine-only | --odoo-only | --packaging-only | --scale-only |
-#                         --bench-only] [--no-packaging] [--no-scale] [--no-bench] [--long]
+#     bash tools/test.sh [--only LAYER[,LAYER…]] [--no-LAYER …] [--long]
 #
-#   layer 1 "engine": python -m pytest -p no:odoo mailsync/tests   (no Odoo; real Dovecot + SMTP
-#                     on loopback; pytest-odoo's plugin "odoo" is off: it needs a database)
-#   layer 2 "odoo":   odoo-bin -i crm_mail_sync --test-tags ${ODOO_TEST_TAGS:-/crm_mail_sync,/crm}
-#                     on a fresh database (dropped afterwards), same Dovecot + SMTP
-#   layer 3 "pytest-odoo": pytest --odoo-database=<layer 2's database> on
-#                     ${PYTEST_ODOO_TESTS:-tests/test_install.py} (runs with layer 2)
-#   layer 4 "packaging": tools/check_wheel.py — pip wheel with whool (pyproject.toml), the wheel
-#                     installed in a throwaway venv beside Odoo, -i crm_mail_sync from the wheel on
-#                     a fresh database (checkout not in the addons path) + TestInstall (about 1 min)
-#   layer 5 "scale":  tests/scale/run.py — SIGKILL at every sync step and at random moments, then
-#                     200 mailboxes backfilled by 1 vs 2 odoo-bin servers (own databases and
-#                     Dovecot; about 3 minutes; --long: more kills, bigger mailboxes)
-#   layer 6 "bench":  bench/run.py --quick as a smoke test: correctness only (exit 2 on a message
-#                     lost or duplicated), no timing asserted (about 2 minutes)
+#   "lint":       tools/lint.sh — ruff check, ruff format --check, pylint-odoo (.pylintrc)
+#   "engine":     python -m pytest -p no:odoo mailsync/tests   (no Odoo; real Dovecot, Cyrus and
+#                 SMTP on loopback; pytest-odoo's plugin "odoo" is off: it needs a database)
+#   "odoo":       odoo-bin -i crm_mail_sync --test-tags ${ODOO_TEST_TAGS:-/crm_mail_sync,/crm}
+#                 on a fresh database (dropped afterwards), same mail servers; then
+#                 "pytest-odoo": pytest --odoo-database=<that database> on
+#                 ${PYTEST_ODOO_TESTS:-tests/test_install.py}
+#   "packaging":  tools/check_wheel.py — pip wheel with whool (pyproject.toml), the wheel installed
+#                 in a throwaway venv beside Odoo, -i crm_mail_sync from the wheel on a fresh
+#                 database (checkout not in the addons path) + TestInstall (about 1 min)
+#   "setup":      tests/setup/check_fresh_install.py — Odoo installed by tools/setup.sh from an
+#                 archive into an empty ODOO_HOME, the one-line failure without a source, and the
+#                 demo on that fresh Odoo with synced mail on its leads (a few minutes)
+#   "scale":      tests/scale/run.py — SIGKILL at every sync step and at random moments, 200
+#                 mailboxes backfilled by 1 vs 2 odoo-bin servers, the addon installed with
+#                 models/__init__.py shuffled, an upgrade in place from an earlier version
+#                 (own databases and Dovecot; --long: more kills, bigger mailboxes)
+#   "screenshots": tests/screenshots/run.py — the demo, then tools/screenshots.py against it
+#   "bench":      bench/run.py --quick as a smoke test: correctness only (exit 2 on a message
+#                 lost or duplicated), no timing asserted (about 2 minutes)
+#   --only engine,odoo runs those layers; --no-scale leaves one out (--engine-only, --odoo-only,
+#   --packaging-only, --scale-only, --bench-only are kept as aliases of --only).
 #
 # Begins with tools/setup.sh: Odoo 18 at ODOO_HOME (default /opt/odoo) installed when missing
 # (from Odoo's official source archive or ODOO_SOURCE), Dovecot/Chromium when missing, the
@@ -26,27 +33,35 @@
 set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-RUN_ENGINE=1
-RUN_ODOO=1
-RUN_SCALE=1
-RUN_BENCH=1
-RUN_PACKAGING=1
+ALL_LAYERS="lint engine odoo packaging setup scale screenshots bench"
+declare -A RUN=()
+for layer in $ALL_LAYERS; do RUN[$layer]=1; done
+only() {  # keep only the layers named in $1 (comma-separated)
+    local layer
+    for layer in $ALL_LAYERS; do RUN[$layer]=0; done
+    for layer in ${1//,/ }; do
+        [ -n "${RUN[$layer]+x}" ] || { echo "tools/test.sh: unknown layer: $layer (layers: $ALL_LAYERS)" >&2; exit 2; }
+        RUN[$layer]=1
+    done
+}
 SCALE_ARGS=()
-for arg in "$@"; do
-    case "$arg" in
-        --engine-only) RUN_ODOO=0; RUN_PACKAGING=0; RUN_SCALE=0; RUN_BENCH=0 ;;
-        --odoo-only) RUN_ENGINE=0; RUN_PACKAGING=0; RUN_SCALE=0; RUN_BENCH=0 ;;
-        --packaging-only) RUN_ENGINE=0; RUN_ODOO=0; RUN_SCALE=0; RUN_BENCH=0 ;;
-        --scale-only) RUN_ENGINE=0; RUN_ODOO=0; RUN_PACKAGING=0; RUN_BENCH=0 ;;
-        --bench-only) RUN_ENGINE=0; RUN_ODOO=0; RUN_PACKAGING=0; RUN_SCALE=0 ;;
-        --no-packaging) RUN_PACKAGING=0 ;;
-        --no-scale) RUN_SCALE=0 ;;
-        --no-bench) RUN_BENCH=0 ;;
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --only) only "${2:-}"; shift ;;
+        --only=*) only "${1#--only=}" ;;
+        --*-only) only "$(basename "${1#--}" -only)" ;;
+        --no-*)
+            layer="${1#--no-}"
+            [ -n "${RUN[$layer]+x}" ] || { echo "tools/test.sh: unknown layer: $layer (layers: $ALL_LAYERS)" >&2; exit 2; }
+            RUN[$layer]=0 ;;
         --long) SCALE_ARGS+=(--long) ;;
-        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "tools/test.sh: unknown option: $arg (use --engine-only, --odoo-only, --packaging-only, --scale-only, --bench-only, --no-packaging, --no-scale, --no-bench, --long)" >&2; exit 2 ;;
+        -h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "tools/test.sh: unknown option: $1 (use --only LAYER[,LAYER], --no-LAYER, --long; layers: $ALL_LAYERS)" >&2; exit 2 ;;
     esac
+    shift
 done
+RUN_ENGINE=${RUN[engine]} RUN_ODOO=${RUN[odoo]} RUN_PACKAGING=${RUN[packaging]}
+RUN_SCALE=${RUN[scale]} RUN_BENCH=${RUN[bench]}
 
 SCRIPT_NAME=test.sh
 # shellcheck source=tools/lib.sh
@@ -105,6 +120,44 @@ TOTAL_PASSED=0
 TOTAL_FAILED=0
 SUMMARY=()
 FAILED_ANY=0
+
+# A layer that is one script printing "ok …"/"FAIL …" lines and "NAME: N passed, N failed":
+#   script_layer NAME NEEDS_ODOO COMMAND…   (its log: $RUN_DIR/NAME.log, .run/NAME.log on failure)
+script_layer() {
+    local name="$1" needs_odoo="$2"; shift 2
+    local upper; upper="$(echo "$name" | tr '[:lower:]' '[:upper:]')"
+    if [ "$needs_odoo" = 1 ] && [ "$HAVE_ODOO" != 1 ]; then
+        SUMMARY+=("$upper NOT RUN: no Odoo at $ODOO_HOME (tools/setup.sh said why above)")
+        return
+    fi
+    local t0 rc l_passed l_failed log="$RUN_DIR/$name.log"
+    t0=$(date +%s)
+    say "$name: $* (log: $log)"
+    (cd "$REPO" && "$@") > "$log" 2>&1
+    rc=$?
+    grep -E "^(ok|FAIL) " "$log" || true
+    read -r l_passed l_failed < <("$PY" - "$log" "$name" <<'EOF'
+import re, sys
+text = open(sys.argv[1], errors="replace").read()
+m = re.findall(r"^%s: (\d+) passed, (\d+) failed$" % re.escape(sys.argv[2]), text, re.M)
+print(*(m[-1] if m else (0, 0)))
+EOF
+)
+    if [ "$rc" != 0 ] && [ "$l_failed" = 0 ]; then
+        l_failed=1  # the script itself failed before its summary
+    fi
+    SUMMARY+=("$name: $l_passed passed, $l_failed failed ($(( $(date +%s) - t0 ))s)")
+    TOTAL_PASSED=$((TOTAL_PASSED + l_passed))
+    TOTAL_FAILED=$((TOTAL_FAILED + l_failed))
+    if [ "$l_failed" != 0 ]; then
+        FAILED_ANY=1
+        tail -40 "$log"
+        mkdir -p "$REPO/.run" && cp "$log" "$REPO/.run/$name.log" && say "full $name log: .run/$name.log"
+    fi
+}
+
+# ---- lint: ruff and pylint-odoo -----------------------------------------------------------------
+[ "${RUN[lint]}" = 1 ] && script_layer lint 0 bash tools/lint.sh
 
 # "PASSED FAILED" from pytest's closing line in the log $1.
 pytest_counts() {
@@ -268,6 +321,16 @@ EOF
     fi
 fi
 
+# ---- setup: Odoo installed from an archive into an empty ODOO_HOME, the demo on it ------------
+if [ "${RUN[setup]}" = 1 ]; then
+    if [ "$HAVE_ODOO" != 1 ]; then
+        SUMMARY+=("SETUP CHECK NOT RUN: no Odoo at $ODOO_HOME to build the source archive from (tools/setup.sh said why above)")
+    else
+        script_layer setup 1 "$ODOO_HOME/venv/bin/python" tests/setup/check_fresh_install.py \
+            --json "$RUN_DIR/setup.json"
+    fi
+fi
+
 # ---- layer 5: crash and scale-out against real Odoo servers ------------------------------------
 if [ "$RUN_SCALE" = 1 ]; then
     if [ "$HAVE_ODOO" != 1 ]; then
@@ -300,6 +363,9 @@ EOF
         fi
     fi
 fi
+
+# ---- screenshots: the demo, then tools/screenshots.py against it ---------------------------------
+[ "${RUN[screenshots]}" = 1 ] && script_layer screenshots 1 "$ODOO_HOME/venv/bin/python" tests/screenshots/run.py
 
 # ---- layer 6: the benchmark's --quick mode as a smoke test (correctness only, no timing) --------
 # bench/run.py exits 2 when any mailbox ends with a message lost, duplicated or on the wrong lead.

@@ -6,6 +6,7 @@ asks the same matcher, with the same never-log list and auto-reply filter — bu
 body, records nothing, creates no lead and writes no cursor. Then "Enable" tests the connection
 and enables.
 """
+
 from collections import Counter
 from datetime import timedelta
 
@@ -48,24 +49,30 @@ class MailSyncDryRun(models.TransientModel):
                 continue
             wizard.summary = _(
                 "%(count)s emails from the last %(days)s days would be recorded on these "
-                "%(records)s leads and contacts.", count=wizard.email_count, days=wizard.days,
-                records=len(wizard.line_ids))
+                "%(records)s leads and contacts.",
+                count=wizard.email_count,
+                days=wizard.days,
+                records=len(wizard.line_ids),
+            )
 
     @api.model_create_multi
     def create(self, vals_list):
         """A dry run reads a mailbox's mail: its owner's only."""
         for vals in vals_list:
             mailbox = self.env["mail.sync.mailbox"].browse(
-                vals.get("mailbox_id") or self.env.context.get("default_mailbox_id")
-                or self.env.context.get("active_id"))
+                vals.get("mailbox_id")
+                or self.env.context.get("default_mailbox_id")
+                or self.env.context.get("active_id")
+            )
             mailbox._check_owner_access()
         return super().create(vals_list)
 
     @api.model
     def default_get(self, fields_list):
         res = super().default_get(fields_list)
-        mailbox = self.env["mail.sync.mailbox"].browse(res.get("mailbox_id")
-                                                       or self.env.context.get("active_id"))
+        mailbox = self.env["mail.sync.mailbox"].browse(
+            res.get("mailbox_id") or self.env.context.get("active_id")
+        )
         if mailbox.exists():
             res.setdefault("mailbox_id", mailbox.id)
             if "days" in fields_list and mailbox.sync_days:
@@ -81,16 +88,20 @@ class MailSyncDryRun(models.TransientModel):
         try:
             result = self._scan(mailbox.sudo(), self.days)
         except errors.SyncError as exc:
-            raise UserError(mailbox._user_error(errors.classify(exc, provider=mailbox.provider)))
+            raise UserError(
+                mailbox._user_error(errors.classify(exc, provider=mailbox.provider))
+            ) from None
         self.line_ids.unlink()
-        self.write({
-            "done": True,
-            "scanned_count": result["scanned"],
-            "email_count": result["count"],
-            "skipped_auto_count": result["auto"],
-            "skipped_private_count": result["excluded"],
-            "line_ids": [(0, 0, vals) for vals in result["lines"]],
-        })
+        self.write(
+            {
+                "done": True,
+                "scanned_count": result["scanned"],
+                "email_count": result["count"],
+                "skipped_auto_count": result["auto"],
+                "skipped_private_count": result["excluded"],
+                "line_ids": [(0, 0, vals) for vals in result["lines"]],
+            }
+        )
         return self._reopen()
 
     def action_enable(self):
@@ -98,8 +109,14 @@ class MailSyncDryRun(models.TransientModel):
         return self.mailbox_id.action_test_connection()
 
     def _reopen(self):
-        return {"type": "ir.actions.act_window", "res_model": self._name, "res_id": self.id,
-                "view_mode": "form", "target": "new", "name": _("Mail Sync dry run")}
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": self._name,
+            "res_id": self.id,
+            "view_mode": "form",
+            "target": "new",
+            "name": _("Mail Sync dry run"),
+        }
 
     @api.model
     def _scan(self, mailbox, days):
@@ -108,8 +125,13 @@ class MailSyncDryRun(models.TransientModel):
         by_message, scanned = self._match_headers(mailbox, days, policy)
         per_record = Counter(t for targets in by_message.values() for t in targets)
         counters = policy.rules().counters
-        return {"count": len(by_message), "scanned": len(scanned), "auto": counters["auto"],
-                "excluded": counters["excluded"], "lines": self._lines(per_record)}
+        return {
+            "count": len(by_message),
+            "scanned": len(scanned),
+            "auto": counters["auto"],
+            "excluded": counters["excluded"],
+            "lines": self._lines(per_record),
+        }
 
     @api.model
     def _match_headers(self, mailbox, days, policy):
@@ -126,15 +148,22 @@ class MailSyncDryRun(models.TransientModel):
             matches = Matcher._match(mailbox, headers, own, policy) or {}
             for header in headers:
                 if header.uid in matches:
-                    _note_targets(by_message.setdefault(header.message_id, set()),
-                                  matches[header.uid])
+                    _note_targets(
+                        by_message.setdefault(header.message_id, set()), matches[header.uid]
+                    )
             return matches
 
         with ImapSession(mailbox._mail_config()) as session:
             for folder in session.discover_folders():
                 session.examine(folder.name)
-                sync.read_uids(session, folder, session.uids_since(since), matcher=match,
-                               batch_size=BATCH, bodies=False)
+                sync.read_uids(
+                    session,
+                    folder,
+                    session.uids_since(since),
+                    matcher=match,
+                    batch_size=BATCH,
+                    bodies=False,
+                )
         return by_message, scanned
 
     @api.model
@@ -142,22 +171,37 @@ class MailSyncDryRun(models.TransientModel):
         """The wizard's lines of ``per_record`` (``Counter`` of ``(model, id)``), most emails
         first. Records are named with the caller's rights: one line counts those they cannot
         read."""
-        readable = {model: set(self.env[model].browse(
-            [res_id for m, res_id in per_record if m == model])._filtered_access("read").ids)
-            for model in ("crm.lead", "res.partner")}
+        readable = {
+            model: set(
+                self.env[model]
+                .browse([res_id for m, res_id in per_record if m == model])
+                ._filtered_access("read")
+                .ids
+            )
+            for model in ("crm.lead", "res.partner")
+        }
         lines, hidden_records, hidden_count = [], 0, 0
         for (model, res_id), count in per_record.most_common():
             if res_id not in readable[model]:
                 hidden_records += 1
                 hidden_count += count
                 continue
-            lines.append({"lead_id": res_id if model == "crm.lead" else False,
-                          "partner_id": res_id if model == "res.partner" else False,
-                          "count": count})
+            lines.append(
+                {
+                    "lead_id": res_id if model == "crm.lead" else False,
+                    "partner_id": res_id if model == "res.partner" else False,
+                    "count": count,
+                }
+            )
         if hidden_records:
-            lines.append({"name": _("1 record you cannot see") if hidden_records == 1 else
-                          _("%s records you cannot see", hidden_records),
-                          "count": hidden_count})
+            lines.append(
+                {
+                    "name": _("1 record you cannot see")
+                    if hidden_records == 1
+                    else _("%s records you cannot see", hidden_records),
+                    "count": hidden_count,
+                }
+            )
         return lines
 
 
@@ -167,8 +211,9 @@ class MailSyncDryRunLine(models.TransientModel):
     _order = "count desc, id"
 
     wizard_id = fields.Many2one("mail.sync.dry.run", required=True, ondelete="cascade")
-    name = fields.Char("Records", readonly=True,
-                       help="Set for the line that counts the records you cannot see.")
-    lead_id = fields.Many2one("crm.lead", string="Lead", readonly=True)
+    name = fields.Char(
+        "Records", readonly=True, help="Set for the line that counts the records you cannot see."
+    )
+    lead_id = fields.Many2one("crm.lead", readonly=True)
     partner_id = fields.Many2one("res.partner", string="Contact", readonly=True)
     count = fields.Integer("Emails", readonly=True)

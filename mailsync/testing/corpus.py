@@ -8,6 +8,7 @@ utf-8, iso-8859-1, windows-1252, koi8-r, iso-2022-jp and shift_jis; a few (``mal
 are broken on purpose (missing boundary, bad base64, undeclared 8-bit, unknown charset, header
 only, nested message/rfc822, missing Message-ID). Same arguments → same bytes.
 """
+
 from __future__ import annotations
 
 import base64
@@ -25,36 +26,118 @@ from ..types import DIRECTION_RECEIVED, DIRECTION_SENT
 
 __all__ = ["CorpusMessage", "generate", "MALFORMED_KINDS", "CHARSETS"]
 
-MALFORMED_KINDS = ("missing_boundary", "bad_base64", "undeclared_8bit", "unknown_charset",
-                   "header_only", "nested_rfc822", "no_message_id")
+MALFORMED_KINDS = (
+    "missing_boundary",
+    "bad_base64",
+    "undeclared_8bit",
+    "unknown_charset",
+    "header_only",
+    "nested_rfc822",
+    "no_message_id",
+)
 
 # charset → (transfer encoding, sample phrases)
 CHARSETS = {
-    "utf-8": ("8bit", ["Grüße aus Köln — see you soon 😀", "Résumé of our call: next steps",
-                       "Preisübersicht für Q3 – €1.200 pro Lizenz", "Çok teşekkürler, görüşmek "
-                       "üzere", "Zażółć gęślą jaźń: offer attached"]),
-    "iso-8859-1": ("quoted-printable", ["Réunion de mardi: ordre du jour", "Vielen Dank für "
-                                        "Ihre Anfrage", "Préparation du devis numéro 42",
-                                        "Año nuevo, precios nuevos"]),
-    "windows-1252": ("quoted-printable", ["Quote: €2,500 “all inclusive” – valid 30 days",
-                                          "Follow-up … as promised", "Café meeting – 10 o’clock"]),
-    "koi8-r": ("base64", ["Привет! Отправляю коммерческое предложение", "Спасибо за встречу, "
-                          "ждём ответа", "Счёт на оплату во вложении"]),
-    "iso-2022-jp": ("7bit", ["お世話になっております。見積書を送付いたします", "ご連絡ありがとうございます",
-                             "来週の打ち合わせについて"]),
-    "shift_jis": ("base64", ["資料を添付しました。ご確認ください", "価格表の件でご相談があります",
-                             "よろしくお願いいたします"]),
+    "utf-8": (
+        "8bit",
+        [
+            "Grüße aus Köln — see you soon 😀",
+            "Résumé of our call: next steps",
+            "Preisübersicht für Q3 – €1.200 pro Lizenz",
+            "Çok teşekkürler, görüşmek üzere",
+            "Zażółć gęślą jaźń: offer attached",
+        ],
+    ),
+    "iso-8859-1": (
+        "quoted-printable",
+        [
+            "Réunion de mardi: ordre du jour",
+            "Vielen Dank für Ihre Anfrage",
+            "Préparation du devis numéro 42",
+            "Año nuevo, precios nuevos",
+        ],
+    ),
+    "windows-1252": (
+        "quoted-printable",
+        [
+            "Quote: €2,500 “all inclusive” – valid 30 days",
+            "Follow-up … as promised",
+            "Café meeting – 10 o’clock",
+        ],
+    ),
+    "koi8-r": (
+        "base64",
+        [
+            "Привет! Отправляю коммерческое предложение",
+            "Спасибо за встречу, ждём ответа",
+            "Счёт на оплату во вложении",
+        ],
+    ),
+    "iso-2022-jp": (
+        "7bit",
+        [
+            "お世話になっております。見積書を送付いたします",
+            "ご連絡ありがとうございます",
+            "来週の打ち合わせについて",
+        ],
+    ),
+    "shift_jis": (
+        "base64",
+        [
+            "資料を添付しました。ご確認ください",
+            "価格表の件でご相談があります",
+            "よろしくお願いいたします",
+        ],
+    ),
 }
-_CHARSET_WEIGHTS = {"utf-8": 55, "iso-8859-1": 12, "windows-1252": 12, "koi8-r": 7,
-                    "iso-2022-jp": 7, "shift_jis": 7}
-_TOPICS = ["Proposal", "Quote", "Invoice", "Meeting", "Contract renewal", "Demo", "Pricing",
-           "Onboarding", "Support ticket", "Partnership", "Order", "Introduction", "Follow-up"]
-_NAMES = ["Ann Smith", "Bob Martin", "Chloé Dubois", "Dmitri Ivanov", "Eva Müller",
-          "Felipe García", "Grace Lee", "Hiro Tanaka", "Ines Costa", "Jan Novák", "Kofi Mensah",
-          "Lena Schmidt", "Marco Rossi", "Nora Jensen", "Olga Petrova"]
-_ATTACH_TYPES = [("application/pdf", "pdf"), ("image/png", "png"), ("image/jpeg", "jpg"),
-                 ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
-                 ("application/zip", "zip"), ("text/csv", "csv")]
+_CHARSET_WEIGHTS = {
+    "utf-8": 55,
+    "iso-8859-1": 12,
+    "windows-1252": 12,
+    "koi8-r": 7,
+    "iso-2022-jp": 7,
+    "shift_jis": 7,
+}
+_TOPICS = [
+    "Proposal",
+    "Quote",
+    "Invoice",
+    "Meeting",
+    "Contract renewal",
+    "Demo",
+    "Pricing",
+    "Onboarding",
+    "Support ticket",
+    "Partnership",
+    "Order",
+    "Introduction",
+    "Follow-up",
+]
+_NAMES = [
+    "Ann Smith",
+    "Bob Martin",
+    "Chloé Dubois",
+    "Dmitri Ivanov",
+    "Eva Müller",
+    "Felipe García",
+    "Grace Lee",
+    "Hiro Tanaka",
+    "Ines Costa",
+    "Jan Novák",
+    "Kofi Mensah",
+    "Lena Schmidt",
+    "Marco Rossi",
+    "Nora Jensen",
+    "Olga Petrova",
+]
+_ATTACH_TYPES = [
+    ("application/pdf", "pdf"),
+    ("image/png", "png"),
+    ("image/jpeg", "jpg"),
+    ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
+    ("application/zip", "zip"),
+    ("text/csv", "csv"),
+]
 
 
 @dataclass
@@ -84,6 +167,7 @@ def _b64(data: bytes) -> bytes:
 
 def _qp(data: bytes) -> bytes:
     import quopri
+
     return quopri.encodestring(data).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
@@ -124,11 +208,21 @@ def _name_for(addr: str, rng: random.Random) -> str:
     return rng.choice(_NAMES)
 
 
-def generate(seed, user: str, correspondents, n: int, *, malformed_ratio: float = 0.03,
-             big_every: int = 150, attachment_ratio: float = 0.25, reply_ratio: float = 0.5,
-             sent_ratio: float = 0.4, bulk_ratio: float = 0.0,
-             start: dt.datetime | None = None, user_name: str = "Sam Seller") -> list[
-        CorpusMessage]:
+def generate(
+    seed,
+    user: str,
+    correspondents,
+    n: int,
+    *,
+    malformed_ratio: float = 0.03,
+    big_every: int = 150,
+    attachment_ratio: float = 0.25,
+    reply_ratio: float = 0.5,
+    sent_ratio: float = 0.4,
+    bulk_ratio: float = 0.0,
+    start: dt.datetime | None = None,
+    user_name: str = "Sam Seller",
+) -> list[CorpusMessage]:
     """``n`` messages between ``user`` and ``correspondents``, deterministic for ``seed``.
 
     ``bulk_ratio``: share of received newsletters (List-Id, Precedence: bulk) from addresses that
@@ -181,9 +275,12 @@ def generate(seed, user: str, correspondents, n: int, *, malformed_ratio: float 
             to_list = [user]
         sender_domain = user_domain if sent else (from_h.rsplit("@", 1)[-1].rstrip(">"))
         mid = f"<{seed}.{i}.{rng.getrandbits(48):012x}@{sender_domain}>"
-        to_h = ", ".join(_addr_hdr(names.get(a) if not sent or a != user else user_name, a,
-                                   charset) if a != user else _addr_hdr(user_name, user, charset)
-                         for a in to_list)
+        to_h = ", ".join(
+            _addr_hdr(names.get(a) if not sent or a != user else user_name, a, charset)
+            if a != user
+            else _addr_hdr(user_name, user, charset)
+            for a in to_list
+        )
         cc_h = ", ".join(_addr_hdr(names.get(a), a, charset) for a in cc)
         tz = dt.timezone(dt.timedelta(hours=rng.choice([-8, -5, 0, 1, 2, 3, 9])))
         date_h = format_datetime(when.astimezone(tz))
@@ -223,33 +320,52 @@ def generate(seed, user: str, correspondents, n: int, *, malformed_ratio: float 
         else:
             raw = ("\r\n".join(headers + ctype_lines) + "\r\n\r\n").encode("ascii") + payload
         if malformed == "no_message_id":
-            mid = synthesize_message_id(from_h, to_h, cc_h or None, date_h, subject_h,
-                                        body_of(raw))
+            mid = synthesize_message_id(from_h, to_h, cc_h or None, date_h, subject_h, body_of(raw))
         if not malformed:
             threads.setdefault(corr, []).append((mid, subject))
         addrs = addresses.extract([from_h, to_h] + ([cc_h] if cc_h else []))
-        out.append(CorpusMessage(
-            raw=raw, folder="Sent" if sent else "INBOX", message_id=mid,
-            direction=DIRECTION_SENT if sent else DIRECTION_RECEIVED, addrs=addrs, date=when,
-            subject=clean_line(subject), in_reply_to=in_reply_to, references=refs,
-            correspondent=None if bulk else corr, attachments=n_att, malformed=malformed,
-            charset=charset))
+        out.append(
+            CorpusMessage(
+                raw=raw,
+                folder="Sent" if sent else "INBOX",
+                message_id=mid,
+                direction=DIRECTION_SENT if sent else DIRECTION_RECEIVED,
+                addrs=addrs,
+                date=when,
+                subject=clean_line(subject),
+                in_reply_to=in_reply_to,
+                references=refs,
+                correspondent=None if bulk else corr,
+                attachments=n_att,
+                malformed=malformed,
+                charset=charset,
+            )
+        )
     return out
 
 
 def _body_text(rng, phrase, their_name, my_name, sent) -> str:
     greet = their_name.split()[0] if sent else my_name.split()[0]
     sign = my_name if sent else their_name
-    filler = " ".join(rng.choice(["Thanks for your time.", "As discussed, please find the details "
-                                  "below.", "Let me know if you have questions.", "We can adjust "
-                                  "the scope.", "The team is available next week.",
-                                  "Pricing is valid until the end of the month."])
-                      for _ in range(rng.randint(1, 6)))
+    filler = " ".join(
+        rng.choice(
+            [
+                "Thanks for your time.",
+                "As discussed, please find the details below.",
+                "Let me know if you have questions.",
+                "We can adjust the scope.",
+                "The team is available next week.",
+                "Pricing is valid until the end of the month.",
+            ]
+        )
+        for _ in range(rng.randint(1, 6))
+    )
     return f"Hello {greet},\n\n{phrase}\n\n{filler}\n\nBest regards,\n{sign}\n"
 
 
 def _html(text: str) -> str:
     import html
+
     paras = "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in text.split("\n\n"))
     return f"<html><body>{paras}</body></html>"
 
@@ -262,19 +378,31 @@ def _alternative(rng, body, charset, cte) -> tuple[list[str], bytes]:
     b = _boundary(rng, "alt")
     parts = []
     for sub, text in (("plain", body), ("html", _html(body))):
-        parts.append((f"--{b}\r\nContent-Type: text/{sub}; charset=\"{charset}\"\r\n"
-                      f"Content-Transfer-Encoding: {cte}\r\n\r\n").encode("ascii")
-                     + _encode_body(text, charset, cte) + b"\r\n")
-    return [f'Content-Type: multipart/alternative; boundary="{b}"'], b"".join(parts) + \
-        f"--{b}--\r\n".encode("ascii")
+        parts.append(
+            (
+                f'--{b}\r\nContent-Type: text/{sub}; charset="{charset}"\r\n'
+                f"Content-Transfer-Encoding: {cte}\r\n\r\n"
+            ).encode("ascii")
+            + _encode_body(text, charset, cte)
+            + b"\r\n"
+        )
+    return [f'Content-Type: multipart/alternative; boundary="{b}"'], b"".join(
+        parts
+    ) + f"--{b}--\r\n".encode("ascii")
 
 
 def _structure(rng, body, charset, cte, att_size, i):
     style = rng.random()
     if not att_size:
         if style < 0.35:
-            return ([f'Content-Type: text/plain; charset="{charset}"',
-                     f"Content-Transfer-Encoding: {cte}"], _encode_body(body, charset, cte), 0)
+            return (
+                [
+                    f'Content-Type: text/plain; charset="{charset}"',
+                    f"Content-Transfer-Encoding: {cte}",
+                ],
+                _encode_body(body, charset, cte),
+                0,
+            )
         lines, payload = _alternative(rng, body, charset, cte)
         return lines, payload, 0
     ctype, ext = rng.choice(_ATTACH_TYPES)
@@ -284,56 +412,90 @@ def _structure(rng, body, charset, cte, att_size, i):
     outer = _boundary(rng, "mixed")
     inner_lines, inner_payload = _alternative(rng, body, charset, cte)
     fname = f"{rng.choice(['offer', 'invoice', 'scan', 'report', 'Präsentation'])}-{i}.{ext}"
-    fname_param = (f'filename="{fname}"' if fname.isascii()
-                   else "filename*=utf-8''" + "".join(
-                       c if c.isascii() and c.isalnum() or c in ".-" else
-                       "".join(f"%{b:02X}" for b in c.encode("utf-8")) for c in fname))
+    fname_param = (
+        f'filename="{fname}"'
+        if fname.isascii()
+        else "filename*=utf-8''"
+        + "".join(
+            c
+            if c.isascii() and c.isalnum() or c in ".-"
+            else "".join(f"%{b:02X}" for b in c.encode("utf-8"))
+            for c in fname
+        )
+    )
     inline = ctype.startswith("image/") and rng.random() < 0.3
     disp = "inline" if inline else "attachment"
     cid = f"\r\nContent-ID: <img{i}@corpus>" if inline else ""
     name = fname if fname.isascii() else "file." + ext
-    payload = (f"--{outer}\r\n{inner_lines[0]}\r\n\r\n").encode("ascii") + inner_payload + (
-        f"\r\n--{outer}\r\nContent-Type: {ctype}; name=\"{name}\""
-        f"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: {disp}; {fname_param}"
-        f"{cid}\r\n\r\n").encode("ascii") + _b64(data) + f"--{outer}--\r\n".encode("ascii")
+    payload = (
+        (f"--{outer}\r\n{inner_lines[0]}\r\n\r\n").encode("ascii")
+        + inner_payload
+        + (
+            f'\r\n--{outer}\r\nContent-Type: {ctype}; name="{name}"'
+            f"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: {disp}; {fname_param}"
+            f"{cid}\r\n\r\n"
+        ).encode("ascii")
+        + _b64(data)
+        + f"--{outer}--\r\n".encode("ascii")
+    )
     return [f'Content-Type: multipart/mixed; boundary="{outer}"'], payload, 1
 
 
 def _malformed(kind, rng, body, charset, subject, corr, user):
     body = body.replace("\n", "\r\n")
     if kind == "missing_boundary":
-        return (["Content-Type: multipart/mixed"],
-                b"--xyz\r\nContent-Type: text/plain\r\n\r\n" + body.encode("utf-8") +
-                b"\r\n--xyz--\r\n")
+        return (
+            ["Content-Type: multipart/mixed"],
+            b"--xyz\r\nContent-Type: text/plain\r\n\r\n"
+            + body.encode("utf-8")
+            + b"\r\n--xyz--\r\n",
+        )
     if kind == "bad_base64":
         b = _boundary(rng, "bad")
-        return ([f'Content-Type: multipart/mixed; boundary="{b}"'],
-                (f"--{b}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n").encode("ascii") +
-                body.encode("utf-8") +
-                (f"\r\n--{b}\r\nContent-Type: application/pdf; name=\"broken.pdf\"\r\n"
-                 f"Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; "
-                 f"filename=\"broken.pdf\"\r\n\r\n").encode("ascii") +
-                b"JVBERi0xLjQK!!!not*base64***\r\nQUJDR\r\n" + f"--{b}--\r\n".encode("ascii"))
+        return (
+            [f'Content-Type: multipart/mixed; boundary="{b}"'],
+            (f"--{b}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n").encode("ascii")
+            + body.encode("utf-8")
+            + (
+                f'\r\n--{b}\r\nContent-Type: application/pdf; name="broken.pdf"\r\n'
+                f"Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; "
+                f'filename="broken.pdf"\r\n\r\n'
+            ).encode("ascii")
+            + b"JVBERi0xLjQK!!!not*base64***\r\nQUJDR\r\n"
+            + f"--{b}--\r\n".encode("ascii"),
+        )
     if kind == "undeclared_8bit":
-        return (["Content-Type: text/plain"],
-                ("Bonjour, voici le devis: 1 200 € — à bientôt\r\n" + body).encode("cp1252",
-                                                                                  "replace"))
+        return (
+            ["Content-Type: text/plain"],
+            ("Bonjour, voici le devis: 1 200 € — à bientôt\r\n" + body).encode("cp1252", "replace"),
+        )
     if kind == "unknown_charset":
-        return (['Content-Type: text/plain; charset="x-unknown"',
-                 "Content-Transfer-Encoding: 8bit"], ("Prix spécial: " + body).encode("latin-1",
-                                                                                     "replace"))
+        return (
+            ['Content-Type: text/plain; charset="x-unknown"', "Content-Transfer-Encoding: 8bit"],
+            ("Prix spécial: " + body).encode("latin-1", "replace"),
+        )
     if kind == "header_only":
         return [], b""
     if kind == "nested_rfc822":
         b = _boundary(rng, "fwd")
-        inner = (f"From: {corr}\r\nTo: {user}\r\nSubject: Original message\r\n"
-                 f"Date: Mon, 1 Jan 2024 10:00:00 +0000\r\nMessage-ID: <inner.{rng.getrandbits(32)}"
-                 f"@corpus>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe original "
-                 f"text.\r\n").encode("ascii")
-        return ([f'Content-Type: multipart/mixed; boundary="{b}"'],
-                (f"--{b}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nForwarded below."
-                 f"\r\n--{b}\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment"
-                 f"\r\n\r\n").encode("ascii") + inner + f"\r\n--{b}--\r\n".encode("ascii"))
+        inner = (
+            f"From: {corr}\r\nTo: {user}\r\nSubject: Original message\r\n"
+            f"Date: Mon, 1 Jan 2024 10:00:00 +0000\r\nMessage-ID: <inner.{rng.getrandbits(32)}"
+            f"@corpus>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe original "
+            f"text.\r\n"
+        ).encode("ascii")
+        return (
+            [f'Content-Type: multipart/mixed; boundary="{b}"'],
+            (
+                f"--{b}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nForwarded below."
+                f"\r\n--{b}\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment"
+                f"\r\n\r\n"
+            ).encode("ascii")
+            + inner
+            + f"\r\n--{b}--\r\n".encode("ascii"),
+        )
     # no_message_id: an ordinary plain message
-    return (['Content-Type: text/plain; charset="utf-8"', "Content-Transfer-Encoding: 8bit"],
-            body.encode("utf-8"))
+    return (
+        ['Content-Type: text/plain; charset="utf-8"', "Content-Transfer-Encoding: 8bit"],
+        body.encode("utf-8"),
+    )

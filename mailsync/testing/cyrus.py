@@ -44,6 +44,7 @@ What a caller must know (how Cyrus differs from the Dovecot harness):
   nothing.
 - No XOAUTH2: ``oauth_introspection_url`` raises :class:`CyrusUnavailable`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -72,12 +73,27 @@ CYRUS_VERSION = "3.6.1"
 # What the brief found on Debian 12 (cyrus-admin is only perl, kept for cyradm); anything else
 # ``ldd`` finds missing is looked up in the packages' dependency closure (_complete_root).
 CORE_PACKAGES = ("cyrus-imapd", "cyrus-common", "sasl2-bin", "libsasl2-modules-db")
-EXTRA_PACKAGES = ("cyrus-admin", "libclamav12", "libical3", "libpcre3", "libxapian30",
-                  "libzephyr4", "libmspack0", "libsasl2-2", "libsasl2-modules")
+EXTRA_PACKAGES = (
+    "cyrus-admin",
+    "libclamav12",
+    "libical3",
+    "libpcre3",
+    "libxapian30",
+    "libzephyr4",
+    "libmspack0",
+    "libsasl2-2",
+    "libsasl2-modules",
+)
 _MARKER = ".mailsync-cyrus-root.json"
-_CHECKED_BINARIES = ("usr/lib/cyrus/bin/master", "usr/lib/cyrus/bin/imapd",
-                     "usr/lib/cyrus/bin/ctl_cyrusdb", "usr/lib/cyrus/bin/reconstruct",
-                     "usr/lib/cyrus/bin/mbpath", "usr/lib/cyrus/bin/idled", "usr/sbin/saslpasswd2")
+_CHECKED_BINARIES = (
+    "usr/lib/cyrus/bin/master",
+    "usr/lib/cyrus/bin/imapd",
+    "usr/lib/cyrus/bin/ctl_cyrusdb",
+    "usr/lib/cyrus/bin/reconstruct",
+    "usr/lib/cyrus/bin/mbpath",
+    "usr/lib/cyrus/bin/idled",
+    "usr/sbin/saslpasswd2",
+)
 HEADER_8BIT = {"keep": ("no", "no"), "munge": ("yes", "no"), "reject": ("no", "yes")}
 _LOGIN = re.compile(r"[A-Za-z0-9\-_+]+@[A-Za-z0-9.\-_]+")  # no dot before the @ (see above)
 _DOTTED_LOGIN = re.compile(r"[A-Za-z0-9.\-_+]+@[A-Za-z0-9.\-_]+")
@@ -110,8 +126,13 @@ def cyrus_root_path():
 def _lib_dirs(root):
     """Every directory of the root that holds shared libraries (multiarch and plain)."""
     dirs = []
-    for pattern in ("usr/lib/*-linux-gnu*", "lib/*-linux-gnu*", "usr/lib", "lib",
-                    "usr/lib/cyrus/lib"):
+    for pattern in (
+        "usr/lib/*-linux-gnu*",
+        "lib/*-linux-gnu*",
+        "usr/lib",
+        "lib",
+        "usr/lib/cyrus/lib",
+    ):
         for path in sorted(glob.glob(os.path.join(root, pattern))):
             if os.path.isdir(path) and not os.path.islink(path) and path not in dirs:
                 if glob.glob(os.path.join(path, "*.so*")):
@@ -130,7 +151,7 @@ def cyrus_env(root, mounted_at=None):
     env = dict(os.environ)
 
     def seen(path):
-        return mounted_at + path[len(root):] if mounted_at else path
+        return mounted_at + path[len(root) :] if mounted_at else path
 
     libs = [seen(d) for d in _lib_dirs(root)]
     if env.get("LD_LIBRARY_PATH"):
@@ -168,10 +189,12 @@ def _apt_download(names, dest, log):
     if not apt:
         raise CyrusUnavailable("apt-get is missing: the Cyrus packages cannot be downloaded")
     for attempt in range(2):
-        out = subprocess.run([apt, "download", "-q", *names], cwd=dest, capture_output=True,
-                             text=True, timeout=900)
-        log.append(f"$ apt-get download {' '.join(names)}\n"
-                   f"{out.stdout[-2000:]}{out.stderr[-2000:]}")
+        out = subprocess.run(
+            [apt, "download", "-q", *names], cwd=dest, capture_output=True, text=True, timeout=900
+        )
+        log.append(
+            f"$ apt-get download {' '.join(names)}\n{out.stdout[-2000:]}{out.stderr[-2000:]}"
+        )
         if out.returncode == 0:
             return True
         if attempt == 0 and os.geteuid() == 0:
@@ -188,11 +211,27 @@ def _closure_packages():
     if not cache:
         return []
     out = subprocess.run(
-        [cache, "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
-         "--no-breaks", "--no-replaces", "--no-enhances", *CORE_PACKAGES],
-        capture_output=True, text=True, timeout=300)
-    names = {line.strip() for line in out.stdout.splitlines()
-             if line and not line[0].isspace() and not line.startswith("<")}
+        [
+            cache,
+            "depends",
+            "--recurse",
+            "--no-recommends",
+            "--no-suggests",
+            "--no-conflicts",
+            "--no-breaks",
+            "--no-replaces",
+            "--no-enhances",
+            *CORE_PACKAGES,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    names = {
+        line.strip()
+        for line in out.stdout.splitlines()
+        if line and not line[0].isspace() and not line.startswith("<")
+    }
     return sorted(n for n in names if n.startswith("lib"))
 
 
@@ -204,8 +243,12 @@ def _packages_for(sonames, closure):
         if not m:
             continue
         base, dash_version, version = m.group(1), m.group(2), m.group(3) or ""
-        candidates = [base + (dash_version or "") + version, f"{base}-{version}",
-                      base + version, base]
+        candidates = [
+            base + (dash_version or "") + version,
+            f"{base}-{version}",
+            base + version,
+            base,
+        ]
         pick = next((c.lower() for c in candidates if c and c.lower() in closure), None)
         if pick is None:
             prefix = base.lower().replace("_", "-")
@@ -235,7 +278,8 @@ def _build_root(staging, log):
             # whatever ldd misses.
             if not _apt_download(CORE_PACKAGES, download, log):
                 raise CyrusUnavailable(
-                    "apt-get download cyrus-imapd cyrus-common sasl2-bin failed:\n" + log[-1])
+                    "apt-get download cyrus-imapd cyrus-common sasl2-bin failed:\n" + log[-1]
+                )
         done = set()
         closure = None
         for _round in range(4):
@@ -279,8 +323,9 @@ def ensure_cyrus_root():
             # A root given by hand (or an interrupted one): accept it when it runs.
             missing = _missing_libraries(root)
             if missing and os.environ.get(ROOT_ENV):
-                raise CyrusUnavailable(f"{root} (from {ROOT_ENV}) misses libraries: "
-                                       + ", ".join(missing))
+                raise CyrusUnavailable(
+                    f"{root} (from {ROOT_ENV}) misses libraries: " + ", ".join(missing)
+                )
             if not missing:
                 _write_marker(root, [])
                 return root
@@ -338,9 +383,18 @@ def _namespace_works(probe_dir):
         else:
             os.makedirs(probe_dir, exist_ok=True)
             out = subprocess.run(
-                [unshare, "-m", "--propagation", "private", "sh", "-c",
-                 f"mount -t tmpfs mailsync-probe '{probe_dir}'"],
-                capture_output=True, timeout=30)
+                [
+                    unshare,
+                    "-m",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-c",
+                    f"mount -t tmpfs mailsync-probe '{probe_dir}'",
+                ],
+                capture_output=True,
+                timeout=30,
+            )
             _namespace_ok = out.returncode == 0
             with contextlib.suppress(OSError):
                 os.rmdir(probe_dir)
@@ -393,8 +447,14 @@ class CyrusServer(ImapTestServer):
     _LOGIN = _LOGIN
     _refused_errors = (AppendRefused,)
 
-    def __init__(self, workdir=None, port=None, oauth_introspection_url=None, ssl_port=None,
-                 header_8bit="keep"):
+    def __init__(
+        self,
+        workdir=None,
+        port=None,
+        oauth_introspection_url=None,
+        ssl_port=None,
+        header_8bit="keep",
+    ):
         if oauth_introspection_url:
             raise CyrusUnavailable("the Cyrus harness has no XOAUTH2/OAUTHBEARER")
         if header_8bit not in HEADER_8BIT:
@@ -515,11 +575,25 @@ class CyrusServer(ImapTestServer):
         os.chmod(self.workdir, 0o755)
         os.makedirs(self.run_dir, exist_ok=True)
         os.chmod(self.run_dir, 0o755)
-        for sub in ("db", "socket", "log", "sieve", "quota", "user", "lock", "proc", "msg",
-                    "ptclient"):
+        for sub in (
+            "db",
+            "socket",
+            "log",
+            "sieve",
+            "quota",
+            "user",
+            "lock",
+            "proc",
+            "msg",
+            "ptclient",
+        ):
             os.makedirs(os.path.join(self.config_dir, sub), exist_ok=True)
-        for path in (self.spool_dir, os.path.join(self.run_dir, "tmp"),
-                     os.path.join(self.run_dir, "tls"), os.path.join(self.run_dir, "root")):
+        for path in (
+            self.spool_dir,
+            os.path.join(self.run_dir, "tmp"),
+            os.path.join(self.run_dir, "tls"),
+            os.path.join(self.run_dir, "root"),
+        ):
             os.makedirs(path, exist_ok=True)
         os.makedirs(self.passwd_dir, exist_ok=True)
         os.chmod(self.passwd_dir, 0o700)
@@ -556,20 +630,35 @@ class CyrusServer(ImapTestServer):
     def _launch(self):
         # Cyrus's services refuse to run as root: nobody must reach the binaries. In the
         # namespace the root is bind-mounted into run_dir; else a copy may be needed.
-        inner_root = (os.path.join(self.run_dir, "root") if self._namespace
-                      else _reachable_root(self.root))
+        inner_root = (
+            os.path.join(self.run_dir, "root") if self._namespace else _reachable_root(self.root)
+        )
         self._write_config(inner_root)
         self._chown_run_dir()
         return self._spawn(self._namespace, inner_root)
 
     def _spawn(self, namespace, inner_root):
-        master_args = [self._bin("master", inner_root), "-C", self.config_file, "-M",
-                       self.cyrus_conf, "-p", self.pid_file, "-D"]
+        master_args = [
+            self._bin("master", inner_root),
+            "-C",
+            self.config_file,
+            "-M",
+            self.cyrus_conf,
+            "-p",
+            self.pid_file,
+            "-D",
+        ]
         with open(self.master_log, "ab") as out:
             if not namespace:
-                return subprocess.Popen(master_args, stdin=subprocess.DEVNULL, stdout=out,
-                                        stderr=subprocess.STDOUT, env=cyrus_env(inner_root),
-                                        start_new_session=True, cwd=self.run_dir)
+                return subprocess.Popen(
+                    master_args,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=cyrus_env(inner_root),
+                    start_new_session=True,
+                    cwd=self.run_dir,
+                )
             if self._sink is None:
                 self._sink = _SyslogSink(self.syslog_socket, self.log_path)
             ns = os.path.join(self.run_dir, "ns")
@@ -592,20 +681,35 @@ class CyrusServer(ImapTestServer):
             )
             env = cyrus_env(self.root, mounted_at=inner_root)
             return subprocess.Popen(
-                [shutil.which("unshare"), "-m", "--propagation", "private", "sh", "-c", script,
-                 "mailsync-cyrus", *master_args],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True, cwd=self.run_dir)
+                [
+                    shutil.which("unshare"),
+                    "-m",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-c",
+                    script,
+                    "mailsync-cyrus",
+                    *master_args,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                cwd=self.run_dir,
+            )
 
     def _cleanup(self):
         if self._sink is not None:
             self._sink.close()
             self._sink = None
-        super()._cleanup()
+        res = super()._cleanup()
         if self._own_workdir or self.run_dir != os.path.join(self.workdir, "cyrus"):
             # (the root's bind mount exists only in master's namespace: from here run_dir/root
             # is an empty directory, and the cache itself is never touched)
             shutil.rmtree(self.run_dir, ignore_errors=True)
+        return res
 
     # ---- description for other processes ----------------------------------------------------
     def describe(self):
@@ -625,9 +729,12 @@ class CyrusServer(ImapTestServer):
     @classmethod
     def attach(cls, info):
         """A handle on a server another process runs (``info`` as written by describe())."""
-        self = cls(workdir=info["workdir"], port=int(info["port"]),
-                   ssl_port=int(info["ssl_port"]) if info.get("ssl_port") else None,
-                   header_8bit=info.get("header_8bit") or "keep")._attached_to(info)
+        self = cls(
+            workdir=info["workdir"],
+            port=int(info["port"]),
+            ssl_port=int(info["ssl_port"]) if info.get("ssl_port") else None,
+            header_8bit=info.get("header_8bit") or "keep",
+        )._attached_to(info)
         self.run_dir = info.get("run_dir") or self.run_dir
         self.config_file = info.get("config_file") or os.path.join(self.run_dir, "imapd.conf")
         self.cyrus_conf = os.path.join(self.run_dir, "cyrus.conf")
@@ -645,17 +752,36 @@ class CyrusServer(ImapTestServer):
 
     # ---- tools of the root -------------------------------------------------------------------
     def _tool(self, args, *, input_text=None, check=True):
-        out = subprocess.run(args, input=input_text, capture_output=True, text=True,
-                             env=cyrus_env(self.root), timeout=120)
+        out = subprocess.run(
+            args,
+            input=input_text,
+            capture_output=True,
+            text=True,
+            env=cyrus_env(self.root),
+            timeout=120,
+        )
         if check and out.returncode != 0:
-            raise RuntimeError(f"{os.path.basename(args[0])} {' '.join(args[1:])} failed "
-                               f"({out.returncode}): {out.stderr.strip() or out.stdout.strip()}")
+            raise RuntimeError(
+                f"{os.path.basename(args[0])} {' '.join(args[1:])} failed "
+                f"({out.returncode}): {out.stderr.strip() or out.stdout.strip()}"
+            )
         return out.stdout
 
     def _saslpasswd(self, login, password):
         # saslpasswd2 runs as root (nobody may not reach the root), then nobody gets the file.
-        self._tool([os.path.join(self.root, "usr/sbin/saslpasswd2"), "-f", self.sasldb, "-p",
-                    "-c", "-u", "", login], input_text=password)
+        self._tool(
+            [
+                os.path.join(self.root, "usr/sbin/saslpasswd2"),
+                "-f",
+                self.sasldb,
+                "-p",
+                "-c",
+                "-u",
+                "",
+                login,
+            ],
+            input_text=password,
+        )
         if os.geteuid() == 0:
             _user, _group, uid, gid = self._cyrus_user()
             os.chown(self.sasldb, uid, gid)
@@ -677,8 +803,10 @@ class CyrusServer(ImapTestServer):
         if os.path.exists(path) and self.password(login) == password:
             return login
         self._saslpasswd(login, password)
-        tmp = (f"{os.path.dirname(path)}/.{os.path.basename(path)}"
-               f".{os.getpid()}.{threading.get_ident()}")
+        tmp = (
+            f"{os.path.dirname(path)}/.{os.path.basename(path)}"
+            f".{os.getpid()}.{threading.get_ident()}"
+        )
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(password)
@@ -719,7 +847,7 @@ class CyrusServer(ImapTestServer):
     def _mailbox_path(self, login, real):
         """Directory of the user's folder ``real`` (``INBOX`` / ``INBOX.X``) in the spool."""
         local, domain = login.lower().split("@", 1)
-        name = f"user.{local}{real[len('INBOX'):]}@{domain}"
+        name = f"user.{local}{real[len('INBOX') :]}@{domain}"
         return self._tool([self._bin("mbpath"), "-C", self.config_file, name]).strip()
 
     # ---- IMAP helpers (client, append, append_many, flags… are ImapTestServer's) -------------
@@ -755,7 +883,7 @@ class CyrusServer(ImapTestServer):
             client.close_folder()
         path = self._mailbox_path(login, real)
         local, domain = login.lower().split("@", 1)
-        name = f"user.{local}{real[len('INBOX'):]}@{domain}"
+        name = f"user.{local}{real[len('INBOX') :]}@{domain}"
         new_validity = old_validity
         for _attempt in range(5):
             # a new index takes the clock's seconds: wait until they pass the old value

@@ -6,7 +6,8 @@
 - ``port``: plain IMAP which also offers STARTTLS (``disable_plaintext_auth = no``);
 - ``ssl_port``: implicit TLS with a self-signed certificate made at start (``cafile``).
 
-Users live in per-user passwd-files (a new path is read at first login), so :meth:`add_user` works on
+Users live in per-user passwd-files (a new path is read at first login), so :meth:`add_user`
+works on
 a running server, also from another process (see :func:`shared_dovecot`). With
 ``oauth_introspection_url`` the server also accepts XOAUTH2/OAUTHBEARER, checking each token
 with an RFC 7662 introspection POST (TESTING-NOTES.md).
@@ -15,6 +16,7 @@ The lifecycle, the IMAP helpers (client, append, append_many, flags, uidvalidity
 describe()/attach()'s common half are :class:`~.imap_server.ImapTestServer`'s, shared with the
 Cyrus harness (:mod:`.cyrus`); here are Dovecot's configuration, users and reset_uidvalidity.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -101,7 +103,8 @@ class DovecotServer(ImapTestServer):
             "disable_plaintext_auth = no",
             f"auth_mechanisms = {mechanisms}",
             "auth_failure_delay = 0",
-            "auth_username_chars = abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567890.-_@+",
+            "auth_username_chars = abcdefghijklmnopqrstuvwxyz"
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZ01234567890.-_@+",
             "auth_verbose = yes",
             "login_greeting = Dovecot (mailsync test) ready.",
             "mail_location = maildir:~/Maildir",
@@ -124,12 +127,14 @@ class DovecotServer(ImapTestServer):
         lines += [
             "service imap-login {",
             f"  inet_listener imap {{\n    address = {LOOPBACK}\n    port = {self.port}\n  }}",
-            f"  inet_listener imaps {{\n    address = {LOOPBACK}\n    port = {self.ssl_port}\n    ssl = yes\n  }}",
+            f"  inet_listener imaps {{\n    address = {LOOPBACK}\n"
+            f"    port = {self.ssl_port}\n    ssl = yes\n  }}",
             "  process_min_avail = 1",
             "  chroot =",
             "}",
             "service imap {\n  process_limit = 1000\n}",
-            "service pop3-login {\n  inet_listener pop3 {\n    port = 0\n  }\n  inet_listener pop3s {\n    port = 0\n  }\n}",
+            "service pop3-login {\n  inet_listener pop3 {\n    port = 0\n  }\n"
+            "  inet_listener pop3s {\n    port = 0\n  }\n}",
             "service submission-login {\n  inet_listener submission {\n    port = 0\n  }\n}",
             "service lmtp {\n  unix_listener lmtp {\n    mode = 0\n  }\n}",
             "service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}",
@@ -140,7 +145,9 @@ class DovecotServer(ImapTestServer):
             "  separator = /",
         ]
         for name, use in SPECIAL_USE:
-            lines.append(f"  mailbox {name} {{\n    special_use = {use}\n    auto = subscribe\n  }}")
+            lines.append(
+                f"  mailbox {name} {{\n    special_use = {use}\n    auto = subscribe\n  }}"
+            )
         lines.append("}")
         if oauth:
             oauth_conf = os.path.join(self.workdir, "dovecot-oauth2.conf.ext")
@@ -214,9 +221,10 @@ class DovecotServer(ImapTestServer):
 
     def _cleanup(self):
         shutil.rmtree(self.base_dir, ignore_errors=True)
-        super()._cleanup()
+        res = super()._cleanup()
         if self._own_workdir and self.mail_root != os.path.join(self.workdir, "mail"):
             shutil.rmtree(self.mail_root, ignore_errors=True)
+        return res
 
     # ---- description for other processes ----------------------------------------------------
     def describe(self):
@@ -260,7 +268,10 @@ class DovecotServer(ImapTestServer):
         existed = os.path.exists(path)
         if existed and self.password(login) == password:
             return login
-        tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.{os.getpid()}.{threading.get_ident()}"
+        tmp = (
+            f"{os.path.dirname(path)}/.{os.path.basename(path)}."
+            f"{os.getpid()}.{threading.get_ident()}"
+        )
         with open(tmp, "w") as fh:
             fh.write(f"{login.lower()}:{{PLAIN}}{password}::::::\n")
         os.chmod(tmp, 0o644)
@@ -276,7 +287,7 @@ class DovecotServer(ImapTestServer):
                 password = fh.readline().rstrip("\n").split(":")[1]
         except (FileNotFoundError, IndexError):
             raise KeyError(f"no such Dovecot user: {login}") from None
-        return password[len("{PLAIN}"):] if password.startswith("{PLAIN}") else password
+        return password[len("{PLAIN}") :] if password.startswith("{PLAIN}") else password
 
     # ---- IMAP helpers (the rest are ImapTestServer's) ----------------------------------------
     def reset_uidvalidity(self, login, folder):
@@ -302,7 +313,9 @@ class DovecotServer(ImapTestServer):
     def _doveadm(self, *args):
         result = subprocess.run(
             [_doveadm_binary(), "-c", self.config_file, *args],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         if result.returncode != 0:
             raise RuntimeError(f"doveadm {' '.join(args)} failed: {result.stderr.strip()}")

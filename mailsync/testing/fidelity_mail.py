@@ -23,6 +23,7 @@ client's reading is used and :data:`STDLIB_DIFFERS` says why. Compare texts with
 Same arguments (``seed`` *and* ``date``) → same bytes; each case draws from its own random
 stream. Nothing is stored on disk. Stdlib only, no Odoo.
 """
+
 from __future__ import annotations
 
 import base64
@@ -41,38 +42,69 @@ from html.parser import HTMLParser
 
 from .hostile_mail import display_name_for, domain_of
 
-__all__ = ["FidelityMessage", "fidelity_corpus", "normalise", "shown_texts",
-           "shown_attachments", "second_contact", "NAMES", "DATE_RULES", "STDLIB_DIFFERS"]
+__all__ = [
+    "FidelityMessage",
+    "fidelity_corpus",
+    "normalise",
+    "shown_texts",
+    "shown_attachments",
+    "second_contact",
+    "NAMES",
+    "DATE_RULES",
+    "STDLIB_DIFFERS",
+]
 
 CRLF = b"\r\n"
 
-NAMES = ("plain_then_html_mixed", "several_inline_texts", "inline_text_with_filename",
-         "forwarded_rfc822", "only_rfc822", "bounce_dsn", "no_message_id_a", "no_message_id_b",
-         "apple_mixed_inline_images", "outlook_tnef", "related_cid", "signed_smime",
-         "pkcs7_mime", "qp_soft_breaks", "format_flowed", "iso_2022_jp",
-         "cp1252_labelled_latin1", "gb18030", "koi8_r", "undeclared_8bit", "rfc2231_filenames",
-         "subject_split_midchar", "no_date", "future_date", "ancient_date",
-         "no_date_with_received", "two_copies_more_recipients_a",
-         "two_copies_more_recipients_b")
+NAMES = (
+    "plain_then_html_mixed",
+    "several_inline_texts",
+    "inline_text_with_filename",
+    "forwarded_rfc822",
+    "only_rfc822",
+    "bounce_dsn",
+    "no_message_id_a",
+    "no_message_id_b",
+    "apple_mixed_inline_images",
+    "outlook_tnef",
+    "related_cid",
+    "signed_smime",
+    "pkcs7_mime",
+    "qp_soft_breaks",
+    "format_flowed",
+    "iso_2022_jp",
+    "cp1252_labelled_latin1",
+    "gb18030",
+    "koi8_r",
+    "undeclared_8bit",
+    "rfc2231_filenames",
+    "subject_split_midchar",
+    "no_date",
+    "future_date",
+    "ancient_date",
+    "no_date_with_received",
+    "two_copies_more_recipients_a",
+    "two_copies_more_recipients_b",
+)
 
 DATE_RULES = {
     "header": "the displayed date is the Date header (``date``)",
     "internaldate": "the Date header is missing or not plausible: use the server's INTERNALDATE",
     "received": "no Date header: use the date of the topmost Received header (``date``); "
-                "INTERNALDATE may differ, the consumer decides",
+    "INTERNALDATE may differ, the consumer decides",
 }
 
 # Cases whose ``texts`` are *not* what the standard library alone gives
 # (``shown_texts(raw, client=False)``): the reason, one line each.
 STDLIB_DIFFERS = {
     "bounce_dsn": "message/delivery-status: get_content() returns only the first block of "
-                  "fields (Reporting-MTA ...) as bytes; a client shows every block (the "
-                  "per-recipient Final-Recipient / Action / Status lines too)",
+    "fields (Reporting-MTA ...) as bytes; a client shows every block (the "
+    "per-recipient Final-Recipient / Action / Status lines too)",
     "cp1252_labelled_latin1": "charset=iso-8859-1 decodes 0x80/0x93/0x94/0x96 to C1 control "
-                              "characters; clients (WHATWG encoding labels) read the label as "
-                              "windows-1252 and show the euro sign, curly quotes and en dash",
+    "characters; clients (WHATWG encoding labels) read the label as "
+    "windows-1252 and show the euro sign, curly quotes and en dash",
     "undeclared_8bit": "no charset: the stdlib decodes as US-ASCII with U+FFFD for each 8-bit "
-                       "byte; clients detect UTF-8 and show the text",
+    "byte; clients detect UTF-8 and show the text",
 }
 
 
@@ -103,10 +135,42 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-_BLOCK_TAGS = {"address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt",
-               "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5",
-               "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table",
-               "td", "th", "tr", "ul"}
+_BLOCK_TAGS = {
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "br",
+    "dd",
+    "div",
+    "dl",
+    "dt",
+    "fieldset",
+    "figcaption",
+    "figure",
+    "footer",
+    "form",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "hr",
+    "li",
+    "main",
+    "nav",
+    "ol",
+    "p",
+    "pre",
+    "section",
+    "table",
+    "td",
+    "th",
+    "tr",
+    "ul",
+}
 _HIDDEN_TAGS = {"head", "script", "style", "title", "template"}
 
 
@@ -148,9 +212,22 @@ def _html_text(source: str) -> str:
 
 # Charset labels that the WHATWG Encoding Standard (Thunderbird, browsers, webmail) reads as
 # windows-1252.
-_CP1252_LABELS = {"iso-8859-1", "iso8859-1", "iso_8859-1", "latin1", "latin-1", "l1",
-                  "us-ascii", "ascii", "cp819", "ibm819", "iso-ir-100", "windows-1252",
-                  "cp1252", "x-cp1252"}
+_CP1252_LABELS = {
+    "iso-8859-1",
+    "iso8859-1",
+    "iso_8859-1",
+    "latin1",
+    "latin-1",
+    "l1",
+    "us-ascii",
+    "ascii",
+    "cp819",
+    "ibm819",
+    "iso-ir-100",
+    "windows-1252",
+    "cp1252",
+    "x-cp1252",
+}
 
 
 _CP1252_UNASSIGNED = {0x81, 0x8D, 0x8F, 0x90, 0x9D}
@@ -161,8 +238,7 @@ def _cp1252(data: bytes) -> str:
     the C1 controls of the same value."""
     if not _CP1252_UNASSIGNED.intersection(data):
         return data.decode("cp1252")
-    return "".join(chr(b) if b in _CP1252_UNASSIGNED else bytes([b]).decode("cp1252")
-                   for b in data)
+    return "".join(chr(b) if b in _CP1252_UNASSIGNED else bytes([b]).decode("cp1252") for b in data)
 
 
 def _client_decode(data: bytes, charset: str | None) -> str:
@@ -226,12 +302,16 @@ def _walk(part: Message, texts: list[str], atts: list[dict], client: bool) -> No
     if ctype == "message/delivery-status" and disposition != "attachment":
         if client:
             blocks = part.get_payload()
-            texts.append("\n".join(b.as_string() for b in blocks)
-                         if isinstance(blocks, list) else str(blocks))
+            texts.append(
+                "\n".join(b.as_string() for b in blocks)
+                if isinstance(blocks, list)
+                else str(blocks)
+            )
         else:
             content = part.get_content()
-            texts.append(content.decode("ascii", "replace") if isinstance(content, bytes)
-                         else str(content))
+            texts.append(
+                content.decode("ascii", "replace") if isinstance(content, bytes) else str(content)
+            )
         return
     if maintype == "text":
         if disposition != "attachment":
@@ -245,10 +325,14 @@ def _walk(part: Message, texts: list[str], atts: list[dict], client: bool) -> No
 def _attachment_entry(part: Message) -> dict:
     data = part.get_payload(decode=True)
     if data is None:  # a message/* other than rfc822 / delivery-status
-        data = b"".join(p.as_bytes() if isinstance(p, Message) else p
-                        for p in (part.get_payload() or []))
-    return {"filename": part.get_filename() or "", "content_type": part.get_content_type(),
-            "data": data}
+        data = b"".join(
+            p.as_bytes() if isinstance(p, Message) else p for p in (part.get_payload() or [])
+        )
+    return {
+        "filename": part.get_filename() or "",
+        "content_type": part.get_content_type(),
+        "data": data,
+    }
 
 
 def _parse(raw: bytes) -> Message:
@@ -311,8 +395,9 @@ def _part(head: bytes, body: bytes) -> bytes:
     return head + CRLF + body
 
 
-def _multipart(boundary: str, parts: list[bytes], preamble: bytes = b"",
-               epilogue: bytes = b"") -> bytes:
+def _multipart(
+    boundary: str, parts: list[bytes], preamble: bytes = b"", epilogue: bytes = b""
+) -> bytes:
     """A multipart body: preamble, each part after its delimiter, the close delimiter."""
     b = boundary.encode("ascii")
     out = [preamble]
@@ -335,22 +420,34 @@ def _ew_b(text: str, charset: str) -> str:
 def _pdf(rng: random.Random, title: str) -> bytes:
     """A small PDF-like file (valid header, objects, trailer)."""
     stream = rng.randbytes(rng.randint(600, 1600))
-    return (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
-            b"2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\n"
-            + f"3 0 obj\n<< /Title ({title}) /Length {len(stream)} >>\nstream\n".encode("ascii")
-            + stream + b"\nendstream\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n")
+    return (
+        b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
+        b"2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\n"
+        + f"3 0 obj\n<< /Title ({title}) /Length {len(stream)} >>\nstream\n".encode("ascii")
+        + stream
+        + b"\nendstream\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
+    )
 
 
 def _png(rng: random.Random, width: int = 24, height: int = 16) -> bytes:
     """A valid 8-bit RGB PNG, one random colour per row."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(
-            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     rows = b"".join(b"\x00" + rng.randbytes(3) * width for _ in range(height))
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows, 9))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(rows, 9))
+        + chunk(b"IEND", b"")
+    )
 
 
 # A valid 8 x 8 baseline JPEG (one colour); _jpeg() adds a COM segment after APP0.
@@ -361,7 +458,8 @@ _JPEG_8X8 = bytes.fromhex(
     "636363636363636363636363636363636363ffc00011080008000803012200021101031101ffc400150001010000"
     "0000000000000000000000000004ffc40014100100000000000000000000000000000000ffc40015010101000000"
     "00000000000000000000000506ffc40014110100000000000000000000000000000000ffda000c03010002110311"
-    "003f008401ea27ffd9")
+    "003f008401ea27ffd9"
+)
 
 
 def _jpeg(rng: random.Random) -> bytes:
@@ -373,16 +471,23 @@ def _jpeg(rng: random.Random) -> bytes:
 def _tnef(rng: random.Random, subject: str, body: str) -> bytes:
     """A small TNEF stream (``winmail.dat``): signature, key, version, OEM code page, message
     class, subject and body attributes, each with its checksum."""
-    def attr(attr_id: int, data: bytes) -> bytes:
-        return (b"\x01" + struct.pack("<II", attr_id, len(data)) + data
-                + struct.pack("<H", sum(data) & 0xFFFF))
 
-    return (struct.pack("<IH", 0x223E9F78, rng.getrandbits(16))
-            + attr(0x00089006, struct.pack("<I", 0x00010000))  # attTnefVersion
-            + attr(0x00069007, struct.pack("<II", 1252, 0))  # attOemCodepage
-            + attr(0x00078008, b"IPM.Microsoft Mail.Note\x00")  # attMessageClass
-            + attr(0x00018004, subject.encode("cp1252") + b"\x00")  # attSubject
-            + attr(0x0002800C, body.encode("cp1252") + b"\x00"))  # attBody
+    def attr(attr_id: int, data: bytes) -> bytes:
+        return (
+            b"\x01"
+            + struct.pack("<II", attr_id, len(data))
+            + data
+            + struct.pack("<H", sum(data) & 0xFFFF)
+        )
+
+    return (
+        struct.pack("<IH", 0x223E9F78, rng.getrandbits(16))
+        + attr(0x00089006, struct.pack("<I", 0x00010000))  # attTnefVersion
+        + attr(0x00069007, struct.pack("<II", 1252, 0))  # attOemCodepage
+        + attr(0x00078008, b"IPM.Microsoft Mail.Note\x00")  # attMessageClass
+        + attr(0x00018004, subject.encode("cp1252") + b"\x00")  # attSubject
+        + attr(0x0002800C, body.encode("cp1252") + b"\x00")
+    )  # attBody
 
 
 def _der(tag: int, content: bytes) -> bytes:
@@ -411,20 +516,32 @@ def _oid(dotted: str) -> bytes:
 def _cms_signed(rng: random.Random) -> bytes:
     """A DER ContentInfo of type signedData (detached; certificate and signature are random)."""
     sha256 = _der(0x30, _oid("2.16.840.1.101.3.4.2.1"))
-    signed = _der(0x30, _der(0x02, b"\x01") + _der(0x31, sha256)
-                  + _der(0x30, _oid("1.2.840.113549.1.7.1"))
-                  + _der(0xA0, _der(0x30, _der(0x04, rng.randbytes(700))))
-                  + _der(0x31, _der(0x30, _der(0x02, b"\x01") + _der(0x04, rng.randbytes(256)))))
+    signed = _der(
+        0x30,
+        _der(0x02, b"\x01")
+        + _der(0x31, sha256)
+        + _der(0x30, _oid("1.2.840.113549.1.7.1"))
+        + _der(0xA0, _der(0x30, _der(0x04, rng.randbytes(700))))
+        + _der(0x31, _der(0x30, _der(0x02, b"\x01") + _der(0x04, rng.randbytes(256)))),
+    )
     return _der(0x30, _oid("1.2.840.113549.1.7.2") + _der(0xA0, signed))
 
 
 def _cms_enveloped(rng: random.Random) -> bytes:
     """A DER ContentInfo of type envelopedData (AES-256-CBC; key and content are random)."""
-    recipient = _der(0x30, _der(0x02, b"\x00") + _der(0x04, rng.randbytes(32))
-                     + _der(0x30, _oid("1.2.840.113549.1.1.1")) + _der(0x04, rng.randbytes(256)))
-    content = _der(0x30, _oid("1.2.840.113549.1.7.1")
-                   + _der(0x30, _oid("2.16.840.1.101.3.4.1.42") + _der(0x04, rng.randbytes(16)))
-                   + _der(0x80, rng.randbytes(16 * rng.randint(40, 80))))
+    recipient = _der(
+        0x30,
+        _der(0x02, b"\x00")
+        + _der(0x04, rng.randbytes(32))
+        + _der(0x30, _oid("1.2.840.113549.1.1.1"))
+        + _der(0x04, rng.randbytes(256)),
+    )
+    content = _der(
+        0x30,
+        _oid("1.2.840.113549.1.7.1")
+        + _der(0x30, _oid("2.16.840.1.101.3.4.1.42") + _der(0x04, rng.randbytes(16)))
+        + _der(0x80, rng.randbytes(16 * rng.randint(40, 80))),
+    )
     enveloped = _der(0x30, _der(0x02, b"\x00") + _der(0x31, recipient) + content)
     return _der(0x30, _oid("1.2.840.113549.1.7.3") + _der(0xA0, enveloped))
 
@@ -491,8 +608,10 @@ def _tb_boundary(rng) -> str:
 
 
 def _outlook_boundary(rng) -> str:
-    return (f"----=_NextPart_000_{rng.getrandbits(16):04X}_"
-            f"{rng.getrandbits(32):08X}.{rng.getrandbits(32):08X}")
+    return (
+        f"----=_NextPart_000_{rng.getrandbits(16):04X}_"
+        f"{rng.getrandbits(32):08X}.{rng.getrandbits(32):08X}"
+    )
 
 
 def _mutt_boundary(rng) -> str:
@@ -512,8 +631,10 @@ def _mid_tb(rng, domain) -> str:
 
 
 def _mid_outlook(rng, domain) -> str:
-    return (f"<000001da{rng.getrandbits(32):08x}${rng.getrandbits(32):08x}"
-            f"${rng.getrandbits(32):08x}$@{domain}>")
+    return (
+        f"<000001da{rng.getrandbits(32):08x}${rng.getrandbits(32):08x}"
+        f"${rng.getrandbits(32):08x}$@{domain}>"
+    )
 
 
 def _mid_generic(rng, domain, tag="msg") -> str:
@@ -521,8 +642,10 @@ def _mid_generic(rng, domain, tag="msg") -> str:
 
 
 def _foxmail_boundary(rng) -> str:
-    return (f"----=_NextPart_{rng.getrandbits(32):08X}_{rng.getrandbits(32):08X}_"
-            f"{rng.getrandbits(32):08X}")
+    return (
+        f"----=_NextPart_{rng.getrandbits(32):08X}_{rng.getrandbits(32):08X}_"
+        f"{rng.getrandbits(32):08X}"
+    )
 
 
 def _mid_foxmail(rng, domain) -> str:
@@ -545,8 +668,9 @@ def _mid_the_bat(rng, domain, when) -> str:
     return f"<{rng.randint(10**8, 10**9 - 1)}.{_utc_stamp(when)}@{domain}>"
 
 
-def _begin(ctx, name: str, folder: str, tz_hours: float | None, message_id, *args,
-           dated: bool = False):
+def _begin(
+    ctx, name: str, folder: str, tz_hours: float | None, message_id, *args, dated: bool = False
+):
     """The start of a case: ``(rng, when, mid, from_, to)``.
 
     ``rng`` is the case's own stream; from it, in this order: the Date ``when``
@@ -567,44 +691,77 @@ def _begin(ctx, name: str, folder: str, tz_hours: float | None, message_id, *arg
 def _envelope(from_: str, to: str, subject: str, date: dt.datetime, mid: str) -> list[str]:
     """From, To, Subject, Date, Message-ID, MIME-Version: the order of Outlook, Foxmail and
     most scripts."""
-    return [f"From: {from_}", f"To: {to}", f"Subject: {subject}",
-            f"Date: {format_datetime(date)}", f"Message-ID: {mid}", "MIME-Version: 1.0"]
+    return [
+        f"From: {from_}",
+        f"To: {to}",
+        f"Subject: {subject}",
+        f"Date: {format_datetime(date)}",
+        f"Message-ID: {mid}",
+        "MIME-Version: 1.0",
+    ]
 
 
 def _outlook_head(from_, to, subject, date, mid, *content: str, after=()) -> bytes:
     """Outlook 16's header: the envelope, the ``content`` lines, its X-Mailer, ``after``."""
-    return _lines(*_envelope(from_, to, subject, date, mid), *content,
-                  "X-Mailer: Microsoft Outlook 16.0", *after)
+    return _lines(
+        *_envelope(from_, to, subject, date, mid),
+        *content,
+        "X-Mailer: Microsoft Outlook 16.0",
+        *after,
+    )
 
 
-def _thunderbird_head(from_, to, subject, when, mid, language: str | None = "en-US",
-                      cc: str | None = None) -> list[str]:
+def _thunderbird_head(
+    from_, to, subject, when, mid, language: str | None = "en-US", cc: str | None = None
+) -> list[str]:
     """Thunderbird's header lines from Message-ID to Subject (the Content-Type goes before
     them for a multipart, after them for a single part and multipart/signed)."""
-    return [f"Message-ID: {mid}", f"Date: {format_datetime(when)}", "MIME-Version: 1.0",
-            "User-Agent: Mozilla Thunderbird",
-            *([f"Content-Language: {language}"] if language else []), f"To: {to}",
-            *([f"Cc: {cc}"] if cc else []), f"From: {from_}", f"Subject: {subject}"]
+    return [
+        f"Message-ID: {mid}",
+        f"Date: {format_datetime(when)}",
+        "MIME-Version: 1.0",
+        "User-Agent: Mozilla Thunderbird",
+        *([f"Content-Language: {language}"] if language else []),
+        f"To: {to}",
+        *([f"Cc: {cc}"] if cc else []),
+        f"From: {from_}",
+        f"Subject: {subject}",
+    ]
 
 
 def _apple_head(from_, to, subject, when, mid, content_type: str) -> bytes:
     """Apple Mail (macOS) header, ``content_type`` the Content-Type value: From and
     Content-Type first, X-Mailer last."""
-    return _lines(f"From: {from_}", f"Content-Type: {content_type}", "MIME-Version: 1.0",
-                  f"Subject: {subject}", f"Message-Id: {mid}", f"Date: {format_datetime(when)}",
-                  f"To: {to}", "X-Mailer: Apple Mail (2.3774.500.171.1.1)")
+    return _lines(
+        f"From: {from_}",
+        f"Content-Type: {content_type}",
+        "MIME-Version: 1.0",
+        f"Subject: {subject}",
+        f"Message-Id: {mid}",
+        f"Date: {format_datetime(when)}",
+        f"To: {to}",
+        "X-Mailer: Apple Mail (2.3774.500.171.1.1)",
+    )
 
 
 def _mutt_head(from_, to, subject, when, mid, boundary: str) -> bytes:
     """Mutt's header of a multipart/mixed message."""
-    return _lines(f"Date: {format_datetime(when)}", f"From: {from_}", f"To: {to}",
-                  f"Subject: {subject}", f"Message-ID: {mid}", "MIME-Version: 1.0",
-                  f'Content-Type: multipart/mixed; boundary="{boundary}"',
-                  "Content-Disposition: inline", "User-Agent: Mutt/2.2.12 (2023-09-09)")
+    return _lines(
+        f"Date: {format_datetime(when)}",
+        f"From: {from_}",
+        f"To: {to}",
+        f"Subject: {subject}",
+        f"Message-ID: {mid}",
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/mixed; boundary="{boundary}"',
+        "Content-Disposition: inline",
+        "User-Agent: Mutt/2.2.12 (2023-09-09)",
+    )
 
 
-_APPLE_TEXT = _lines("Content-Transfer-Encoding: 7bit",
-                     "Content-Type: text/plain;\r\n\tcharset=us-ascii")
+_APPLE_TEXT = _lines(
+    "Content-Transfer-Encoding: 7bit", "Content-Type: text/plain;\r\n\tcharset=us-ascii"
+)
 _MUTT_TEXT = _lines("Content-Type: text/plain; charset=us-ascii", "Content-Disposition: inline")
 _TB_PREAMBLE = b"This is a multi-part message in MIME format.\r\n"
 _OUTLOOK_PREAMBLE = b"This is a multipart message in MIME format.\r\n\r\n"
@@ -620,11 +777,19 @@ class _Built:
 
 
 def _finish(name, folder, built: _Built, note: str, cyrus_ok: bool = True) -> FidelityMessage:
-    return FidelityMessage(name=name, folder=folder, raw=built.raw, message_id=built.mid,
-                           texts=shown_texts(built.raw), attachments=shown_attachments(built.raw),
-                           date_rule=built.date_rule, note=note, cyrus_ok=cyrus_ok,
-                           subject=built.subject,
-                           date=built.date if built.date_rule != "internaldate" else None)
+    return FidelityMessage(
+        name=name,
+        folder=folder,
+        raw=built.raw,
+        message_id=built.mid,
+        texts=shown_texts(built.raw),
+        attachments=shown_attachments(built.raw),
+        date_rule=built.date_rule,
+        note=note,
+        cyrus_ok=cyrus_ok,
+        subject=built.subject,
+        date=built.date if built.date_rule != "internaldate" else None,
+    )
 
 
 # --------------------------------------------------------------------------- the cases
@@ -634,16 +799,40 @@ def _plain_then_html_mixed(ctx, name="plain_then_html_mixed", folder="INBOX"):
     rng, when, mid, from_, to = _begin(ctx, name, folder, 2, _mid_generic, "shop")
     b = _generic_boundary(rng, "mixed")
     subject = "Your order confirmation"
-    raw = _lines(*_envelope(from_, to, subject, when, mid), "X-Mailer: ShopMailer 2.3",
-                 f'Content-Type: multipart/mixed; boundary="{b}"') + CRLF + _multipart(b, [
-        _part(_lines('Content-Type: text/plain; charset="utf-8"',
-                     "Content-Transfer-Encoding: 7bit"), b"Plain part first\r\n"),
-        _part(_lines('Content-Type: text/html; charset="utf-8"',
-                     "Content-Transfer-Encoding: 7bit"), b"<p>HTML part second</p>\r\n"),
-    ])
-    return _finish(name, folder, _Built(raw, mid, subject, when),
-                   "a web-shop script puts text/plain then text/html in multipart/mixed (not "
-                   "alternative): clients show both, one after the other")
+    raw = (
+        _lines(
+            *_envelope(from_, to, subject, when, mid),
+            "X-Mailer: ShopMailer 2.3",
+            f'Content-Type: multipart/mixed; boundary="{b}"',
+        )
+        + CRLF
+        + _multipart(
+            b,
+            [
+                _part(
+                    _lines(
+                        'Content-Type: text/plain; charset="utf-8"',
+                        "Content-Transfer-Encoding: 7bit",
+                    ),
+                    b"Plain part first\r\n",
+                ),
+                _part(
+                    _lines(
+                        'Content-Type: text/html; charset="utf-8"',
+                        "Content-Transfer-Encoding: 7bit",
+                    ),
+                    b"<p>HTML part second</p>\r\n",
+                ),
+            ],
+        )
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, subject, when),
+        "a web-shop script puts text/plain then text/html in multipart/mixed (not "
+        "alternative): clients show both, one after the other",
+    )
 
 
 def _several_inline_texts(ctx, name="several_inline_texts", folder="Sent"):
@@ -651,35 +840,73 @@ def _several_inline_texts(ctx, name="several_inline_texts", folder="Sent"):
     b = _apple_boundary(rng)
     subject = "The brochure"
     pdf = _pdf(rng, "a")
-    raw = _apple_head(from_, to, subject, when, mid,
-                      f"multipart/mixed;\r\n\tboundary=\"{b}\"") + CRLF + _multipart(b, [
-        _part(_APPLE_TEXT, b"One\r\n"),
-        _part(_lines("Content-Disposition: attachment;\r\n\tfilename=a.pdf",
-                     "Content-Type: application/pdf;\r\n\tx-unix-mode=0644;\r\n\tname=\"a.pdf\"",
-                     "Content-Transfer-Encoding: base64"), _b64(pdf)),
-        _part(_APPLE_TEXT, b"\r\nTwo\r\n"),
-        _part(_lines("Content-Transfer-Encoding: quoted-printable",
-                     "Content-Type: text/plain;\r\n\tcharset=utf-8"), b"Three\r\n"),
-    ])
-    return _finish(name, folder, _Built(raw, mid, subject, when),
-                   "Apple Mail: text typed after an attachment becomes another inline "
-                   "text/plain part of multipart/mixed; consecutive text parts stay separate")
+    raw = (
+        _apple_head(from_, to, subject, when, mid, f'multipart/mixed;\r\n\tboundary="{b}"')
+        + CRLF
+        + _multipart(
+            b,
+            [
+                _part(_APPLE_TEXT, b"One\r\n"),
+                _part(
+                    _lines(
+                        "Content-Disposition: attachment;\r\n\tfilename=a.pdf",
+                        'Content-Type: application/pdf;\r\n\tx-unix-mode=0644;\r\n\tname="a.pdf"',
+                        "Content-Transfer-Encoding: base64",
+                    ),
+                    _b64(pdf),
+                ),
+                _part(_APPLE_TEXT, b"\r\nTwo\r\n"),
+                _part(
+                    _lines(
+                        "Content-Transfer-Encoding: quoted-printable",
+                        "Content-Type: text/plain;\r\n\tcharset=utf-8",
+                    ),
+                    b"Three\r\n",
+                ),
+            ],
+        )
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, subject, when),
+        "Apple Mail: text typed after an attachment becomes another inline "
+        "text/plain part of multipart/mixed; consecutive text parts stay separate",
+    )
 
 
 def _inline_text_with_filename(ctx, name="inline_text_with_filename", folder="INBOX"):
     rng, when, mid, from_, to = _begin(ctx, name, folder, 1, _mid_mutt, dated=True)
     b = _mutt_boundary(rng)
     subject = "Server log"
-    log = ("2026-04-27 10:00:01 INFO start\n2026-04-27 10:00:02 ERROR disk full on /var\n"
-           "2026-04-27 10:00:03 INFO retry scheduled\n")
-    raw = _mutt_head(from_, to, subject, when, mid, b) + CRLF + _multipart(b, [
-        _part(_MUTT_TEXT, b"Here is the log you asked for.\r\n"),
-        _part(_lines("Content-Type: text/plain; charset=us-ascii",
-                     "Content-Disposition: inline; filename=msg.txt"), _crlf(log)),
-    ])
-    return _finish(name, folder, _Built(raw, mid, subject, when),
-                   "Mutt attaches a text file inline (Content-Disposition: inline; "
-                   "filename=msg.txt): clients show it as text and list it as a file")
+    log = (
+        "2026-04-27 10:00:01 INFO start\n2026-04-27 10:00:02 ERROR disk full on /var\n"
+        "2026-04-27 10:00:03 INFO retry scheduled\n"
+    )
+    raw = (
+        _mutt_head(from_, to, subject, when, mid, b)
+        + CRLF
+        + _multipart(
+            b,
+            [
+                _part(_MUTT_TEXT, b"Here is the log you asked for.\r\n"),
+                _part(
+                    _lines(
+                        "Content-Type: text/plain; charset=us-ascii",
+                        "Content-Disposition: inline; filename=msg.txt",
+                    ),
+                    _crlf(log),
+                ),
+            ],
+        )
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, subject, when),
+        "Mutt attaches a text file inline (Content-Disposition: inline; "
+        "filename=msg.txt): clients show it as text and list it as a file",
+    )
 
 
 def _forwarded_rfc822(ctx, name="forwarded_rfc822", folder="INBOX"):
@@ -693,23 +920,63 @@ def _forwarded_rfc822(ctx, name="forwarded_rfc822", folder="INBOX"):
     from_, to = ctx.parties(folder)
     subject = "Fwd: Question about the offer"
     pdf = _pdf(rng, "orig")
-    inner = _outlook_head(colleague, ctx.contact_addr(), "Question about the offer", inner_when,
-                          inner_mid, f'Content-Type: multipart/mixed; boundary="{ib}"'
-                          ) + CRLF + _multipart(ib, [
-        _part(_lines('Content-Type: text/plain; charset="us-ascii"',
-                     "Content-Transfer-Encoding: 7bit"), b"Original question?\r\n"),
-        _part(_lines('Content-Type: application/pdf; name="orig.pdf"',
-                     "Content-Transfer-Encoding: base64",
-                     'Content-Disposition: attachment; filename="orig.pdf"'), _b64(pdf)),
-    ], preamble=_OUTLOOK_PREAMBLE)
-    raw = _mutt_head(from_, to, subject, when, mid, b) + CRLF + _multipart(b, [
-        _part(_MUTT_TEXT, b"FYI\r\n"),
-        _part(_lines("Content-Type: message/rfc822", "Content-Disposition: inline",
-                     "Content-Description: forwarded message"), inner),
-    ])
-    return _finish(name, folder, _Built(raw, mid, subject, when),
-                   "Mutt forwarding with mime_forward=yes: a short note then the original "
-                   "message as an inline message/rfc822 part with its own attachment")
+    inner = (
+        _outlook_head(
+            colleague,
+            ctx.contact_addr(),
+            "Question about the offer",
+            inner_when,
+            inner_mid,
+            f'Content-Type: multipart/mixed; boundary="{ib}"',
+        )
+        + CRLF
+        + _multipart(
+            ib,
+            [
+                _part(
+                    _lines(
+                        'Content-Type: text/plain; charset="us-ascii"',
+                        "Content-Transfer-Encoding: 7bit",
+                    ),
+                    b"Original question?\r\n",
+                ),
+                _part(
+                    _lines(
+                        'Content-Type: application/pdf; name="orig.pdf"',
+                        "Content-Transfer-Encoding: base64",
+                        'Content-Disposition: attachment; filename="orig.pdf"',
+                    ),
+                    _b64(pdf),
+                ),
+            ],
+            preamble=_OUTLOOK_PREAMBLE,
+        )
+    )
+    raw = (
+        _mutt_head(from_, to, subject, when, mid, b)
+        + CRLF
+        + _multipart(
+            b,
+            [
+                _part(_MUTT_TEXT, b"FYI\r\n"),
+                _part(
+                    _lines(
+                        "Content-Type: message/rfc822",
+                        "Content-Disposition: inline",
+                        "Content-Description: forwarded message",
+                    ),
+                    inner,
+                ),
+            ],
+        )
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, subject, when),
+        "Mutt forwarding with mime_forward=yes: a short note then the original "
+        "message as an inline message/rfc822 part with its own attachment",
+    )
 
 
 def _only_rfc822(ctx, name="only_rfc822", folder="Sent"):
@@ -721,16 +988,31 @@ def _only_rfc822(ctx, name="only_rfc822", folder="Sent"):
     from_, to = ctx.parties(folder)
     subject = "Fw: Delivery dates"
     inner_mid = _mid_tb(rng, ctx.owner_domain)
-    inner = _lines(*_envelope(colleague, ctx.owner_addr(), "Delivery dates", inner_when,
-                              inner_mid),
-                   "Content-Type: text/plain; charset=UTF-8; format=flowed",
-                   "Content-Transfer-Encoding: 7bit") + CRLF + _crlf(
-        "We can deliver the first batch in week 21 and the rest in week 23.\n")
-    raw = _lines(*_envelope(from_, to, subject, when, mid), "Content-Type: message/rfc822",
-                 "Content-Disposition: inline") + CRLF + inner
-    return _finish(name, folder, _Built(raw, mid, subject, when),
-                   "forward as attachment with no cover note: the whole message is "
-                   "message/rfc822 (the top-level Content-Type), as some clients write it")
+    inner = (
+        _lines(
+            *_envelope(colleague, ctx.owner_addr(), "Delivery dates", inner_when, inner_mid),
+            "Content-Type: text/plain; charset=UTF-8; format=flowed",
+            "Content-Transfer-Encoding: 7bit",
+        )
+        + CRLF
+        + _crlf("We can deliver the first batch in week 21 and the rest in week 23.\n")
+    )
+    raw = (
+        _lines(
+            *_envelope(from_, to, subject, when, mid),
+            "Content-Type: message/rfc822",
+            "Content-Disposition: inline",
+        )
+        + CRLF
+        + inner
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, subject, when),
+        "forward as attachment with no cover note: the whole message is "
+        "message/rfc822 (the top-level Content-Type), as some clients write it",
+    )
 
 
 def _bounce_dsn(ctx, name="bounce_dsn", folder="INBOX"):
@@ -744,54 +1026,93 @@ def _bounce_dsn(ctx, name="bounce_dsn", folder="INBOX"):
     b = f"{queue}.{int(when.timestamp())}/{relay}"
     subject = "Undelivered Mail Returned to Sender"
     diag = f"550 5.1.1 <{ctx.contact}>: Recipient address rejected: User unknown"
-    human = (f"This is the mail system at host {relay}.\n\n"
-             "I'm sorry to have to inform you that your message could not\n"
-             "be delivered to one or more recipients. It's attached below.\n\n"
-             "For further assistance, please send mail to postmaster.\n\n"
-             "If you do so, please include this problem report. You can\n"
-             "delete your own text from the attached returned message.\n\n"
-             "                   The mail system\n\n"
-             f"<{ctx.contact}>: host mx.{ctx.contact_domain}[192.0.2.25] said: {diag}\n"
-             "    (in reply to RCPT TO command)\n")
-    status = (f"Reporting-MTA: dns; {relay}\n"
-              f"X-Postfix-Queue-ID: {queue}\n"
-              f"X-Postfix-Sender: rfc822; {ctx.owner}\n"
-              f"Arrival-Date: {format_datetime(orig_when)}\n\n"
-              f"Final-Recipient: rfc822; {ctx.contact}\n"
-              f"Original-Recipient: rfc822;{ctx.contact}\n"
-              "Action: failed\n"
-              "Status: 5.1.1\n"
-              f"Remote-MTA: dns; mx.{ctx.contact_domain}\n"
-              f"Diagnostic-Code: smtp; {diag}\n")
-    returned = (f"Return-Path: <{ctx.owner}>\n"
-                "Received: from [192.0.2.7] (unknown [192.0.2.7])\n"
-                f"\tby {relay} (Postfix) with ESMTPSA id {queue}\n"
-                f"\tfor <{ctx.contact}>; {format_datetime(orig_when)}\n"
-                f"From: {ctx.owner_addr()}\n"
-                f"To: {ctx.contact_addr()}\n"
-                "Subject: Offer for Q3\n"
-                f"Date: {format_datetime(orig_when)}\n"
-                f"Message-ID: {orig_mid}\n"
-                "MIME-Version: 1.0\n"
-                "Content-Type: text/plain; charset=UTF-8\n")
-    raw = _lines("Return-Path: <>", f"From: MAILER-DAEMON@{relay} (Mail Delivery System)",
-                 f"Subject: {subject}", f"To: {ctx.owner}", "Auto-Submitted: auto-replied",
-                 "MIME-Version: 1.0",
-                 "Content-Type: multipart/report; report-type=delivery-status;\r\n"
-                 f"\tboundary=\"{b}\"", "Content-Transfer-Encoding: 8bit",
-                 f"Message-Id: {mid}", f"Date: {format_datetime(when)}") + CRLF + _multipart(b, [
-        _part(_lines("Content-Description: Notification",
-                     "Content-Type: text/plain; charset=us-ascii"), _crlf(human)),
-        _part(_lines("Content-Description: Delivery report",
-                     "Content-Type: message/delivery-status"), _crlf(status)),
-        _part(_lines("Content-Description: Undelivered Message Headers",
-                     "Content-Type: text/rfc822-headers", "Content-Transfer-Encoding: 8bit"),
-              _crlf(returned)),
-    ], preamble=b"This is a MIME-encapsulated message.\r\n\r\n")
-    return _finish(name, folder, _Built(raw, mid, subject, when),
-                   "a Postfix bounce (multipart/report; report-type=delivery-status) for mail "
-                   "the owner sent to the contact: From MAILER-DAEMON of the owner's relay, the "
-                   "contact in Final-Recipient and in the returned headers")
+    human = (
+        f"This is the mail system at host {relay}.\n\n"
+        "I'm sorry to have to inform you that your message could not\n"
+        "be delivered to one or more recipients. It's attached below.\n\n"
+        "For further assistance, please send mail to postmaster.\n\n"
+        "If you do so, please include this problem report. You can\n"
+        "delete your own text from the attached returned message.\n\n"
+        "                   The mail system\n\n"
+        f"<{ctx.contact}>: host mx.{ctx.contact_domain}[192.0.2.25] said: {diag}\n"
+        "    (in reply to RCPT TO command)\n"
+    )
+    status = (
+        f"Reporting-MTA: dns; {relay}\n"
+        f"X-Postfix-Queue-ID: {queue}\n"
+        f"X-Postfix-Sender: rfc822; {ctx.owner}\n"
+        f"Arrival-Date: {format_datetime(orig_when)}\n\n"
+        f"Final-Recipient: rfc822; {ctx.contact}\n"
+        f"Original-Recipient: rfc822;{ctx.contact}\n"
+        "Action: failed\n"
+        "Status: 5.1.1\n"
+        f"Remote-MTA: dns; mx.{ctx.contact_domain}\n"
+        f"Diagnostic-Code: smtp; {diag}\n"
+    )
+    returned = (
+        f"Return-Path: <{ctx.owner}>\n"
+        "Received: from [192.0.2.7] (unknown [192.0.2.7])\n"
+        f"\tby {relay} (Postfix) with ESMTPSA id {queue}\n"
+        f"\tfor <{ctx.contact}>; {format_datetime(orig_when)}\n"
+        f"From: {ctx.owner_addr()}\n"
+        f"To: {ctx.contact_addr()}\n"
+        "Subject: Offer for Q3\n"
+        f"Date: {format_datetime(orig_when)}\n"
+        f"Message-ID: {orig_mid}\n"
+        "MIME-Version: 1.0\n"
+        "Content-Type: text/plain; charset=UTF-8\n"
+    )
+    raw = (
+        _lines(
+            "Return-Path: <>",
+            f"From: MAILER-DAEMON@{relay} (Mail Delivery System)",
+            f"Subject: {subject}",
+            f"To: {ctx.owner}",
+            "Auto-Submitted: auto-replied",
+            "MIME-Version: 1.0",
+            f'Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary="{b}"',
+            "Content-Transfer-Encoding: 8bit",
+            f"Message-Id: {mid}",
+            f"Date: {format_datetime(when)}",
+        )
+        + CRLF
+        + _multipart(
+            b,
+            [
+                _part(
+                    _lines(
+                        "Content-Description: Notification",
+                        "Content-Type: text/plain; charset=us-ascii",
+                    ),
+                    _crlf(human),
+                ),
+                _part(
+                    _lines(
+                        "Content-Description: Delivery report",
+                        "Content-Type: message/delivery-status",
+                    ),
+                    _crlf(status),
+                ),
+                _part(
+                    _lines(
+                        "Content-Description: Undelivered Message Headers",
+                        "Content-Type: text/rfc822-headers",
+                        "Content-Transfer-Encoding: 8bit",
+                    ),
+                    _crlf(returned),
+                ),
+            ],
+            preamble=b"This is a MIME-encapsulated message.\r\n\r\n",
+        )
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, subject, when),
+        "a Postfix bounce (multipart/report; report-type=delivery-status) for mail "
+        "the owner sent to the contact: From MAILER-DAEMON of the owner's relay, the "
+        "contact in Final-Recipient and in the returned headers",
+    )
 
 
 def _no_message_id(ctx):
@@ -801,16 +1122,29 @@ def _no_message_id(ctx):
     when = ctx.when(rng, -4)
     from_, to = ctx.parties("INBOX")
     subject = "Contact form submission"
-    head = _lines(f"To: {to}", f"Subject: {subject}", "X-PHP-Originating-Script: 1000:form.php",
-                  f"From: {from_}", f"Cc: {ctx.contact2}", f"Date: {format_datetime(when)}",
-                  "MIME-Version: 1.0", "Content-Type: text/plain; charset=UTF-8",
-                  "Content-Transfer-Encoding: 7bit")
+    head = _lines(
+        f"To: {to}",
+        f"Subject: {subject}",
+        "X-PHP-Originating-Script: 1000:form.php",
+        f"From: {from_}",
+        f"Cc: {ctx.contact2}",
+        f"Date: {format_datetime(when)}",
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=UTF-8",
+        "Content-Transfer-Encoding: 7bit",
+    )
     out = []
     for name, body in (("no_message_id_a", "Body A"), ("no_message_id_b", "Body B")):
         raw = head + CRLF + _crlf(body + "\n")
-        out.append(_finish(name, "INBOX", _Built(raw, None, subject, when),
-                           "a PHP mail() script sends two messages in the same second, no "
-                           "Message-ID: same From/To/Cc/Date/Subject, only the bodies differ"))
+        out.append(
+            _finish(
+                name,
+                "INBOX",
+                _Built(raw, None, subject, when),
+                "a PHP mail() script sends two messages in the same second, no "
+                "Message-ID: same From/To/Cc/Date/Subject, only the bodies differ",
+            )
+        )
     return out
 
 
@@ -820,34 +1154,63 @@ def _apple_mixed_inline_images(ctx, name="apple_mixed_inline_images", folder="Se
     subject = "Photos from the site visit"
     jpg, png = _jpeg(rng), _png(rng)
     cid_jpg, cid_png = str(_uuid(rng)).upper(), str(_uuid(rng)).upper()
-    html_head = _lines("Content-Transfer-Encoding: 7bit",
-                       "Content-Type: text/html;\r\n\tcharset=us-ascii")
-    meta = ('<html><head><meta http-equiv="content-type" content="text/html; charset=us-ascii">'
-            '</head><body style="overflow-wrap: break-word; -webkit-nbsp-mode: space; '
-            'line-break: after-white-space;">')
-    html_parts = [meta + "<p>Hello</p><div>", "</div><p>See the photo</p><div>",
-                  "</div><p>Bye</p></body></html>"]
-    inner = _multipart(mixed, [
-        _part(html_head, _crlf(html_parts[0])),
-        _part(_lines("Content-Disposition: inline;\r\n\tfilename=photo.jpg",
-                     "Content-Type: image/jpeg;\r\n\tx-unix-mode=0644;\r\n\tname=\"photo.jpg\"",
-                     "Content-Transfer-Encoding: base64", f"Content-Id: <{cid_jpg}>"),
-              _b64(jpg)),
-        _part(html_head, _crlf(html_parts[1])),
-        _part(_lines("Content-Disposition: inline;\r\n\tfilename=chart.png",
-                     "Content-Type: image/png;\r\n\tx-unix-mode=0644;\r\n\tname=\"chart.png\"",
-                     "Content-Transfer-Encoding: base64", f"Content-Id: <{cid_png}>"),
-              _b64(png)),
-        _part(html_head, _crlf(html_parts[2])),
-    ])
-    raw = _apple_head(from_, to, subject, when, mid,
-                      f"multipart/alternative;\r\n\tboundary=\"{alt}\"") + CRLF + _multipart(alt, [
-        _part(_APPLE_TEXT, _crlf("Hello\n\nSee the photo\n\nBye\n")),
-        _part(_lines(f"Content-Type: multipart/mixed;\r\n\tboundary=\"{mixed}\""), inner),
-    ])
-    return _finish(name, folder, _Built(raw, mid, subject, when),
-                   "Apple Mail with pictures inside the text: multipart/alternative whose HTML "
-                   "side is multipart/mixed of HTML fragments and inline images")
+    html_head = _lines(
+        "Content-Transfer-Encoding: 7bit", "Content-Type: text/html;\r\n\tcharset=us-ascii"
+    )
+    meta = (
+        '<html><head><meta http-equiv="content-type" content="text/html; charset=us-ascii">'
+        '</head><body style="overflow-wrap: break-word; -webkit-nbsp-mode: space; '
+        'line-break: after-white-space;">'
+    )
+    html_parts = [
+        meta + "<p>Hello</p><div>",
+        "</div><p>See the photo</p><div>",
+        "</div><p>Bye</p></body></html>",
+    ]
+    inner = _multipart(
+        mixed,
+        [
+            _part(html_head, _crlf(html_parts[0])),
+            _part(
+                _lines(
+                    "Content-Disposition: inline;\r\n\tfilename=photo.jpg",
+                    'Content-Type: image/jpeg;\r\n\tx-unix-mode=0644;\r\n\tname="photo.jpg"',
+                    "Content-Transfer-Encoding: base64",
+                    f"Content-Id: <{cid_jpg}>",
+                ),
+                _b64(jpg),
+            ),
+            _part(html_head, _crlf(html_parts[1])),
+            _part(
+                _lines(
+                    "Content-Disposition: inline;\r\n\tfilename=chart.png",
+                    'Content-Type: image/png;\r\n\tx-unix-mode=0644;\r\n\tname="chart.png"',
+                    "Content-Transfer-Encoding: base64",
+                    f"Content-Id: <{cid_png}>",
+                ),
+                _b64(png),
+            ),
+            _part(html_head, _crlf(html_parts[2])),
+        ],
+    )
+    raw = (
+        _apple_head(from_, to, subject, when, mid, f'multipart/alternative;\r\n\tboundary="{alt}"')
+        + CRLF
+        + _multipart(
+            alt,
+            [
+                _part(_APPLE_TEXT, _crlf("Hello\n\nSee the photo\n\nBye\n")),
+                _part(_lines(f'Content-Type: multipart/mixed;\r\n\tboundary="{mixed}"'), inner),
+            ],
+        )
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, subject, when),
+        "Apple Mail with pictures inside the text: multipart/alternative whose HTML "
+        "side is multipart/mixed of HTML fragments and inline images",
+    )
 
 
 def _outlook_tnef(ctx, name="outlook_tnef", folder="INBOX"):
@@ -856,20 +1219,50 @@ def _outlook_tnef(ctx, name="outlook_tnef", folder="INBOX"):
     subject = "Meeting notes"
     body = "Hi,\n\nPlease find the meeting notes below.\n\nKind regards\n"
     tnef = _tnef(rng, subject, body)
-    raw = _outlook_head(from_, to, subject, when, mid,
-                        f'Content-Type: multipart/mixed;\r\n\tboundary="{b}"',
-                        after=("Thread-Index: AdqPO3xOLRB01IcwdNSHMA==", "Content-Language: en-gb",
-                               "X-MS-TNEF-Correlator: 0000000038A1BB1005E5101AA1BB08002B2A56C2")
-                        ) + CRLF + _multipart(b, [
-        _part(_lines('Content-Type: text/plain;\r\n\tcharset="us-ascii"',
-                     "Content-Transfer-Encoding: 7bit"), _crlf(body)),
-        _part(_lines('Content-Type: application/ms-tnef;\r\n\tname="winmail.dat"',
-                     "Content-Transfer-Encoding: base64",
-                     'Content-Disposition: attachment;\r\n\tfilename="winmail.dat"'), _b64(tnef)),
-    ], preamble=_OUTLOOK_PREAMBLE)
-    return _finish(name, folder, _Built(raw, mid, subject, when),
-                   "Outlook/Exchange rich text: a text/plain body next to application/ms-tnef "
-                   "winmail.dat (kept as is)")
+    raw = (
+        _outlook_head(
+            from_,
+            to,
+            subject,
+            when,
+            mid,
+            f'Content-Type: multipart/mixed;\r\n\tboundary="{b}"',
+            after=(
+                "Thread-Index: AdqPO3xOLRB01IcwdNSHMA==",
+                "Content-Language: en-gb",
+                "X-MS-TNEF-Correlator: 0000000038A1BB1005E5101AA1BB08002B2A56C2",
+            ),
+        )
+        + CRLF
+        + _multipart(
+            b,
+            [
+                _part(
+                    _lines(
+                        'Content-Type: text/plain;\r\n\tcharset="us-ascii"',
+                        "Content-Transfer-Encoding: 7bit",
+                    ),
+                    _crlf(body),
+                ),
+                _part(
+                    _lines(
+                        'Content-Type: application/ms-tnef;\r\n\tname="winmail.dat"',
+                        "Content-Transfer-Encoding: base64",
+                        'Content-Disposition: attachment;\r\n\tfilename="winmail.dat"',
+                    ),
+                    _b64(tnef),
+                ),
+            ],
+            preamble=_OUTLOOK_PREAMBLE,
+        )
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, subject, when),
+        "Outlook/Exchange rich text: a text/plain body next to application/ms-tnef "
+        "winmail.dat (kept as is)",
+    )
 
 
 def _related_cid(ctx, name="related_cid", folder="Sent"):
@@ -877,22 +1270,48 @@ def _related_cid(ctx, name="related_cid", folder="Sent"):
     b = _tb_boundary(rng)
     subject = "Our new logo"
     png = _png(rng, 32, 12)
-    html = ("<!DOCTYPE html>\n<html>\n  <head>\n    <meta http-equiv=\"content-type\" "
-            "content=\"text/html; charset=UTF-8\">\n  </head>\n  <body>\n"
-            "    <p>This is our new logo &amp; colours:</p>\n"
-            "    <p><img src=\"cid:logo@x\" alt=\"\"></p>\n"
-            f"    <p>Best regards,<br>\n      {ctx.owner_name}</p>\n  </body>\n</html>\n")
-    raw = _lines(f"Content-Type: multipart/related; boundary=\"{b}\"",
-                 *_thunderbird_head(from_, to, subject, when, mid)) + CRLF + _multipart(b, [
-        _part(_lines("Content-Type: text/html; charset=UTF-8", "Content-Transfer-Encoding: 7bit"),
-              _crlf(html)),
-        _part(_lines('Content-Type: image/png; name="logo.png"',
-                     'Content-Disposition: inline; filename="logo.png"', "Content-Id: <logo@x>",
-                     "Content-Transfer-Encoding: base64"), _b64(png)),
-    ], preamble=_TB_PREAMBLE)
-    return _finish(name, folder, _Built(raw, mid, subject, when),
-                   "Thunderbird sending HTML only with an embedded image: multipart/related, "
-                   "the HTML root shows cid:logo@x")
+    html = (
+        '<!DOCTYPE html>\n<html>\n  <head>\n    <meta http-equiv="content-type" '
+        'content="text/html; charset=UTF-8">\n  </head>\n  <body>\n'
+        "    <p>This is our new logo &amp; colours:</p>\n"
+        '    <p><img src="cid:logo@x" alt=""></p>\n'
+        f"    <p>Best regards,<br>\n      {ctx.owner_name}</p>\n  </body>\n</html>\n"
+    )
+    raw = (
+        _lines(
+            f'Content-Type: multipart/related; boundary="{b}"',
+            *_thunderbird_head(from_, to, subject, when, mid),
+        )
+        + CRLF
+        + _multipart(
+            b,
+            [
+                _part(
+                    _lines(
+                        "Content-Type: text/html; charset=UTF-8", "Content-Transfer-Encoding: 7bit"
+                    ),
+                    _crlf(html),
+                ),
+                _part(
+                    _lines(
+                        'Content-Type: image/png; name="logo.png"',
+                        'Content-Disposition: inline; filename="logo.png"',
+                        "Content-Id: <logo@x>",
+                        "Content-Transfer-Encoding: base64",
+                    ),
+                    _b64(png),
+                ),
+            ],
+            preamble=_TB_PREAMBLE,
+        )
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, subject, when),
+        "Thunderbird sending HTML only with an embedded image: multipart/related, "
+        "the HTML root shows cid:logo@x",
+    )
 
 
 def _signed_smime(ctx, name="signed_smime", folder="Sent"):
@@ -900,53 +1319,107 @@ def _signed_smime(ctx, name="signed_smime", folder="Sent"):
     b = _tb_boundary(rng)
     subject = "Signed contract terms"
     p7s = _cms_signed(rng)
-    raw = _lines(*_thunderbird_head(from_, to, subject, when, mid, language=None),
-                 'Content-Type: multipart/signed; protocol="application/pkcs7-signature";'
-                 f'\r\n micalg=sha-256; boundary="{b}"') + CRLF + _multipart(b, [
-        _part(_lines("Content-Type: text/plain; charset=UTF-8",
-                     "Content-Transfer-Encoding: 7bit"), b"Signed text\r\n"),
-        _part(_lines('Content-Type: application/pkcs7-signature; name="smime.p7s"',
-                     "Content-Transfer-Encoding: base64",
-                     'Content-Disposition: attachment; filename="smime.p7s"',
-                     "Content-Description: S/MIME Cryptographic Signature"), _b64(p7s)),
-    ], preamble=b"This is a cryptographically signed message in MIME format.\r\n\r\n")
-    return _finish(name, folder, _Built(raw, mid, subject, when),
-                   "Thunderbird S/MIME signature: multipart/signed, the text then smime.p7s")
+    raw = (
+        _lines(
+            *_thunderbird_head(from_, to, subject, when, mid, language=None),
+            'Content-Type: multipart/signed; protocol="application/pkcs7-signature";'
+            f'\r\n micalg=sha-256; boundary="{b}"',
+        )
+        + CRLF
+        + _multipart(
+            b,
+            [
+                _part(
+                    _lines(
+                        "Content-Type: text/plain; charset=UTF-8", "Content-Transfer-Encoding: 7bit"
+                    ),
+                    b"Signed text\r\n",
+                ),
+                _part(
+                    _lines(
+                        'Content-Type: application/pkcs7-signature; name="smime.p7s"',
+                        "Content-Transfer-Encoding: base64",
+                        'Content-Disposition: attachment; filename="smime.p7s"',
+                        "Content-Description: S/MIME Cryptographic Signature",
+                    ),
+                    _b64(p7s),
+                ),
+            ],
+            preamble=b"This is a cryptographically signed message in MIME format.\r\n\r\n",
+        )
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, subject, when),
+        "Thunderbird S/MIME signature: multipart/signed, the text then smime.p7s",
+    )
 
 
 def _pkcs7_mime(ctx, name="pkcs7_mime", folder="INBOX"):
     rng, when, mid, from_, to = _begin(ctx, name, folder, 1, _mid_outlook)
     subject = "Confidential: salary bands"
     p7m = _cms_enveloped(rng)
-    raw = _outlook_head(from_, to, subject, when, mid,
-                        'Content-Type: application/pkcs7-mime;\r\n\tsmime-type=enveloped-data;'
-                        '\r\n\tname="smime.p7m"', "Content-Transfer-Encoding: base64",
-                        'Content-Disposition: attachment;\r\n\tfilename="smime.p7m"',
-                        "Content-Description: S/MIME Encrypted Message") + CRLF + _b64(p7m)
-    return _finish(name, folder, _Built(raw, mid, subject, when),
-                   "Outlook S/MIME encrypted message: the whole message is one smime.p7m "
-                   "(no text can be shown without the key)")
+    raw = (
+        _outlook_head(
+            from_,
+            to,
+            subject,
+            when,
+            mid,
+            "Content-Type: application/pkcs7-mime;\r\n\tsmime-type=enveloped-data;"
+            '\r\n\tname="smime.p7m"',
+            "Content-Transfer-Encoding: base64",
+            'Content-Disposition: attachment;\r\n\tfilename="smime.p7m"',
+            "Content-Description: S/MIME Encrypted Message",
+        )
+        + CRLF
+        + _b64(p7m)
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, subject, when),
+        "Outlook S/MIME encrypted message: the whole message is one smime.p7m "
+        "(no text can be shown without the key)",
+    )
 
 
 def _qp_soft_breaks(ctx, name="qp_soft_breaks", folder="INBOX"):
     _, when, mid, from_, to = _begin(ctx, name, folder, 1, _mid_outlook)
     subject = "New price list"
-    body = (b"Hello,\r\n"
-            b"\r\n"
-            b"The new price is 1200 EUR per licence; the formula is total=3Dprice*seats, a=\r\n"
-            b"s agreed at the caf=C3=\r\n"
-            b"=A9 yesterday. Internationalisa=\r\n"
-            b"tion of the documentation will follow in May.=\r\n"
-            b"\r\n"
-            b"\r\n"
-            b"Best regards=\r\n"
-            b"\r\n")
-    raw = _outlook_head(from_, to, subject, when, mid,
-                        'Content-Type: text/plain;\r\n\tcharset="utf-8"',
-                        "Content-Transfer-Encoding: quoted-printable") + CRLF + body
-    return _finish(name, folder, _Built(raw, mid, subject, when),
-                   "quoted-printable with soft line breaks inside words and between the two "
-                   "bytes of a UTF-8 character, =3D and =C3=A9")
+    body = (
+        b"Hello,\r\n"
+        b"\r\n"
+        b"The new price is 1200 EUR per licence; the formula is total=3Dprice*seats, a=\r\n"
+        b"s agreed at the caf=C3=\r\n"
+        b"=A9 yesterday. Internationalisa=\r\n"
+        b"tion of the documentation will follow in May.=\r\n"
+        b"\r\n"
+        b"\r\n"
+        b"Best regards=\r\n"
+        b"\r\n"
+    )
+    raw = (
+        _outlook_head(
+            from_,
+            to,
+            subject,
+            when,
+            mid,
+            'Content-Type: text/plain;\r\n\tcharset="utf-8"',
+            "Content-Transfer-Encoding: quoted-printable",
+        )
+        + CRLF
+        + body
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, subject, when),
+        "quoted-printable with soft line breaks inside words and between the two "
+        "bytes of a UTF-8 character, =3D and =C3=A9",
+    )
 
 
 def _format_flowed(ctx, name="format_flowed", folder="Sent"):
@@ -957,104 +1430,208 @@ def _format_flowed(ctx, name="format_flowed", folder="Sent"):
     from_, to = ctx.parties(folder)
     subject = "Re: Summary of our call"
     first = ctx.contact_name.split()[0]
-    body = ("Hi " + first + ",\n\n"
-            "Thanks for the call today. Here is the summary of what we agreed on, so  \n"
-            "that everyone on the team has the same picture before the next  \n"
-            "meeting on Thursday.\n\n"
-            "Sent from my iPhone\n\n"
-            f"> On {quoted_when:%d %b %Y}, at {quoted_when:%H:%M}, {ctx.contact_name} "
-            f"<{ctx.contact}> wrote:\n"
-            ">\n"
-            "> Could you send me a short summary of the call?\n"
-            "> Prices and delivery dates would be enough.\n")
-    raw = _lines("Content-Type: text/plain; charset=us-ascii; format=flowed; delsp=yes",
-                 "Content-Transfer-Encoding: 7bit", f"From: {from_}", "MIME-Version: 1.0",
-                 f"Subject: {subject}", f"Date: {format_datetime(when)}", f"Message-Id: {mid}",
-                 f"To: {to}", "X-Mailer: iPhone Mail (21E236)") + CRLF + _crlf(body)
-    return _finish(name, folder, _Built(raw, mid, subject, when),
-                   "iPhone Mail format=flowed; delsp=yes: flowed lines (trailing spaces) and a "
-                   "quoted > block; compare whitespace-normalised, no unflowing needed")
+    body = (
+        "Hi " + first + ",\n\n"
+        "Thanks for the call today. Here is the summary of what we agreed on, so  \n"
+        "that everyone on the team has the same picture before the next  \n"
+        "meeting on Thursday.\n\n"
+        "Sent from my iPhone\n\n"
+        f"> On {quoted_when:%d %b %Y}, at {quoted_when:%H:%M}, {ctx.contact_name} "
+        f"<{ctx.contact}> wrote:\n"
+        ">\n"
+        "> Could you send me a short summary of the call?\n"
+        "> Prices and delivery dates would be enough.\n"
+    )
+    raw = (
+        _lines(
+            "Content-Type: text/plain; charset=us-ascii; format=flowed; delsp=yes",
+            "Content-Transfer-Encoding: 7bit",
+            f"From: {from_}",
+            "MIME-Version: 1.0",
+            f"Subject: {subject}",
+            f"Date: {format_datetime(when)}",
+            f"Message-Id: {mid}",
+            f"To: {to}",
+            "X-Mailer: iPhone Mail (21E236)",
+        )
+        + CRLF
+        + _crlf(body)
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, subject, when),
+        "iPhone Mail format=flowed; delsp=yes: flowed lines (trailing spaces) and a "
+        "quoted > block; compare whitespace-normalised, no unflowing needed",
+    )
 
 
 def _iso_2022_jp(ctx, name="iso_2022_jp", folder="INBOX"):
     _, when, mid, from_, to = _begin(ctx, name, folder, 9, _mid_generic, "becky")
     subject = "お見積りの件"
-    body = ("いつもお世話になっております。\n見積書を送付いたします。\n"
-            "ご確認のほど、よろしくお願いいたします。\n")
-    raw = _lines(f"From: {from_}", f"To: {to}", f"Subject: {_ew_b(subject, 'ISO-2022-JP')}",
-                 f"Date: {format_datetime(when)}", f"Message-Id: {mid}", "MIME-Version: 1.0",
-                 "X-Mailer: Becky! ver. 2.81.04 [ja]",
-                 'Content-Type: text/plain; charset="ISO-2022-JP"',
-                 "Content-Transfer-Encoding: 7bit") + CRLF + _crlf(body, "iso2022_jp")
-    return _finish(name, folder, _Built(raw, mid, subject, when),
-                   "Japanese mail (Becky!): 7-bit ISO-2022-JP body and ISO-2022-JP encoded-word "
-                   "Subject")
+    body = (
+        "いつもお世話になっております。\n見積書を送付いたします。\n"
+        "ご確認のほど、よろしくお願いいたします。\n"
+    )
+    raw = (
+        _lines(
+            f"From: {from_}",
+            f"To: {to}",
+            f"Subject: {_ew_b(subject, 'ISO-2022-JP')}",
+            f"Date: {format_datetime(when)}",
+            f"Message-Id: {mid}",
+            "MIME-Version: 1.0",
+            "X-Mailer: Becky! ver. 2.81.04 [ja]",
+            'Content-Type: text/plain; charset="ISO-2022-JP"',
+            "Content-Transfer-Encoding: 7bit",
+        )
+        + CRLF
+        + _crlf(body, "iso2022_jp")
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, subject, when),
+        "Japanese mail (Becky!): 7-bit ISO-2022-JP body and ISO-2022-JP encoded-word Subject",
+    )
 
 
 def _cp1252_labelled_latin1(ctx, name="cp1252_labelled_latin1", folder="INBOX"):
     _, when, mid, from_, to = _begin(ctx, name, folder, 1, _mid_eudora, dated=True)
     subject = "Quote for the cafe"
-    text = ("Hello,\n\nOur quote: \u20ac 2.500 \u2013 \u201call inclusive\u201d for the "
-            "caf\u00e9 \u2013 valid 30 days.\n\nRegards\n")
-    raw = _lines(f"Date: {format_datetime(when)}", f"To: {to}", f"From: {from_}",
-                 f"Subject: {subject}", f"Message-ID: {mid}", "MIME-Version: 1.0",
-                 'Content-Type: text/plain; charset="iso-8859-1"',
-                 "Content-Transfer-Encoding: 8bit",
-                 "X-Mailer: QUALCOMM Windows Eudora Version 7.1.0.9") + CRLF + _crlf(text,
-                                                                                     "cp1252")
-    return _finish(name, folder, _Built(raw, mid, subject, when),
-                   "Eudora on Windows: labelled iso-8859-1, written in windows-1252 (euro 0x80, "
-                   "curly quotes 0x93/0x94, en dash 0x96): clients show windows-1252")
+    text = (
+        "Hello,\n\nOur quote: \u20ac 2.500 \u2013 \u201call inclusive\u201d for the "
+        "caf\u00e9 \u2013 valid 30 days.\n\nRegards\n"
+    )
+    raw = (
+        _lines(
+            f"Date: {format_datetime(when)}",
+            f"To: {to}",
+            f"From: {from_}",
+            f"Subject: {subject}",
+            f"Message-ID: {mid}",
+            "MIME-Version: 1.0",
+            'Content-Type: text/plain; charset="iso-8859-1"',
+            "Content-Transfer-Encoding: 8bit",
+            "X-Mailer: QUALCOMM Windows Eudora Version 7.1.0.9",
+        )
+        + CRLF
+        + _crlf(text, "cp1252")
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, subject, when),
+        "Eudora on Windows: labelled iso-8859-1, written in windows-1252 (euro 0x80, "
+        "curly quotes 0x93/0x94, en dash 0x96): clients show windows-1252",
+    )
 
 
 def _gb18030(ctx, name="gb18030", folder="INBOX"):
     rng, when, mid, from_, to = _begin(ctx, name, folder, 8, _mid_foxmail)
     b = _foxmail_boundary(rng)
     subject = "报价单（朱镕基路项目）"
-    text = ("您好！\n\n附件是朱镕基路项目的报价单，请查收。\n𠮷野家的订单下周发货。\n\n此致\n敬礼\n")
-    html = ("<html><body><div>您好！</div><div><br></div>"
-            "<div>附件是朱镕基路项目的报价单，请查收。</div><div>𠮷野家的订单下周发货。</div>"
-            "<div><br></div><div>此致</div><div>敬礼</div></body></html>")
-    raw = _lines(*_envelope(from_, to, _ew_b(subject, "GB18030"), when, mid),
-                 "X-Mailer: Foxmail 7.2.25.228[cn]",
-                 f'Content-Type: multipart/alternative;\r\n\tboundary="{b}"') + CRLF + _multipart(
-        b, [
-            _part(_lines('Content-Type: text/plain;\r\n\tcharset="GB18030"',
-                         "Content-Transfer-Encoding: base64"), _b64(_crlf(text, "gb18030"))),
-            _part(_lines('Content-Type: text/html;\r\n\tcharset="GB18030"',
-                         "Content-Transfer-Encoding: base64"), _b64(_crlf(html, "gb18030"))),
-        ], preamble=b"This is a multi-part message in MIME format.\r\n\r\n")
-    return _finish(name, folder, _Built(raw, mid, subject, when),
-                   "Foxmail GB18030 (base64): 镕 is outside GB2312, 𠮷 (U+20BB7) is a 4-byte "
-                   "GB18030 sequence; Subject in GB18030 encoded words")
+    text = "您好！\n\n附件是朱镕基路项目的报价单，请查收。\n𠮷野家的订单下周发货。\n\n此致\n敬礼\n"
+    html = (
+        "<html><body><div>您好！</div><div><br></div>"
+        "<div>附件是朱镕基路项目的报价单，请查收。</div><div>𠮷野家的订单下周发货。</div>"
+        "<div><br></div><div>此致</div><div>敬礼</div></body></html>"
+    )
+    raw = (
+        _lines(
+            *_envelope(from_, to, _ew_b(subject, "GB18030"), when, mid),
+            "X-Mailer: Foxmail 7.2.25.228[cn]",
+            f'Content-Type: multipart/alternative;\r\n\tboundary="{b}"',
+        )
+        + CRLF
+        + _multipart(
+            b,
+            [
+                _part(
+                    _lines(
+                        'Content-Type: text/plain;\r\n\tcharset="GB18030"',
+                        "Content-Transfer-Encoding: base64",
+                    ),
+                    _b64(_crlf(text, "gb18030")),
+                ),
+                _part(
+                    _lines(
+                        'Content-Type: text/html;\r\n\tcharset="GB18030"',
+                        "Content-Transfer-Encoding: base64",
+                    ),
+                    _b64(_crlf(html, "gb18030")),
+                ),
+            ],
+            preamble=b"This is a multi-part message in MIME format.\r\n\r\n",
+        )
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, subject, when),
+        "Foxmail GB18030 (base64): 镕 is outside GB2312, 𠮷 (U+20BB7) is a 4-byte "
+        "GB18030 sequence; Subject in GB18030 encoded words",
+    )
 
 
 def _koi8_r(ctx, name="koi8_r", folder="INBOX"):
     _, when, mid, from_, to = _begin(ctx, name, folder, 3, _mid_the_bat, dated=True)
     subject = "Коммерческое предложение"
-    text = ("Здравствуйте!\n\nОтправляю коммерческое предложение. Счёт на оплату будет "
-            "завтра.\n\n--\nС уважением,\nАнна\n")
-    raw = _lines(f"Date: {format_datetime(when)}", f"From: {from_}",
-                 "X-Mailer: The Bat! (v10.4.3) Professional", "Reply-To: " + from_,
-                 "X-Priority: 3 (Normal)", f"Message-ID: {mid}", f"To: {to}",
-                 f"Subject: {_ew_b(subject, 'KOI8-R')}", "MIME-Version: 1.0",
-                 "Content-Type: text/plain; charset=koi8-r",
-                 "Content-Transfer-Encoding: 8bit") + CRLF + _crlf(text, "koi8_r")
-    return _finish(name, folder, _Built(raw, mid, subject, when),
-                   "The Bat!: Russian text in KOI8-R, 8-bit body, KOI8-R encoded-word Subject")
+    text = (
+        "Здравствуйте!\n\nОтправляю коммерческое предложение. Счёт на оплату будет "
+        "завтра.\n\n--\nС уважением,\nАнна\n"
+    )
+    raw = (
+        _lines(
+            f"Date: {format_datetime(when)}",
+            f"From: {from_}",
+            "X-Mailer: The Bat! (v10.4.3) Professional",
+            "Reply-To: " + from_,
+            "X-Priority: 3 (Normal)",
+            f"Message-ID: {mid}",
+            f"To: {to}",
+            f"Subject: {_ew_b(subject, 'KOI8-R')}",
+            "MIME-Version: 1.0",
+            "Content-Type: text/plain; charset=koi8-r",
+            "Content-Transfer-Encoding: 8bit",
+        )
+        + CRLF
+        + _crlf(text, "koi8_r")
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, subject, when),
+        "The Bat!: Russian text in KOI8-R, 8-bit body, KOI8-R encoded-word Subject",
+    )
 
 
 def _undeclared_8bit(ctx, name="undeclared_8bit", folder="INBOX"):
     _, when, mid, from_, to = _begin(ctx, name, folder, 1, _mid_generic, "php")
     subject = "Invoice 2026-117"
     text = "Grüße aus Köln – the invoice is 1.200 € (net), payable in 30 days.\n"
-    raw = _lines(f"To: {to}", f"Subject: {subject}", f"From: {from_}",
-                 f"Message-ID: {mid}", f"Date: {format_datetime(when)}", "MIME-Version: 1.0",
-                 "Content-Type: text/plain", "Content-Transfer-Encoding: 8bit",
-                 "X-Mailer: PHP/8.2.18") + CRLF + _crlf(text, "utf-8")
-    return _finish(name, folder, _Built(raw, mid, subject, when),
-                   "a PHP script writes raw UTF-8 in the body and no charset parameter: "
-                   "clients detect UTF-8 (8-bit only in the body, headers ASCII)")
+    raw = (
+        _lines(
+            f"To: {to}",
+            f"Subject: {subject}",
+            f"From: {from_}",
+            f"Message-ID: {mid}",
+            f"Date: {format_datetime(when)}",
+            "MIME-Version: 1.0",
+            "Content-Type: text/plain",
+            "Content-Transfer-Encoding: 8bit",
+            "X-Mailer: PHP/8.2.18",
+        )
+        + CRLF
+        + _crlf(text, "utf-8")
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, subject, when),
+        "a PHP script writes raw UTF-8 in the body and no charset parameter: "
+        "clients detect UTF-8 (8-bit only in the body, headers ASCII)",
+    )
 
 
 def _pct(data: bytes) -> str:
@@ -1072,60 +1649,125 @@ def _rfc2231_filenames(ctx, name="rfc2231_filenames", folder="Sent"):
     long_pct = _pct(long.encode("utf-8"))
     cut = long_pct.index("%C3%9C")  # continue the value before Ü
     pdf1, pdf2 = _pdf(rng, "Q3"), _pdf(rng, "Angebot")
-    raw = _lines(f"Content-Type: multipart/mixed; boundary=\"{b}\"",
-                 *_thunderbird_head(from_, to, subject, when, mid, language="de-DE")
-                 ) + CRLF + _multipart(b, [
-        _part(_lines("Content-Type: text/plain; charset=UTF-8; format=flowed",
-                     "Content-Transfer-Encoding: 7bit"),
-              _crlf("Please find the presentation and the offer attached.\n")),
-        _part(_lines("Content-Type: application/pdf;\r\n"
-                     ' name="=?UTF-8?Q?Pr=C3=A4sentation_Q3=2Epdf?="',
-                     "Content-Disposition: attachment;\r\n filename*=utf-8''"
-                     + _pct(short.encode("utf-8")),
-                     "Content-Transfer-Encoding: base64"), _b64(pdf1)),
-        _part(_lines('Content-Type: application/pdf; name="Angebot.pdf"',
-                     "Content-Disposition: attachment;\r\n filename*0*=utf-8''"
-                     + long_pct[:cut] + ";\r\n filename*1*=" + long_pct[cut:],
-                     "Content-Transfer-Encoding: base64"), _b64(pdf2)),
-    ], preamble=_TB_PREAMBLE)
-    return _finish(name, folder, _Built(raw, mid, subject, when),
-                   "Thunderbird non-ASCII file names in RFC 2231: filename*=utf-8''… and a long "
-                   "name continued over filename*0*= / filename*1*=")
+    raw = (
+        _lines(
+            f'Content-Type: multipart/mixed; boundary="{b}"',
+            *_thunderbird_head(from_, to, subject, when, mid, language="de-DE"),
+        )
+        + CRLF
+        + _multipart(
+            b,
+            [
+                _part(
+                    _lines(
+                        "Content-Type: text/plain; charset=UTF-8; format=flowed",
+                        "Content-Transfer-Encoding: 7bit",
+                    ),
+                    _crlf("Please find the presentation and the offer attached.\n"),
+                ),
+                _part(
+                    _lines(
+                        "Content-Type: application/pdf;\r\n"
+                        ' name="=?UTF-8?Q?Pr=C3=A4sentation_Q3=2Epdf?="',
+                        "Content-Disposition: attachment;\r\n filename*=utf-8''"
+                        + _pct(short.encode("utf-8")),
+                        "Content-Transfer-Encoding: base64",
+                    ),
+                    _b64(pdf1),
+                ),
+                _part(
+                    _lines(
+                        'Content-Type: application/pdf; name="Angebot.pdf"',
+                        "Content-Disposition: attachment;\r\n filename*0*=utf-8''"
+                        + long_pct[:cut]
+                        + ";\r\n filename*1*="
+                        + long_pct[cut:],
+                        "Content-Transfer-Encoding: base64",
+                    ),
+                    _b64(pdf2),
+                ),
+            ],
+            preamble=_TB_PREAMBLE,
+        )
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, subject, when),
+        "Thunderbird non-ASCII file names in RFC 2231: filename*=utf-8''… and a long "
+        "name continued over filename*0*= / filename*1*=",
+    )
 
 
 def _subject_split_midchar(ctx, name="subject_split_midchar", folder="INBOX"):
     _, when, mid, from_, to = _begin(ctx, name, folder, 2, _mid_generic, "mb")
-    raw = _lines(*_envelope(from_, to, "=?utf-8?q?caf=C3?= =?utf-8?q?=A9?=", when, mid),
-                 "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 8bit",
-                 "X-Mailer: PHP/7.4.33") + CRLF + _crlf(
-        "Shall we meet at the café on Friday?\n", "utf-8")
-    return _finish(name, folder, _Built(raw, mid, "café", when),
-                   "a Subject encoder that cuts by bytes splits é (C3 A9) across two encoded "
-                   "words: clients join the bytes and show 'café'")
+    raw = (
+        _lines(
+            *_envelope(from_, to, "=?utf-8?q?caf=C3?= =?utf-8?q?=A9?=", when, mid),
+            "Content-Type: text/plain; charset=utf-8",
+            "Content-Transfer-Encoding: 8bit",
+            "X-Mailer: PHP/7.4.33",
+        )
+        + CRLF
+        + _crlf("Shall we meet at the café on Friday?\n", "utf-8")
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, "café", when),
+        "a Subject encoder that cuts by bytes splits é (C3 A9) across two encoded "
+        "words: clients join the bytes and show 'café'",
+    )
 
 
 def _no_date(ctx, name="no_date", folder="Sent"):
     _, _, mid, from_, to = _begin(ctx, name, folder, None, _mid_generic, "crmtool")
     subject = "Follow-up on our meeting"
-    raw = _lines(f"From: {from_}", f"To: {to}", f"Subject: {subject}", f"Message-ID: {mid}",
-                 "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8",
-                 "Content-Transfer-Encoding: 7bit", "X-Mailer: FollowUpBot 1.4") + CRLF + _crlf(
-        "Thanks again for meeting us. The next steps are in the shared folder.\n")
-    return _finish(name, folder, _Built(raw, mid, subject, None, "internaldate"),
-                   "a tool appends its sent copy to Sent without a Date header: date it by "
-                   "INTERNALDATE")
+    raw = (
+        _lines(
+            f"From: {from_}",
+            f"To: {to}",
+            f"Subject: {subject}",
+            f"Message-ID: {mid}",
+            "MIME-Version: 1.0",
+            "Content-Type: text/plain; charset=utf-8",
+            "Content-Transfer-Encoding: 7bit",
+            "X-Mailer: FollowUpBot 1.4",
+        )
+        + CRLF
+        + _crlf("Thanks again for meeting us. The next steps are in the shared folder.\n")
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, subject, None, "internaldate"),
+        "a tool appends its sent copy to Sent without a Date header: date it by INTERNALDATE",
+    )
 
 
 def _future_date(ctx, name="future_date", folder="INBOX"):
     _, when, mid, from_, to = _begin(ctx, name, folder, 1, _mid_outlook)
     future = when + dt.timedelta(days=3 * 365 + 1)
     subject = "Reminder: renewal"
-    raw = _outlook_head(from_, to, subject, future, mid,
-                        'Content-Type: text/plain; charset="us-ascii"',
-                        "Content-Transfer-Encoding: 7bit") + CRLF + _crlf(
-        "Just a reminder that the renewal is due at the end of the month.\n")
-    return _finish(name, folder, _Built(raw, mid, subject, future, "internaldate"),
-                   "the sender's clock is 3 years ahead: Date in the future, use INTERNALDATE")
+    raw = (
+        _outlook_head(
+            from_,
+            to,
+            subject,
+            future,
+            mid,
+            'Content-Type: text/plain; charset="us-ascii"',
+            "Content-Transfer-Encoding: 7bit",
+        )
+        + CRLF
+        + _crlf("Just a reminder that the renewal is due at the end of the month.\n")
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, subject, future, "internaldate"),
+        "the sender's clock is 3 years ahead: Date in the future, use INTERNALDATE",
+    )
 
 
 def _ancient_date(ctx, name="ancient_date", folder="INBOX"):
@@ -1133,20 +1775,42 @@ def _ancient_date(ctx, name="ancient_date", folder="INBOX"):
     subject = "Scanned document"
     pdf = _pdf(rng, "scan")
     b = _generic_boundary(rng, "scan")
-    raw = _lines(f"From: {from_}", f"To: {to}", f"Subject: {subject}",
-                 "Date: Mon, 1 Jan 1979 00:00:00 +0000", f"Message-ID: {mid}",
-                 "MIME-Version: 1.0", f'Content-Type: multipart/mixed; boundary="{b}"',
-                 "X-Mailer: MFP Scan-to-Mail 1.0") + CRLF + _multipart(b, [
-        _part(_lines("Content-Type: text/plain; charset=us-ascii"),
-              _crlf("Scanned from the office printer.\n")),
-        _part(_lines('Content-Type: application/pdf; name="scan0001.pdf"',
-                     "Content-Transfer-Encoding: base64",
-                     'Content-Disposition: attachment; filename="scan0001.pdf"'), _b64(pdf)),
-    ])
-    return _finish(name, folder, _Built(raw, mid, subject,
-                                        dt.datetime(1979, 1, 1, tzinfo=dt.timezone.utc),
-                                        "internaldate"),
-                   "a scanner with a reset clock: Date Mon, 1 Jan 1979, use INTERNALDATE")
+    raw = (
+        _lines(
+            f"From: {from_}",
+            f"To: {to}",
+            f"Subject: {subject}",
+            "Date: Mon, 1 Jan 1979 00:00:00 +0000",
+            f"Message-ID: {mid}",
+            "MIME-Version: 1.0",
+            f'Content-Type: multipart/mixed; boundary="{b}"',
+            "X-Mailer: MFP Scan-to-Mail 1.0",
+        )
+        + CRLF
+        + _multipart(
+            b,
+            [
+                _part(
+                    _lines("Content-Type: text/plain; charset=us-ascii"),
+                    _crlf("Scanned from the office printer.\n"),
+                ),
+                _part(
+                    _lines(
+                        'Content-Type: application/pdf; name="scan0001.pdf"',
+                        "Content-Transfer-Encoding: base64",
+                        'Content-Disposition: attachment; filename="scan0001.pdf"',
+                    ),
+                    _b64(pdf),
+                ),
+            ],
+        )
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, subject, dt.datetime(1979, 1, 1, tzinfo=dt.timezone.utc), "internaldate"),
+        "a scanner with a reset clock: Date Mon, 1 Jan 1979, use INTERNALDATE",
+    )
 
 
 def _no_date_with_received(ctx, name="no_date_with_received", folder="INBOX"):
@@ -1157,40 +1821,67 @@ def _no_date_with_received(ctx, name="no_date_with_received", folder="INBOX"):
     from_, to = ctx.parties(folder)
     subject = "Status report"
     qid = "".join(rng.choices(string.ascii_uppercase + string.digits, k=12))
-    raw = _lines(f"Return-Path: <{ctx.contact}>",
-                 f"Received: from mx.{ctx.contact_domain} (mx.{ctx.contact_domain} "
-                 f"[192.0.2.25])\r\n\tby mx.{ctx.owner_domain} (Postfix) with ESMTPS id {qid}"
-                 f"\r\n\tfor <{ctx.owner}>; {format_datetime(received)}",
-                 f"Received: from device (unknown [198.51.100.4])\r\n\tby mx.{ctx.contact_domain} "
-                 f"with SMTP; {format_datetime(sent)}",
-                 f"From: {from_}", f"To: {to}", f"Subject: {subject}", f"Message-ID: {mid}",
-                 "MIME-Version: 1.0", "Content-Type: text/plain; charset=us-ascii") + CRLF + _crlf(
-        "All systems nominal. Next report in 24 hours.\n")
-    return _finish(name, folder, _Built(raw, mid, subject, received, "received"),
-                   "a device sends without a Date header; the receiving server's Received "
-                   "header carries the date (the topmost one)")
+    raw = (
+        _lines(
+            f"Return-Path: <{ctx.contact}>",
+            f"Received: from mx.{ctx.contact_domain} (mx.{ctx.contact_domain} "
+            f"[192.0.2.25])\r\n\tby mx.{ctx.owner_domain} (Postfix) with ESMTPS id {qid}"
+            f"\r\n\tfor <{ctx.owner}>; {format_datetime(received)}",
+            f"Received: from device (unknown [198.51.100.4])\r\n\tby mx.{ctx.contact_domain} "
+            f"with SMTP; {format_datetime(sent)}",
+            f"From: {from_}",
+            f"To: {to}",
+            f"Subject: {subject}",
+            f"Message-ID: {mid}",
+            "MIME-Version: 1.0",
+            "Content-Type: text/plain; charset=us-ascii",
+        )
+        + CRLF
+        + _crlf("All systems nominal. Next report in 24 hours.\n")
+    )
+    return _finish(
+        name,
+        folder,
+        _Built(raw, mid, subject, received, "received"),
+        "a device sends without a Date header; the receiving server's Received "
+        "header carries the date (the topmost one)",
+    )
 
 
 def _two_copies(ctx):
     _, when, mid, owner, contact = _begin(ctx, "two_copies_more_recipients", "Sent", 2, _mid_tb)
     subject = "Kick-off agenda"
-    body = _crlf("Hello,\n\nHere is the agenda for the kick-off on Monday.\n\nBest regards,\n"
-                 f"{ctx.owner_name}\n")
+    body = _crlf(
+        "Hello,\n\nHere is the agenda for the kick-off on Monday.\n\nBest regards,\n"
+        f"{ctx.owner_name}\n"
+    )
     out = []
-    for name, folder, cc in (("two_copies_more_recipients_a", "Sent", None),
-                             ("two_copies_more_recipients_b", "INBOX", ctx.contact2)):
-        raw = _lines(*_thunderbird_head(owner, contact, subject, when, mid, cc=cc),
-                     "Content-Type: text/plain; charset=UTF-8; format=flowed",
-                     "Content-Transfer-Encoding: 7bit") + CRLF + body
-        note = ("the owner's Sent copy: To the contact only" if folder == "Sent" else
-                "the same Message-ID and body in INBOX (the owner's Bcc'd copy) with one more "
-                f"recipient (Cc {cc}): merge the recipients")
+    for name, folder, cc in (
+        ("two_copies_more_recipients_a", "Sent", None),
+        ("two_copies_more_recipients_b", "INBOX", ctx.contact2),
+    ):
+        raw = (
+            _lines(
+                *_thunderbird_head(owner, contact, subject, when, mid, cc=cc),
+                "Content-Type: text/plain; charset=UTF-8; format=flowed",
+                "Content-Transfer-Encoding: 7bit",
+            )
+            + CRLF
+            + body
+        )
+        note = (
+            "the owner's Sent copy: To the contact only"
+            if folder == "Sent"
+            else "the same Message-ID and body in INBOX (the owner's Bcc'd copy) with one more "
+            f"recipient (Cc {cc}): merge the recipients"
+        )
         out.append(_finish(name, folder, _Built(raw, mid, subject, when), note))
     return out
 
 
-def fidelity_corpus(owner: str, contact: str, *, seed: str = "fidelity",
-                    date: dt.datetime | None = None) -> list[FidelityMessage]:
+def fidelity_corpus(
+    owner: str, contact: str, *, seed: str = "fidelity", date: dt.datetime | None = None
+) -> list[FidelityMessage]:
     """The fidelity messages between ``owner`` and ``contact``, in the order of :data:`NAMES`.
 
     Dates fall within the 10 days before ``date`` (default now, UTC) except ``no_date``,
@@ -1199,12 +1890,31 @@ def fidelity_corpus(owner: str, contact: str, *, seed: str = "fidelity",
     bytes.
     """
     ctx = _Ctx(owner, contact, seed, date)
-    return [_plain_then_html_mixed(ctx), _several_inline_texts(ctx),
-            _inline_text_with_filename(ctx), _forwarded_rfc822(ctx), _only_rfc822(ctx),
-            _bounce_dsn(ctx), *_no_message_id(ctx), _apple_mixed_inline_images(ctx),
-            _outlook_tnef(ctx), _related_cid(ctx), _signed_smime(ctx), _pkcs7_mime(ctx),
-            _qp_soft_breaks(ctx), _format_flowed(ctx), _iso_2022_jp(ctx),
-            _cp1252_labelled_latin1(ctx), _gb18030(ctx), _koi8_r(ctx), _undeclared_8bit(ctx),
-            _rfc2231_filenames(ctx), _subject_split_midchar(ctx), _no_date(ctx),
-            _future_date(ctx), _ancient_date(ctx), _no_date_with_received(ctx),
-            *_two_copies(ctx)]
+    return [
+        _plain_then_html_mixed(ctx),
+        _several_inline_texts(ctx),
+        _inline_text_with_filename(ctx),
+        _forwarded_rfc822(ctx),
+        _only_rfc822(ctx),
+        _bounce_dsn(ctx),
+        *_no_message_id(ctx),
+        _apple_mixed_inline_images(ctx),
+        _outlook_tnef(ctx),
+        _related_cid(ctx),
+        _signed_smime(ctx),
+        _pkcs7_mime(ctx),
+        _qp_soft_breaks(ctx),
+        _format_flowed(ctx),
+        _iso_2022_jp(ctx),
+        _cp1252_labelled_latin1(ctx),
+        _gb18030(ctx),
+        _koi8_r(ctx),
+        _undeclared_8bit(ctx),
+        _rfc2231_filenames(ctx),
+        _subject_split_midchar(ctx),
+        _no_date(ctx),
+        _future_date(ctx),
+        _ancient_date(ctx),
+        _no_date_with_received(ctx),
+        *_two_copies(ctx),
+    ]

@@ -17,7 +17,8 @@ Modes (:data:`MODES`):
 - ``wrong_host``: implicit TLS with a certificate for another name (``cafile`` trusts it, so the
   only fault is the host name).
 - ``too_many_connections``: ``* BYE [UNAVAILABLE] Too many simultaneous connections`` as the
-  greeting (``variant='gmail'``: ``NO [ALERT] Too many simultaneous connections. (Failure)`` on LOGIN).
+  greeting (``variant='gmail'``: ``NO [ALERT] Too many simultaneous connections. (Failure)``
+  on LOGIN).
 - ``over_quota``: ``NO [OVERQUOTA] …`` on FETCH (``variant='gmail'``: ``NO [ALERT] Account
   exceeded command or bandwidth limits. (Failure)`` on LOGIN).
 - ``throttled``: ``NO [THROTTLED] …`` on FETCH (``variant='unavailable'``:
@@ -30,6 +31,7 @@ The scripted modes (``half_fetch``, ``over_quota``, ``throttled``, ``too_many_co
 serve :attr:`messages` (raw bytes; UIDs 1..n in INBOX; no Sent folder). :attr:`connections`
 counts accepted connections; :attr:`log` keeps ``(mode, event)`` pairs for assertions.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,8 +47,18 @@ from . import LOOPBACK
 
 __all__ = ["HostileServer", "MODES", "SCRIPTED_MODES"]
 
-MODES = ("blackhole", "greeting_then_silence", "half_fetch", "garbage", "bad_cert", "wrong_host",
-         "too_many_connections", "over_quota", "throttled", "proxy")
+MODES = (
+    "blackhole",
+    "greeting_then_silence",
+    "half_fetch",
+    "garbage",
+    "bad_cert",
+    "wrong_host",
+    "too_many_connections",
+    "over_quota",
+    "throttled",
+    "proxy",
+)
 SCRIPTED_MODES = ("half_fetch", "over_quota", "throttled", "too_many_connections")
 
 CAPS = "IMAP4rev1 LITERAL+ UIDPLUS SPECIAL-USE"
@@ -66,22 +78,32 @@ def _cert(directory, names):
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     os.makedirs(directory, exist_ok=True)
     cert_path, key_path = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
     with open(cert_path, "wb") as fh:
         fh.write(cert.public_bytes(serialization.Encoding.PEM))
     with open(key_path, "wb") as fh:
-        fh.write(key.private_bytes(serialization.Encoding.PEM,
-                                   serialization.PrivateFormat.TraditionalOpenSSL,
-                                   serialization.NoEncryption()))
+        fh.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.TraditionalOpenSSL,
+                serialization.NoEncryption(),
+            )
+        )
     return cert_path, key_path
 
 
@@ -90,8 +112,17 @@ class HostileServer:
 
     host = LOOPBACK
 
-    def __init__(self, mode="blackhole", *, upstream=None, messages=(), variant=None,
-                 cut_after=None, cut_on=1, seed=0):
+    def __init__(
+        self,
+        mode="blackhole",
+        *,
+        upstream=None,
+        messages=(),
+        variant=None,
+        cut_after=None,
+        cut_on=1,
+        seed=0,
+    ):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; one of {MODES}")
         self.mode = mode
@@ -148,6 +179,7 @@ class HostileServer:
         for t in self._threads:
             t.join(timeout=3)
         import shutil
+
         shutil.rmtree(self._tmp, ignore_errors=True)
 
     def __enter__(self):
@@ -238,28 +270,47 @@ class HostileServer:
     # -- scripted IMAP --
     def _mode_too_many_connections(self, conn):
         if self.variant == "gmail":
-            self._imap(conn, "too_many_connections", fail_at="LOGIN",
-                       reply=b"NO [ALERT] Too many simultaneous connections. (Failure)")
+            self._imap(
+                conn,
+                "too_many_connections",
+                fail_at="LOGIN",
+                reply=b"NO [ALERT] Too many simultaneous connections. (Failure)",
+            )
         else:
             conn.sendall(b"* BYE [UNAVAILABLE] Too many simultaneous connections\r\n")
             self._note("too_many_connections", "bye")
 
     def _mode_over_quota(self, conn):
         if self.variant == "gmail":
-            self._imap(conn, "over_quota", fail_at="LOGIN",
-                       reply=b"NO [ALERT] Account exceeded command or bandwidth limits. "
-                             b"(Failure)")
+            self._imap(
+                conn,
+                "over_quota",
+                fail_at="LOGIN",
+                reply=b"NO [ALERT] Account exceeded command or bandwidth limits. (Failure)",
+            )
         else:
-            self._imap(conn, "over_quota", fail_at="FETCH",
-                       reply=b"NO [OVERQUOTA] Quota exceeded (mailbox for user is full)")
+            self._imap(
+                conn,
+                "over_quota",
+                fail_at="FETCH",
+                reply=b"NO [OVERQUOTA] Quota exceeded (mailbox for user is full)",
+            )
 
     def _mode_throttled(self, conn):
         if self.variant == "unavailable":
-            self._imap(conn, "throttled", fail_at="LOGIN",
-                       reply=b"NO [UNAVAILABLE] Temporary failure, try again later")
+            self._imap(
+                conn,
+                "throttled",
+                fail_at="LOGIN",
+                reply=b"NO [UNAVAILABLE] Temporary failure, try again later",
+            )
         else:
-            self._imap(conn, "throttled", fail_at="FETCH",
-                       reply=b"NO [THROTTLED] Too many commands, slow down")
+            self._imap(
+                conn,
+                "throttled",
+                fail_at="FETCH",
+                reply=b"NO [THROTTLED] Too many commands, slow down",
+            )
 
     def _mode_half_fetch(self, conn):
         self._imap(conn, "half_fetch", fail_at="BODY", reply=None)
@@ -280,7 +331,7 @@ class HostileServer:
             if not m:
                 send(b"* BAD what?\r\n")
                 continue
-            tag, uid, cmd, rest = m.group(1), m.group(2), m.group(3).upper(), m.group(4)
+            tag, cmd, rest = m.group(1), m.group(3).upper(), m.group(4)
             if cmd == b"CAPABILITY":
                 send(b"* CAPABILITY " + CAPS.encode() + b"\r\n" + tag + b" OK done.\r\n")
             elif cmd == b"LOGIN":
@@ -298,24 +349,28 @@ class HostileServer:
                 send(b'* LIST (\\HasNoChildren) "/" INBOX\r\n' + tag + b" OK done.\r\n")
             elif cmd in (b"EXAMINE", b"SELECT"):
                 n = len(msgs)
-                send(b"* FLAGS (\\Seen \\Flagged)\r\n* %d EXISTS\r\n* 0 RECENT\r\n"
-                     b"* OK [UIDVALIDITY 4242] UIDs valid\r\n* OK [UIDNEXT %d] next\r\n"
-                     % (n, n + 1) + tag + b" OK [READ-ONLY] done.\r\n")
+                send(
+                    b"* FLAGS (\\Seen \\Flagged)\r\n* %d EXISTS\r\n* 0 RECENT\r\n"
+                    b"* OK [UIDVALIDITY 4242] UIDs valid\r\n* OK [UIDNEXT %d] next\r\n"
+                    % (n, n + 1)
+                    + tag
+                    + b" OK [READ-ONLY] done.\r\n"
+                )
             elif cmd == b"SEARCH":
                 lo = 1
                 mm = re.search(rb"UID (\d+):", rest)
                 if mm:
                     lo = int(mm.group(1))
                 hits = b" ".join(b"%d" % u for u in range(1, len(msgs) + 1) if u >= lo)
-                send(b"* SEARCH" + (b" " + hits if hits else b"") + b"\r\n" + tag +
-                     b" OK done.\r\n")
+                send(
+                    b"* SEARCH" + (b" " + hits if hits else b"") + b"\r\n" + tag + b" OK done.\r\n"
+                )
             elif cmd == b"FETCH":
                 body = bool(_BODY_FETCH.search(rest))
                 if fail_at == "FETCH" or (fail_at == "BODY" and body):
                     if reply is None:
                         raw = msgs[0] if msgs else b"Subject: x\r\n\r\n" + b"y" * 1000
-                        send(b"* 1 FETCH (UID 1 BODY[] {%d}\r\n" % len(raw) +
-                             raw[:len(raw) // 2])
+                        send(b"* 1 FETCH (UID 1 BODY[] {%d}\r\n" % len(raw) + raw[: len(raw) // 2])
                         self._note(mode, "half literal sent, dropping")
                         return
                     self._note(mode, "FETCH refused")
@@ -347,8 +402,12 @@ class HostileServer:
                 head = raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
                 item = b"BODY[" + (hf.group(1) if hf else b"HEADER") + b"]"
                 data = head
-            out.append(b"* %d FETCH (UID %d RFC822.SIZE %d FLAGS () %s {%d}\r\n"
-                       % (uid, uid, len(raw), item, len(data)) + data + b")\r\n")
+            out.append(
+                b"* %d FETCH (UID %d RFC822.SIZE %d FLAGS () %s {%d}\r\n"
+                % (uid, uid, len(raw), item, len(data))
+                + data
+                + b")\r\n"
+            )
         send(b"".join(out) + tag + b" OK done.\r\n")
 
     # -- proxy --
@@ -369,8 +428,11 @@ class HostileServer:
                         continue
                     if not data:
                         break
-                    if self.cut_after is not None and _BODY_FETCH.search(data) and \
-                            b"FETCH" in data.upper():
+                    if (
+                        self.cut_after is not None
+                        and _BODY_FETCH.search(data)
+                        and b"FETCH" in data.upper()
+                    ):
                         state["body_fetches"] += 1
                         if state["body_fetches"] == self.cut_on:
                             state["left"] = self.cut_after

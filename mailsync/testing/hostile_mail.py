@@ -16,6 +16,7 @@ stream, so the small messages do not depend on ``big``.
 
 Stdlib only, no Odoo.
 """
+
 from __future__ import annotations
 
 import base64
@@ -31,17 +32,43 @@ import zlib
 from dataclasses import dataclass, field
 from email.utils import format_datetime
 
-__all__ = ["HostileMessage", "hostile_corpus", "good_messages", "NAMES", "BIG_NAMES",
-           "CHECK_KEYS", "png_bomb", "MIB"]
+__all__ = [
+    "HostileMessage",
+    "hostile_corpus",
+    "good_messages",
+    "NAMES",
+    "BIG_NAMES",
+    "CHECK_KEYS",
+    "png_bomb",
+    "MIB",
+]
 
 MIB = 1024 * 1024
 CRLF = b"\r\n"
 
-NAMES = ("nul_subject", "nul_from_name", "nul_filename", "nul_body", "crlf_subject",
-         "huge_header", "many_parts", "deep_nesting", "html_attachment", "svg_attachment",
-         "unknown_charset", "8bit_headers", "no_from", "no_date", "date_9999",
-         "long_message_id", "same_id_a", "same_id_b", "png_bomb", "big_attachment",
-         "huge_message")
+NAMES = (
+    "nul_subject",
+    "nul_from_name",
+    "nul_filename",
+    "nul_body",
+    "crlf_subject",
+    "huge_header",
+    "many_parts",
+    "deep_nesting",
+    "html_attachment",
+    "svg_attachment",
+    "unknown_charset",
+    "8bit_headers",
+    "no_from",
+    "no_date",
+    "date_9999",
+    "long_message_id",
+    "same_id_a",
+    "same_id_b",
+    "png_bomb",
+    "big_attachment",
+    "huge_message",
+)
 BIG_NAMES = ("png_bomb", "big_attachment", "huge_message")
 
 # What a ``checks`` key asks of the consumer (the parsed / recorded message):
@@ -60,7 +87,7 @@ CHECK_KEYS = {
     "attachment_mimetype": "{name: the mimetype the attachment is stored with}",
     "png_size": "(width, height) declared by the PNG attachment",
     "omitted": "[{filename, [size,] reason}] parts left out and listed, reason one of "
-               "'attachment_limit' / 'message_limit'",
+    "'attachment_limit' / 'message_limit'",
     "min_raw_size": "len(raw) is at least this",
     "parts": "len(list(msg.walk())) of the message (root included)",
     "skip_kind": "the message is refused as a whole with this kind",
@@ -117,13 +144,13 @@ def _write_b64(out: io.BytesIO, blocks) -> None:
         if k:
             lines = bytearray(k * 78)
             for j in range(76):
-                lines[j::78] = enc[j:k * 76:76]
+                lines[j::78] = enc[j : k * 76 : 76]
             lines[76::78] = b"\r" * k
             lines[77::78] = b"\n" * k
             out.write(lines)
             del lines
         if rest:
-            out.write(enc[k * 76:] + CRLF)
+            out.write(enc[k * 76 :] + CRLF)
 
 
 def _random_blocks(rng: random.Random, size: int, head: bytes = b""):
@@ -133,7 +160,7 @@ def _random_blocks(rng: random.Random, size: int, head: bytes = b""):
         n = min(_B64_BLOCK, size - done)
         block = rng.randbytes(n)
         if done == 0 and head:
-            block = head + block[len(head):]
+            block = head + block[len(head) :]
         done += n
         yield block
 
@@ -161,14 +188,22 @@ def _text_part(text: str, charset: str = "utf-8", cte: str = "8bit") -> bytes:
     data = text.replace("\r\n", "\n").replace("\n", "\r\n").encode(charset)
     if cte == "base64":
         data = _b64(data)
-    return _part([f'Content-Type: text/plain; charset="{charset}"',
-                  f"Content-Transfer-Encoding: {cte}"], data)
+    return _part(
+        [f'Content-Type: text/plain; charset="{charset}"', f"Content-Transfer-Encoding: {cte}"],
+        data,
+    )
 
 
 def _attachment(ctype: str, filename: str, data: bytes, *, quote=True) -> bytes:
     fn = f'"{filename}"' if quote else filename
-    return _part([f"Content-Type: {ctype}; name={fn}", "Content-Transfer-Encoding: base64",
-                  f"Content-Disposition: attachment; filename={fn}"], _b64(data))
+    return _part(
+        [
+            f"Content-Type: {ctype}; name={fn}",
+            "Content-Transfer-Encoding: base64",
+            f"Content-Disposition: attachment; filename={fn}",
+        ],
+        _b64(data),
+    )
 
 
 def png_bomb(width: int = 20_000, height: int = 10_000) -> bytes:
@@ -183,8 +218,12 @@ def png_bomb(width: int = 20_000, height: int = 10_000) -> bytes:
 @functools.lru_cache(maxsize=2)
 def _png_bomb_cached(width: int, height: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(
-            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     comp = zlib.compressobj(9)
     row = bytes(width + 1)
@@ -192,8 +231,7 @@ def _png_bomb_cached(width: int, height: int) -> bytes:
     pieces.append(comp.flush())
     idat = b"".join(pieces)
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit gray, no interlace
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
-            + chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 # --------------------------------------------------------------------------- message assembly
@@ -221,15 +259,33 @@ class _Ctx:
         tag = name.replace("_", "-")
         return f"<{self.kind}.{tag}.{rng.getrandbits(64):016x}@{host}>"
 
-    def headers(self, rng, name, folder, *, subject, mid="auto", date="auto", from_="auto",
-                to="auto", cc=None, extra=()) -> tuple[list, str | None]:
+    def headers(
+        self,
+        rng,
+        name,
+        folder,
+        *,
+        subject,
+        mid="auto",
+        date="auto",
+        from_="auto",
+        to="auto",
+        cc=None,
+        extra=(),
+    ) -> tuple[list, str | None]:
         """Envelope header lines (str, or bytes for raw 8-bit ones) and the Message-ID written."""
         if from_ == "auto":
-            from_ = (f"{self.owner_name} <{self.owner}>" if folder == "Sent"
-                     else f"{self.lead_name} <{self.lead}>")
+            from_ = (
+                f"{self.owner_name} <{self.owner}>"
+                if folder == "Sent"
+                else f"{self.lead_name} <{self.lead}>"
+            )
         if to == "auto":
-            to = (f"{self.lead_name} <{self.lead}>" if folder == "Sent"
-                  else f"{self.owner_name} <{self.owner}>")
+            to = (
+                f"{self.lead_name} <{self.lead}>"
+                if folder == "Sent"
+                else f"{self.owner_name} <{self.owner}>"
+            )
         if mid == "auto":
             mid = self.message_id(rng, name, folder)
         if date == "auto":
@@ -259,9 +315,11 @@ def _raw(lines: list, body_headers: list[str], body: bytes) -> bytes:
 
 
 def _plain(lines, text: str, charset="utf-8", cte="8bit") -> bytes:
-    return _raw(lines, [f'Content-Type: text/plain; charset="{charset}"',
-                        f"Content-Transfer-Encoding: {cte}"],
-                text.replace("\n", "\r\n").encode(charset))
+    return _raw(
+        lines,
+        [f'Content-Type: text/plain; charset="{charset}"', f"Content-Transfer-Encoding: {cte}"],
+        text.replace("\n", "\r\n").encode(charset),
+    )
 
 
 def _mixed(rng, lines, parts: list[bytes], tag="mixed") -> bytes:
@@ -270,8 +328,9 @@ def _mixed(rng, lines, parts: list[bytes], tag="mixed") -> bytes:
 
 
 def _msg(ctx, name, folder, raw, mid, why, checks, expect="recorded") -> HostileMessage:
-    return HostileMessage(name=name, folder=folder, raw=raw, message_id=mid, expect=expect,
-                          why=why, checks=checks)
+    return HostileMessage(
+        name=name, folder=folder, raw=raw, message_id=mid, expect=expect, why=why, checks=checks
+    )
 
 
 # --------------------------------------------------------------------------- the cases
@@ -281,19 +340,32 @@ def _nul_subject(ctx, name="nul_subject", folder="INBOX"):
     rng = ctx.rng(name)
     lines, mid = ctx.headers(rng, name, folder, subject="=?utf-8?q?x=00y?=")
     raw = _plain(lines, "The subject of this message decodes to x, NUL, y.\n")
-    return _msg(ctx, name, folder, raw, mid,
-                "encoded-word Subject decoding to a NUL byte: store it with the NUL removed",
-                {"subject": "xy"})
+    return _msg(
+        ctx,
+        name,
+        folder,
+        raw,
+        mid,
+        "encoded-word Subject decoding to a NUL byte: store it with the NUL removed",
+        {"subject": "xy"},
+    )
 
 
 def _nul_from_name(ctx, name="nul_from_name", folder="INBOX"):
     rng = ctx.rng(name)
-    lines, mid = ctx.headers(rng, name, folder, subject="Hello from Ann",
-                             from_=f"=?utf-8?q?Ann=00Lead?= <{ctx.lead}>")
+    lines, mid = ctx.headers(
+        rng, name, folder, subject="Hello from Ann", from_=f"=?utf-8?q?Ann=00Lead?= <{ctx.lead}>"
+    )
     raw = _plain(lines, "My display name holds a NUL byte.\n")
-    return _msg(ctx, name, folder, raw, mid,
-                "From display name decodes to a NUL byte: match the address, drop the NUL",
-                {"from_name_without": "\x00"})
+    return _msg(
+        ctx,
+        name,
+        folder,
+        raw,
+        mid,
+        "From display name decodes to a NUL byte: match the address, drop the NUL",
+        {"from_name_without": "\x00"},
+    )
 
 
 def _nul_filename(ctx, name="nul_filename", folder="Sent"):
@@ -301,35 +373,59 @@ def _nul_filename(ctx, name="nul_filename", folder="Sent"):
     lines, mid = ctx.headers(rng, name, folder, subject="The report")
     data = rng.randbytes(1024)
     enc = "=?utf-8?q?rep=00ort.pdf?="
-    raw = _mixed(rng, lines, [
-        _text_part("Please find the report attached.\n"),
-        _attachment("application/octet-stream", enc, data),
-    ])
-    return _msg(ctx, name, folder, raw, mid,
-                "attachment filename (name= and filename=) decodes to 'rep\\0ort.pdf': "
-                "store it as 'report.pdf' with its bytes intact",
-                {"attachment_names": ["report.pdf"], "attachment_bytes": {"report.pdf": data}})
+    raw = _mixed(
+        rng,
+        lines,
+        [
+            _text_part("Please find the report attached.\n"),
+            _attachment("application/octet-stream", enc, data),
+        ],
+    )
+    return _msg(
+        ctx,
+        name,
+        folder,
+        raw,
+        mid,
+        "attachment filename (name= and filename=) decodes to 'rep\\0ort.pdf': "
+        "store it as 'report.pdf' with its bytes intact",
+        {"attachment_names": ["report.pdf"], "attachment_bytes": {"report.pdf": data}},
+    )
 
 
 def _nul_body(ctx, name="nul_body", folder="INBOX"):
     rng = ctx.rng(name)
     lines, mid = ctx.headers(rng, name, folder, subject="Control characters inside")
     body = b"Hello\x00 world\x01 and\x1b more\r\nSecond line.\r\n"
-    raw = _raw(lines, ['Content-Type: text/plain; charset="utf-8"',
-                       "Content-Transfer-Encoding: 8bit"], body)
-    return _msg(ctx, name, folder, raw, mid,
-                "raw NUL, SOH and ESC bytes in an 8bit body: record the text without them",
-                {"body_contains": ["Hello", "world", "more"],
-                 "body_without": ["\x00", "\x01", "\x1b"]})
+    raw = _raw(
+        lines,
+        ['Content-Type: text/plain; charset="utf-8"', "Content-Transfer-Encoding: 8bit"],
+        body,
+    )
+    return _msg(
+        ctx,
+        name,
+        folder,
+        raw,
+        mid,
+        "raw NUL, SOH and ESC bytes in an 8bit body: record the text without them",
+        {"body_contains": ["Hello", "world", "more"], "body_without": ["\x00", "\x01", "\x1b"]},
+    )
 
 
 def _crlf_subject(ctx, name="crlf_subject", folder="INBOX"):
     rng = ctx.rng(name)
     lines, mid = ctx.headers(rng, name, folder, subject="=?utf-8?q?first=0D=0Asecond=0Athird?=")
     raw = _plain(lines, "The subject decodes to three lines.\n")
-    return _msg(ctx, name, folder, raw, mid,
-                "encoded-word Subject decoding to CR LF and LF: fold each break to one space",
-                {"subject": "first second third"})
+    return _msg(
+        ctx,
+        name,
+        folder,
+        raw,
+        mid,
+        "encoded-word Subject decoding to CR LF and LF: fold each break to one space",
+        {"subject": "first second third"},
+    )
 
 
 HUGE_HEADER_CHARS = 1_048_576
@@ -344,10 +440,16 @@ def _huge_header(ctx, name="huge_header", folder="Sent"):
     subject = "Subject: " + "\r\n ".join(pieces)  # every line < 998 characters: legal
     lines, mid = ctx.headers(rng, name, folder, subject=subject.encode("ascii"))
     raw = _plain(lines, "This message has a one-megabyte subject.\n")
-    return _msg(ctx, name, folder, raw, mid,
-                f"Subject of {n:,} 'A' folded every {w} characters: store a truncated subject "
-                f"(at most 1000 characters, ending with an ellipsis)",
-                {"subject_prefix": "AAAA", "subject_max_len": 1000, "subject_ends_with": "…"})
+    return _msg(
+        ctx,
+        name,
+        folder,
+        raw,
+        mid,
+        f"Subject of {n:,} 'A' folded every {w} characters: store a truncated subject "
+        f"(at most 1000 characters, ending with an ellipsis)",
+        {"subject_prefix": "AAAA", "subject_max_len": 1000, "subject_ends_with": "…"},
+    )
 
 
 MANY_PARTS = 5000
@@ -358,15 +460,28 @@ def _many_parts(ctx, name="many_parts", folder="INBOX"):
     lines, mid = ctx.headers(rng, name, folder, subject="Lots of small files")
     parts = [_text_part("5,000 parts follow.\n")]
     for i in range(1, MANY_PARTS):
-        parts.append(_part([f'Content-Type: text/plain; charset="us-ascii"; name="p{i}.txt"',
-                            "Content-Transfer-Encoding: 7bit",
-                            f'Content-Disposition: attachment; filename="p{i}.txt"'],
-                           f"part {i}\r\n".encode("ascii")))
+        parts.append(
+            _part(
+                [
+                    f'Content-Type: text/plain; charset="us-ascii"; name="p{i}.txt"',
+                    "Content-Transfer-Encoding: 7bit",
+                    f'Content-Disposition: attachment; filename="p{i}.txt"',
+                ],
+                f"part {i}\r\n".encode("ascii"),
+            )
+        )
     raw = _mixed(rng, lines, parts)
-    return _msg(ctx, name, folder, raw, mid,
-                f"multipart/mixed with {MANY_PARTS:,} parts: refuse it as a whole "
-                f"(too_many_parts) and move on",
-                {"parts": MANY_PARTS + 1, "skip_kind": "too_many_parts"}, expect="skipped")
+    return _msg(
+        ctx,
+        name,
+        folder,
+        raw,
+        mid,
+        f"multipart/mixed with {MANY_PARTS:,} parts: refuse it as a whole "
+        f"(too_many_parts) and move on",
+        {"parts": MANY_PARTS + 1, "skip_kind": "too_many_parts"},
+        expect="skipped",
+    )
 
 
 NEST_DEPTH = 200
@@ -380,16 +495,23 @@ def _deep_nesting(ctx, name="deep_nesting", folder="Sent"):
     # level i (0 = root) is a multipart/mixed holding level i+1; the last holds the text
     head = []
     for i in range(1, NEST_DEPTH):
-        head.append(f"--{bounds[i - 1]}\r\nContent-Type: multipart/mixed; "
-                    f'boundary="{bounds[i]}"\r\n\r\n')
+        head.append(
+            f'--{bounds[i - 1]}\r\nContent-Type: multipart/mixed; boundary="{bounds[i]}"\r\n\r\n'
+        )
     head.append(f"--{bounds[-1]}\r\n")
     tail = [f"\r\n--{b}--" for b in reversed(bounds)]
     body = "".join(head).encode("ascii") + inner + "".join(tail).encode("ascii") + CRLF
     raw = _raw(lines, [f'Content-Type: multipart/mixed; boundary="{bounds[0]}"'], body)
-    return _msg(ctx, name, folder, raw, mid,
-                f"multipart/mixed nested {NEST_DEPTH} deep: no recursion error, keep the "
-                f"innermost text (or record it with a defect)",
-                {"depth": NEST_DEPTH, "body_contains": ["Deep inside the nest"]})
+    return _msg(
+        ctx,
+        name,
+        folder,
+        raw,
+        mid,
+        f"multipart/mixed nested {NEST_DEPTH} deep: no recursion error, keep the "
+        f"innermost text (or record it with a defect)",
+        {"depth": NEST_DEPTH, "body_contains": ["Deep inside the nest"]},
+    )
 
 
 PNG_SIZE = (20_000, 10_000)
@@ -399,45 +521,87 @@ def _png_bomb(ctx, name="png_bomb", folder="INBOX"):
     rng = ctx.rng(name)
     lines, mid = ctx.headers(rng, name, folder, subject="Our floor plan")
     png = png_bomb(*PNG_SIZE)
-    raw = _mixed(rng, lines, [_text_part("The floor plan, in full resolution.\n"),
-                              _attachment("image/png", "bomb.png", png)])
-    return _msg(ctx, name, folder, raw, mid,
-                "a small PNG declaring 20,000 x 10,000 pixels (200 MP): store the bytes, never "
-                "decode it (no thumbnail, no image processing)",
-                {"attachment_names": ["bomb.png"], "attachment_bytes": {"bomb.png": png},
-                 "png_size": PNG_SIZE})
+    raw = _mixed(
+        rng,
+        lines,
+        [
+            _text_part("The floor plan, in full resolution.\n"),
+            _attachment("image/png", "bomb.png", png),
+        ],
+    )
+    return _msg(
+        ctx,
+        name,
+        folder,
+        raw,
+        mid,
+        "a small PNG declaring 20,000 x 10,000 pixels (200 MP): store the bytes, never "
+        "decode it (no thumbnail, no image processing)",
+        {
+            "attachment_names": ["bomb.png"],
+            "attachment_bytes": {"bomb.png": png},
+            "png_size": PNG_SIZE,
+        },
+    )
 
 
-HTML_PAYLOAD = (b"<!DOCTYPE html>\r\n<html><head><title>Invoice</title></head><body>\r\n"
-                b"<h1>Invoice 2024-117</h1>\r\n<script>alert(document.cookie)</script>\r\n"
-                b"</body></html>\r\n")
-SVG_PAYLOAD = (b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)">'
-               b"<script>alert(2)</script></svg>\r\n")
+HTML_PAYLOAD = (
+    b"<!DOCTYPE html>\r\n<html><head><title>Invoice</title></head><body>\r\n"
+    b"<h1>Invoice 2024-117</h1>\r\n<script>alert(document.cookie)</script>\r\n"
+    b"</body></html>\r\n"
+)
+SVG_PAYLOAD = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(2)</script></svg>\r\n'
+)
 
 
 def _html_attachment(ctx, name="html_attachment", folder="Sent"):
     rng = ctx.rng(name)
     lines, mid = ctx.headers(rng, name, folder, subject="Your invoice")
-    raw = _mixed(rng, lines, [_text_part("The invoice is attached.\n"),
-                              _attachment("text/html", "invoice.html", HTML_PAYLOAD)])
-    return _msg(ctx, name, folder, raw, mid,
-                "text/html attachment with a <script>: store it as text/plain so it is never "
-                "rendered",
-                {"attachment_names": ["invoice.html"],
-                 "attachment_mimetype": {"invoice.html": "text/plain"},
-                 "attachment_bytes": {"invoice.html": HTML_PAYLOAD}})
+    raw = _mixed(
+        rng,
+        lines,
+        [
+            _text_part("The invoice is attached.\n"),
+            _attachment("text/html", "invoice.html", HTML_PAYLOAD),
+        ],
+    )
+    return _msg(
+        ctx,
+        name,
+        folder,
+        raw,
+        mid,
+        "text/html attachment with a <script>: store it as text/plain so it is never rendered",
+        {
+            "attachment_names": ["invoice.html"],
+            "attachment_mimetype": {"invoice.html": "text/plain"},
+            "attachment_bytes": {"invoice.html": HTML_PAYLOAD},
+        },
+    )
 
 
 def _svg_attachment(ctx, name="svg_attachment", folder="INBOX"):
     rng = ctx.rng(name)
     lines, mid = ctx.headers(rng, name, folder, subject="Our new logo")
-    raw = _mixed(rng, lines, [_text_part("Here is our logo.\n"),
-                              _attachment("image/svg+xml", "logo.svg", SVG_PAYLOAD)])
-    return _msg(ctx, name, folder, raw, mid,
-                "image/svg+xml attachment with onload and <script>: store it as text/plain",
-                {"attachment_names": ["logo.svg"],
-                 "attachment_mimetype": {"logo.svg": "text/plain"},
-                 "attachment_bytes": {"logo.svg": SVG_PAYLOAD}})
+    raw = _mixed(
+        rng,
+        lines,
+        [_text_part("Here is our logo.\n"), _attachment("image/svg+xml", "logo.svg", SVG_PAYLOAD)],
+    )
+    return _msg(
+        ctx,
+        name,
+        folder,
+        raw,
+        mid,
+        "image/svg+xml attachment with onload and <script>: store it as text/plain",
+        {
+            "attachment_names": ["logo.svg"],
+            "attachment_mimetype": {"logo.svg": "text/plain"},
+            "attachment_bytes": {"logo.svg": SVG_PAYLOAD},
+        },
+    )
 
 
 BIG_ATTACHMENT = 30 * MIB
@@ -450,21 +614,37 @@ def _big_attachment(ctx, name="big_attachment", folder="Sent"):
     out = io.BytesIO()
     out.write(_head(lines + [f'Content-Type: multipart/mixed; boundary="{b}"']) + CRLF)
     out.write(f"--{b}\r\n".encode() + _text_part("Here is the full data dump.\n") + CRLF)
-    out.write(f"--{b}\r\n".encode() + _head([
-        'Content-Type: application/octet-stream; name="big.bin"',
-        "Content-Transfer-Encoding: base64",
-        'Content-Disposition: attachment; filename="big.bin"']) + CRLF)
+    out.write(
+        f"--{b}\r\n".encode()
+        + _head(
+            [
+                'Content-Type: application/octet-stream; name="big.bin"',
+                "Content-Transfer-Encoding: base64",
+                'Content-Disposition: attachment; filename="big.bin"',
+            ]
+        )
+        + CRLF
+    )
     _write_b64(out, _random_blocks(rng, BIG_ATTACHMENT))
     out.write(f"\r\n--{b}--\r\n".encode())
     raw = out.getvalue()  # no copy: BytesIO hands over its buffer
     del out
-    return _msg(ctx, name, folder, raw, mid,
-                "one 30 MiB attachment: record the message and its text, list the attachment "
-                "as omitted (attachment_limit) instead of storing it",
-                {"body_contains": ["Here is the full data dump."],
-                 "omitted": [{"filename": "big.bin", "size": BIG_ATTACHMENT,
-                              "reason": "attachment_limit"}],
-                 "attachment_names": []})
+    return _msg(
+        ctx,
+        name,
+        folder,
+        raw,
+        mid,
+        "one 30 MiB attachment: record the message and its text, list the attachment "
+        "as omitted (attachment_limit) instead of storing it",
+        {
+            "body_contains": ["Here is the full data dump."],
+            "omitted": [
+                {"filename": "big.bin", "size": BIG_ATTACHMENT, "reason": "attachment_limit"}
+            ],
+            "attachment_names": [],
+        },
+    )
 
 
 VIDEO_SIZE = 45 * MIB
@@ -479,31 +659,57 @@ def _huge_message(ctx, name="huge_message", folder="INBOX"):
     out = io.BytesIO()
     out.write(_head(lines + [f'Content-Type: multipart/mixed; boundary="{b}"']) + CRLF)
     out.write(f"--{b}\r\n".encode() + _text_part("Please find the video attached.\n") + CRLF)
-    out.write(f"--{b}\r\n".encode() + _head([
-        'Content-Type: video/mp4; name="video.mp4"',
-        "Content-Transfer-Encoding: base64",
-        'Content-Disposition: attachment; filename="video.mp4"']) + CRLF)
+    out.write(
+        f"--{b}\r\n".encode()
+        + _head(
+            [
+                'Content-Type: video/mp4; name="video.mp4"',
+                "Content-Transfer-Encoding: base64",
+                'Content-Disposition: attachment; filename="video.mp4"',
+            ]
+        )
+        + CRLF
+    )
     _write_b64(out, _random_blocks(rng, VIDEO_SIZE, head=_MP4_HEAD))
     out.write(f"\r\n--{b}--\r\n".encode())
     raw = out.getvalue()
     del out
-    return _msg(ctx, name, folder, raw, mid,
-                "a ~64 MB message (45 MiB video): record its text without downloading/storing "
-                "the video, listed as omitted (message_limit)",
-                {"body_contains": ["Please find the video attached."],
-                 "omitted": [{"filename": "video.mp4", "reason": "message_limit"}],
-                 "min_raw_size": 60_000_000})
+    return _msg(
+        ctx,
+        name,
+        folder,
+        raw,
+        mid,
+        "a ~64 MB message (45 MiB video): record its text without downloading/storing "
+        "the video, listed as omitted (message_limit)",
+        {
+            "body_contains": ["Please find the video attached."],
+            "omitted": [{"filename": "video.mp4", "reason": "message_limit"}],
+            "min_raw_size": 60_000_000,
+        },
+    )
 
 
 def _unknown_charset(ctx, name="unknown_charset", folder="INBOX"):
     rng = ctx.rng(name)
     lines, mid = ctx.headers(rng, name, folder, subject="Greetings")
-    raw = _raw(lines, ['Content-Type: text/plain; charset="x-no-such-charset"',
-                       "Content-Transfer-Encoding: 8bit"],
-               "Grüße aus München\r\n".encode("utf-8"))
-    return _msg(ctx, name, folder, raw, mid,
-                "body in an unknown charset (really UTF-8): decode leniently, never raise",
-                {"body_contains": ["Gr", "M"]})
+    raw = _raw(
+        lines,
+        [
+            'Content-Type: text/plain; charset="x-no-such-charset"',
+            "Content-Transfer-Encoding: 8bit",
+        ],
+        "Grüße aus München\r\n".encode("utf-8"),
+    )
+    return _msg(
+        ctx,
+        name,
+        folder,
+        raw,
+        mid,
+        "body in an unknown charset (really UTF-8): decode leniently, never raise",
+        {"body_contains": ["Gr", "M"]},
+    )
 
 
 def _8bit_headers(ctx, name="8bit_headers", folder="Sent"):
@@ -512,39 +718,70 @@ def _8bit_headers(ctx, name="8bit_headers", folder="Sent"):
     from_ = b"From: Ren\xc3\xa9 M\xfcller <" + ctx.owner.encode("ascii") + b">"
     lines, mid = ctx.headers(rng, name, folder, subject=subject, from_=from_)
     raw = _plain(lines, "Raw 8-bit bytes in the headers, no encoded words.\n")
-    return _msg(ctx, name, folder, raw, mid,
-                "raw UTF-8 and Latin-1 bytes in Subject and From name: decode leniently",
-                {"subject_contains": ["union"]})
+    return _msg(
+        ctx,
+        name,
+        folder,
+        raw,
+        mid,
+        "raw UTF-8 and Latin-1 bytes in Subject and From name: decode leniently",
+        {"subject_contains": ["union"]},
+    )
 
 
 def _no_from(ctx, name="no_from", folder="INBOX"):
     rng = ctx.rng(name)
-    lines, mid = ctx.headers(rng, name, folder, subject="Who sent this?", from_=None,
-                             to=f"{ctx.owner_name} <{ctx.owner}>",
-                             cc=f"{ctx.lead_name} <{ctx.lead}>")
+    lines, mid = ctx.headers(
+        rng,
+        name,
+        folder,
+        subject="Who sent this?",
+        from_=None,
+        to=f"{ctx.owner_name} <{ctx.owner}>",
+        cc=f"{ctx.lead_name} <{ctx.lead}>",
+    )
     raw = _plain(lines, "This message has no From header; the lead is in Cc.\n")
-    return _msg(ctx, name, folder, raw, mid,
-                "no From header (lead in Cc): record it with no author",
-                {"author": None})
+    return _msg(
+        ctx,
+        name,
+        folder,
+        raw,
+        mid,
+        "no From header (lead in Cc): record it with no author",
+        {"author": None},
+    )
 
 
 def _no_date(ctx, name="no_date", folder="Sent"):
     rng = ctx.rng(name)
     lines, mid = ctx.headers(rng, name, folder, subject="Undated", date=None)
     raw = _plain(lines, "This message has no Date header.\n")
-    return _msg(ctx, name, folder, raw, mid,
-                "no Date header: date it with the server's INTERNALDATE",
-                {"date": "internaldate"})
+    return _msg(
+        ctx,
+        name,
+        folder,
+        raw,
+        mid,
+        "no Date header: date it with the server's INTERNALDATE",
+        {"date": "internaldate"},
+    )
 
 
 def _date_9999(ctx, name="date_9999", folder="INBOX"):
     rng = ctx.rng(name)
-    lines, mid = ctx.headers(rng, name, folder, subject="From the future",
-                             date="Fri, 31 Dec 9999 23:59:59 +0000")
+    lines, mid = ctx.headers(
+        rng, name, folder, subject="From the future", date="Fri, 31 Dec 9999 23:59:59 +0000"
+    )
     raw = _plain(lines, "This message claims to come from the year 9999.\n")
-    return _msg(ctx, name, folder, raw, mid,
-                "Date in year 9999: do not trust it, use the server's INTERNALDATE",
-                {"date": "internaldate"})
+    return _msg(
+        ctx,
+        name,
+        folder,
+        raw,
+        mid,
+        "Date in year 9999: do not trust it, use the server's INTERNALDATE",
+        {"date": "internaldate"},
+    )
 
 
 LONG_ID_LEN = 2048
@@ -557,9 +794,15 @@ def _long_message_id(ctx, name="long_message_id", folder="INBOX"):
     mid = f"<{local}@{host}>"
     lines, mid = ctx.headers(rng, name, folder, subject="Long id", mid=mid)
     raw = _plain(lines, "The Message-ID of this message is 2,048 characters long.\n")
-    return _msg(ctx, name, folder, raw, mid,
-                "a 2,048-character Message-ID on one header line: store at most 998 characters",
-                {"message_id_max_len": 998})
+    return _msg(
+        ctx,
+        name,
+        folder,
+        raw,
+        mid,
+        "a 2,048-character Message-ID on one header line: store at most 998 characters",
+        {"message_id_max_len": 998},
+    )
 
 
 def _same_id(ctx, folder="INBOX"):
@@ -567,24 +810,48 @@ def _same_id(ctx, folder="INBOX"):
     shared = ctx.message_id(rng, "same_id", folder)
     out = []
     for name, which, body in (
-            ("same_id_a", "first", "The first message with this Message-ID.\n"),
-            ("same_id_b", "second", "A different message reusing the same Message-ID.\n")):
+        ("same_id_a", "first", "The first message with this Message-ID.\n"),
+        ("same_id_b", "second", "A different message reusing the same Message-ID.\n"),
+    ):
         r = ctx.rng(name)
         lines, mid = ctx.headers(r, name, folder, subject=f"Same id, {which}", mid=shared)
         raw = _plain(lines, body)
         if name == "same_id_a":
-            out.append(_msg(ctx, name, folder, raw, mid,
-                            "first of two different messages sharing one Message-ID: record it",
-                            {"subject": "Same id, first"}))
+            out.append(
+                _msg(
+                    ctx,
+                    name,
+                    folder,
+                    raw,
+                    mid,
+                    "first of two different messages sharing one Message-ID: record it",
+                    {"subject": "Same id, first"},
+                )
+            )
         else:
-            out.append(_msg(ctx, name, folder, raw, mid,
-                            "second message with the Message-ID of same_id_a: deduplicated "
-                            "(only same_id_a is kept)", {"duplicate_of": "same_id_a"}))
+            out.append(
+                _msg(
+                    ctx,
+                    name,
+                    folder,
+                    raw,
+                    mid,
+                    "second message with the Message-ID of same_id_a: deduplicated "
+                    "(only same_id_a is kept)",
+                    {"duplicate_of": "same_id_a"},
+                )
+            )
     return out
 
 
-def hostile_corpus(owner: str, lead: str, *, seed: str = "hostile", big: bool = True,
-                   date: dt.datetime | None = None) -> list[HostileMessage]:
+def hostile_corpus(
+    owner: str,
+    lead: str,
+    *,
+    seed: str = "hostile",
+    big: bool = True,
+    date: dt.datetime | None = None,
+) -> list[HostileMessage]:
     """The hostile messages between ``owner`` and ``lead``, in the fixed order of :data:`NAMES`
     (the big ones last; ``big=False`` leaves out :data:`BIG_NAMES`).
 
@@ -592,11 +859,25 @@ def hostile_corpus(owner: str, lead: str, *, seed: str = "hostile", big: bool = 
     ``date_9999``. Same ``seed`` and ``date`` → same bytes.
     """
     ctx = _Ctx(owner, lead, seed, date, "hostile")
-    out = [_nul_subject(ctx), _nul_from_name(ctx), _nul_filename(ctx), _nul_body(ctx),
-           _crlf_subject(ctx), _huge_header(ctx), _many_parts(ctx), _deep_nesting(ctx),
-           _html_attachment(ctx), _svg_attachment(ctx), _unknown_charset(ctx),
-           _8bit_headers(ctx), _no_from(ctx), _no_date(ctx), _date_9999(ctx),
-           _long_message_id(ctx), *_same_id(ctx)]
+    out = [
+        _nul_subject(ctx),
+        _nul_from_name(ctx),
+        _nul_filename(ctx),
+        _nul_body(ctx),
+        _crlf_subject(ctx),
+        _huge_header(ctx),
+        _many_parts(ctx),
+        _deep_nesting(ctx),
+        _html_attachment(ctx),
+        _svg_attachment(ctx),
+        _unknown_charset(ctx),
+        _8bit_headers(ctx),
+        _no_from(ctx),
+        _no_date(ctx),
+        _date_9999(ctx),
+        _long_message_id(ctx),
+        *_same_id(ctx),
+    ]
     if big:
         out += [_png_bomb(ctx), _big_attachment(ctx), _huge_message(ctx)]
     return out
@@ -604,20 +885,29 @@ def hostile_corpus(owner: str, lead: str, *, seed: str = "hostile", big: bool = 
 
 # --------------------------------------------------------------------------- good mail
 
-_GOOD_LINES = ["Thanks for your time today.", "As discussed, the offer is attached.",
-               "Let me know if you have questions.", "We can adjust the scope if needed.",
-               "The team is available next week.", "Pricing is valid until the end of the month."]
+_GOOD_LINES = [
+    "Thanks for your time today.",
+    "As discussed, the offer is attached.",
+    "Let me know if you have questions.",
+    "We can adjust the scope if needed.",
+    "The team is available next week.",
+    "Pricing is valid until the end of the month.",
+]
 
 
 def _pdf_like(rng: random.Random, i: int) -> bytes:
     stream = rng.randbytes(rng.randint(1500, 3000))
-    return (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n"
-            + f"2 0 obj\n<< /Length {len(stream)} >>\nstream\n".encode("ascii") + stream
-            + f"\nendstream\nendobj\n% offer {i}\n%%EOF\n".encode("ascii"))
+    return (
+        b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n"
+        + f"2 0 obj\n<< /Length {len(stream)} >>\nstream\n".encode("ascii")
+        + stream
+        + f"\nendstream\nendobj\n% offer {i}\n%%EOF\n".encode("ascii")
+    )
 
 
-def good_messages(owner: str, lead: str, n: int, *, seed: str = "good",
-                  date: dt.datetime | None = None) -> list[HostileMessage]:
+def good_messages(
+    owner: str, lead: str, n: int, *, seed: str = "good", date: dt.datetime | None = None
+) -> list[HostileMessage]:
     """``n`` ordinary well-formed messages "Good 1" … "Good n" between ``owner`` and ``lead``:
     alternately INBOX (even index) and Sent, text/plain, multipart/alternative or
     multipart/mixed with a small PDF-like attachment; Dates ascending within the 10 days before
@@ -629,40 +919,67 @@ def good_messages(owner: str, lead: str, n: int, *, seed: str = "good",
         name = f"good_{i}"
         folder = "INBOX" if i % 2 else "Sent"
         rng = ctx.rng(name)
-        when = ctx.date - dt.timedelta(days=10) + dt.timedelta(
-            seconds=1800 + (span * i) // (n + 1))
+        when = ctx.date - dt.timedelta(days=10) + dt.timedelta(seconds=1800 + (span * i) // (n + 1))
         marker = f"GOOD-{i}-{rng.getrandbits(32):08x}"
         subject = f"Good {i}"
         lines, mid = ctx.headers(rng, name, folder, subject=subject, date=format_datetime(when))
         greet = ctx.lead_name if folder == "Sent" else ctx.owner_name
         sign = ctx.owner_name if folder == "Sent" else ctx.lead_name
-        text = (f"Hello {greet.split()[0]},\n\n{marker}\n\n"
-                + " ".join(rng.sample(_GOOD_LINES, 3)) + f"\n\nBest regards,\n{sign}\n")
+        text = (
+            f"Hello {greet.split()[0]},\n\n{marker}\n\n"
+            + " ".join(rng.sample(_GOOD_LINES, 3))
+            + f"\n\nBest regards,\n{sign}\n"
+        )
         style = i % 3  # 1: text/plain, 2: alternative, 0: mixed + attachment
         attachments = []
         if style == 1:
             raw = _plain(lines, text)
         else:
             b = _boundary(rng, "alt")
-            html_text = "\r\n".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>"
-                                    for p in text.strip().split("\n\n"))
-            alt_body = _multipart(b, [
-                _text_part(text),
-                _part(['Content-Type: text/html; charset="utf-8"',
-                       "Content-Transfer-Encoding: 8bit"],
-                      f"<html><body>\r\n{html_text}\r\n</body></html>\r\n".encode("utf-8"))])
+            html_text = "\r\n".join(
+                f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>"
+                for p in text.strip().split("\n\n")
+            )
+            alt_body = _multipart(
+                b,
+                [
+                    _text_part(text),
+                    _part(
+                        [
+                            'Content-Type: text/html; charset="utf-8"',
+                            "Content-Transfer-Encoding: 8bit",
+                        ],
+                        f"<html><body>\r\n{html_text}\r\n</body></html>\r\n".encode("utf-8"),
+                    ),
+                ],
+            )
             alt_headers = [f'Content-Type: multipart/alternative; boundary="{b}"']
             if style == 2:
                 raw = _raw(lines, alt_headers, alt_body)
             else:
                 fname = f"offer-{i}.pdf"
                 attachments.append(fname)
-                raw = _mixed(rng, lines, [_part(alt_headers, alt_body),
-                                          _attachment("application/pdf", fname,
-                                                      _pdf_like(rng, i))])
-        out.append(HostileMessage(
-            name=name, folder=folder, raw=raw, message_id=mid, expect="recorded",
-            why="an ordinary well-formed message: record it",
-            checks={"subject": subject, "body_contains": [marker],
-                    "attachment_names": attachments}))
+                raw = _mixed(
+                    rng,
+                    lines,
+                    [
+                        _part(alt_headers, alt_body),
+                        _attachment("application/pdf", fname, _pdf_like(rng, i)),
+                    ],
+                )
+        out.append(
+            HostileMessage(
+                name=name,
+                folder=folder,
+                raw=raw,
+                message_id=mid,
+                expect="recorded",
+                why="an ordinary well-formed message: record it",
+                checks={
+                    "subject": subject,
+                    "body_contains": [marker],
+                    "attachment_names": attachments,
+                },
+            )
+        )
     return out

@@ -17,6 +17,7 @@ A server subclass supplies what is its own: its name, configuration and process
 (``_before_start``, ``_launch``), clean-up (``_cleanup``), ``add_user``, ``password``,
 ``reset_uidvalidity``, its folder names and what it refuses on APPEND (``_refusal``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -136,7 +137,8 @@ class ImapTestServer:
             if "in use" not in last_error:
                 break
         raise RuntimeError(
-            f"{self.name} did not start (config {self.config_file}):\n{last_error[-4000:]}")
+            f"{self.name} did not start (config {self.config_file}):\n{last_error[-4000:]}"
+        )
 
     def _greets(self):
         try:
@@ -255,8 +257,13 @@ class ImapTestServer:
         from imapclient import IMAPClient
 
         if ssl_port:
-            client = IMAPClient(self.host, port=self.ssl_port, ssl=True,
-                                ssl_context=self.ssl_context(), timeout=timeout)
+            client = IMAPClient(
+                self.host,
+                port=self.ssl_port,
+                ssl=True,
+                ssl_context=self.ssl_context(),
+                timeout=timeout,
+            )
         else:
             client = IMAPClient(self.host, port=self.port, ssl=False, timeout=timeout)
         try:

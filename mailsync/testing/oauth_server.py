@@ -33,6 +33,7 @@ does not patch), so freezing time in a test moves only the client's idea of "now
 
 Nothing here imports ``odoo``; only relative imports inside the package.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -59,15 +60,20 @@ GOOGLE_SCOPE_ALIASES = {
     "email": "https://www.googleapis.com/auth/userinfo.email",
     "profile": "https://www.googleapis.com/auth/userinfo.profile",
 }
-KNOWN_SCOPES = frozenset({
-    "openid", "email", "profile", "offline_access",
-    "https://mail.google.com/",
-    "https://www.googleapis.com/auth/userinfo.email",
-    "https://www.googleapis.com/auth/userinfo.profile",
-    "https://outlook.office.com/IMAP.AccessAsUser.All",
-    "https://outlook.office.com/SMTP.Send",
-    "https://outlook.office.com/POP.AccessAsUser.All",
-})
+KNOWN_SCOPES = frozenset(
+    {
+        "openid",
+        "email",
+        "profile",
+        "offline_access",
+        "https://mail.google.com/",
+        "https://www.googleapis.com/auth/userinfo.email",
+        "https://www.googleapis.com/auth/userinfo.profile",
+        "https://outlook.office.com/IMAP.AccessAsUser.All",
+        "https://outlook.office.com/SMTP.Send",
+        "https://outlook.office.com/POP.AccessAsUser.All",
+    }
+)
 OIDC_SCOPES = frozenset({"openid", "email", "profile", "offline_access"})
 
 _MS_PATH = re.compile(r"^/(?P<tenant>[^/]+)/oauth2/v2\.0/(?P<endpoint>authorize|token)$")
@@ -100,10 +106,22 @@ class OAuthServer:
     - ``require_state`` (default True): /authorize demands a non-empty ``state``
     """
 
-    def __init__(self, *, client_id=DEFAULT_CLIENT_ID, client_secret=DEFAULT_CLIENT_SECRET,
-                 redirect_uris=None, account=DEFAULT_ACCOUNT, access_token_lifetime=3600,
-                 code_lifetime=600, rotate_refresh_tokens=False, require_pkce=True,
-                 require_state=True, host=LOOPBACK, port=0, clock=None):
+    def __init__(
+        self,
+        *,
+        client_id=DEFAULT_CLIENT_ID,
+        client_secret=DEFAULT_CLIENT_SECRET,
+        redirect_uris=None,
+        account=DEFAULT_ACCOUNT,
+        access_token_lifetime=3600,
+        code_lifetime=600,
+        rotate_refresh_tokens=False,
+        require_pkce=True,
+        require_state=True,
+        host=LOOPBACK,
+        port=0,
+        clock=None,
+    ):
         self.client_id = client_id
         self.client_secret = client_secret
         self.access_token_lifetime = access_token_lifetime
@@ -139,8 +157,11 @@ class OAuthServer:
         self._httpd.daemon_threads = True
         self._port = self._httpd.server_address[1]
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
-            name=f"oauth-server:{self._port}", daemon=True)
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"oauth-server:{self._port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -188,12 +209,19 @@ class OAuthServer:
         """Endpoint overrides for :mod:`mailsync.oauth` pointing at this server."""
         if provider in ("microsoft", "outlook", "microsoft365"):
             base = f"{self.base_url}/{{tenant}}/oauth2/v2.0"
-            return {"auth_uri": base + "/authorize", "token_uri": base + "/token",
-                    "userinfo_uri": self.base_url + "/oidc/userinfo", "revoke_uri": None,
-                    "tenant": tenant}
-        return {"auth_uri": self.base_url + "/authorize", "token_uri": self.base_url + "/token",
-                "userinfo_uri": self.base_url + "/userinfo",
-                "revoke_uri": self.base_url + "/revoke"}
+            return {
+                "auth_uri": base + "/authorize",
+                "token_uri": base + "/token",
+                "userinfo_uri": self.base_url + "/oidc/userinfo",
+                "revoke_uri": None,
+                "tenant": tenant,
+            }
+        return {
+            "auth_uri": self.base_url + "/authorize",
+            "token_uri": self.base_url + "/token",
+            "userinfo_uri": self.base_url + "/userinfo",
+            "revoke_uri": self.base_url + "/revoke",
+        }
 
     # ------------------------------------------------------------------ test controls
     def add_client(self, client_id, client_secret, redirect_uris=None):
@@ -229,17 +257,30 @@ class OAuthServer:
             self.calls.clear()
             self.requests.clear()
 
-    def issue_tokens(self, email, scope="https://mail.google.com/ openid email", client_id=None,
-                     lifetime=None):
-        """Mint a grant directly (no consent round trip): ``{"access_token", "refresh_token", ...}``."""
+    def issue_tokens(
+        self, email, scope="https://mail.google.com/ openid email", client_id=None, lifetime=None
+    ):
+        """Mint a grant directly (no consent round trip): ``{"access_token", "refresh_token",
+        ...}``."""
         client_id = client_id or self.client_id
         with self._lock:
-            grant = {"email": email, "client_id": client_id, "scope": scope.split(),
-                     "flavour": "google", "tenant": None}
+            grant = {
+                "email": email,
+                "client_id": client_id,
+                "scope": scope.split(),
+                "flavour": "google",
+                "tenant": None,
+            }
             rt = self._new_refresh_token(grant)
             at, exp = self._new_access_token(grant, rt, lifetime)
-            return {"access_token": at, "refresh_token": rt, "expires_in": int(exp - self.clock()),
-                    "expires_at": exp, "scope": scope, "token_type": "Bearer"}
+            return {
+                "access_token": at,
+                "refresh_token": rt,
+                "expires_in": int(exp - self.clock()),
+                "expires_at": exp,
+                "scope": scope,
+                "token_type": "Bearer",
+            }
 
     def validate(self, token):
         """The email an access token belongs to, or None if unknown, expired or revoked."""
@@ -302,27 +343,40 @@ class OAuthServer:
     # ------------------------------------------------------------------ internals
     def _new_refresh_token(self, grant, chain=None):
         token = ("1//" if grant["flavour"] == "google" else "M.R3_") + secrets.token_urlsafe(32)
-        self._refresh[token] = dict(grant, active=True, chain=chain or token,
-                                    issued=self.clock())
+        self._refresh[token] = dict(grant, active=True, chain=chain or token, issued=self.clock())
         return token
 
     def _new_access_token(self, grant, refresh_token, lifetime=None):
         token = ("ya29." if grant["flavour"] == "google" else "EwB") + secrets.token_urlsafe(40)
         lifetime = self.access_token_lifetime if lifetime is None else lifetime
         expires = self.clock() + lifetime
-        self._access[token] = {"email": grant["email"], "client_id": grant["client_id"],
-                               "scope": list(grant["scope"]), "active": True,
-                               "expires": expires, "refresh_token": refresh_token}
+        self._access[token] = {
+            "email": grant["email"],
+            "client_id": grant["client_id"],
+            "scope": list(grant["scope"]),
+            "active": True,
+            "expires": expires,
+            "refresh_token": refresh_token,
+        }
         return token, expires
 
     def _id_token(self, grant, client_secret):
         now = int(self.clock())
-        claims = {"iss": self.base_url, "aud": grant["client_id"],
-                  "sub": _subject(grant["email"]), "email": grant["email"],
-                  "email_verified": True, "iat": now, "exp": now + 3600}
+        claims = {
+            "iss": self.base_url,
+            "aud": grant["client_id"],
+            "sub": _subject(grant["email"]),
+            "email": grant["email"],
+            "email_verified": True,
+            "iat": now,
+            "exp": now + 3600,
+        }
         if grant["flavour"] == "microsoft":
-            claims.update(iss=f"{self.base_url}/{grant['tenant']}/v2.0",
-                          preferred_username=grant["email"], tid=grant["tenant"])
+            claims.update(
+                iss=f"{self.base_url}/{grant['tenant']}/v2.0",
+                preferred_username=grant["email"],
+                tid=grant["tenant"],
+            )
             del claims["email_verified"]
         header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
         payload = _b64url(json.dumps(claims).encode())
@@ -340,8 +394,12 @@ class OAuthServer:
 
     def _token_response(self, grant, refresh_token, client_secret, *, send_refresh):
         at, exp = self._new_access_token(grant, refresh_token)
-        body = {"access_token": at, "expires_in": int(round(exp - self.clock())),
-                "token_type": "Bearer", "scope": self._granted_scope_string(grant)}
+        body = {
+            "access_token": at,
+            "expires_in": int(round(exp - self.clock())),
+            "token_type": "Bearer",
+            "scope": self._granted_scope_string(grant),
+        }
         if send_refresh and refresh_token:
             body["refresh_token"] = refresh_token
         if "openid" in grant["scope"]:
@@ -372,9 +430,12 @@ class OAuthServer:
             return _page(400, "Error 401: invalid_client", "The OAuth client was not found.")
         redirect_uri = p.get("redirect_uri", "")
         if not self._redirect_uri_ok(client, redirect_uri):
-            return _page(400, "Error 400: redirect_uri_mismatch",
-                         "The redirect URI in the request does not match the ones authorized "
-                         "for the OAuth client.")
+            return _page(
+                400,
+                "Error 400: redirect_uri_mismatch",
+                "The redirect URI in the request does not match the ones authorized "
+                "for the OAuth client.",
+            )
         state = p.get("state")
 
         def back(**answer):
@@ -389,17 +450,23 @@ class OAuthServer:
             return back(error="invalid_request", error_description="Missing state")
         scopes = p.get("scope", "").split()
         if not scopes:
-            return back(error="invalid_request", error_description="Missing required parameter: scope")
+            return back(
+                error="invalid_request", error_description="Missing required parameter: scope"
+            )
         unknown = [s for s in scopes if s not in KNOWN_SCOPES]
         if unknown:
-            return back(error="invalid_scope",
-                        error_description="Some requested scopes were invalid: " + " ".join(unknown))
+            return back(
+                error="invalid_scope",
+                error_description="Some requested scopes were invalid: " + " ".join(unknown),
+            )
         challenge = p.get("code_challenge")
         method = p.get("code_challenge_method", "plain" if challenge else None)
         if challenge:
             if method != "S256":
-                return back(error="invalid_request",
-                            error_description="Only code_challenge_method=S256 is allowed")
+                return back(
+                    error="invalid_request",
+                    error_description="Only code_challenge_method=S256 is allowed",
+                )
             if not re.fullmatch(r"[A-Za-z0-9\-_]{43}", challenge):
                 return back(error="invalid_request", error_description="Invalid code_challenge")
         elif self.require_pkce:
@@ -408,8 +475,11 @@ class OAuthServer:
             self._deny -= 1
             return back(error="access_denied")
         if not self._account:
-            return _page(200, "Sign in", "No account is signed in at the test consent screen "
-                                         "(OAuthServer.set_account).")
+            return _page(
+                200,
+                "Sign in",
+                "No account is signed in at the test consent screen (OAuthServer.set_account).",
+            )
         email = self._account
         granted = [s for s in scopes if s not in self._denied_scopes]
         if flavour == "google":
@@ -423,9 +493,16 @@ class OAuthServer:
             send_refresh = "offline_access" in granted
         code = ("4/0" if flavour == "google" else "M.C5_") + secrets.token_urlsafe(32)
         self._codes[code] = {
-            "client_id": p["client_id"], "redirect_uri": redirect_uri, "email": email,
-            "scope": granted, "challenge": challenge, "expires": self.clock() + self.code_lifetime,
-            "used": False, "flavour": flavour, "tenant": tenant, "send_refresh": send_refresh,
+            "client_id": p["client_id"],
+            "redirect_uri": redirect_uri,
+            "email": email,
+            "scope": granted,
+            "challenge": challenge,
+            "expires": self.clock() + self.code_lifetime,
+            "used": False,
+            "flavour": flavour,
+            "tenant": tenant,
+            "send_refresh": send_refresh,
         }
         answer = {"code": code}
         if flavour == "google":
@@ -440,25 +517,40 @@ class OAuthServer:
             try:
                 raw = base64.b64decode(auth_header[6:].strip()).decode()
                 b_id, _, b_secret = raw.partition(":")
-                b_id, b_secret = urllib.parse.unquote_plus(b_id), urllib.parse.unquote_plus(b_secret)
+                b_id, b_secret = (
+                    urllib.parse.unquote_plus(b_id),
+                    urllib.parse.unquote_plus(b_secret),
+                )
             except Exception:  # noqa: BLE001 - any garbage is an invalid client
                 return _json(401, {"error": "invalid_client"})
             if client_id and client_id != b_id:
-                return _json(400, {"error": "invalid_request",
-                                   "error_description": "client_id mismatch"})
+                return _json(
+                    400, {"error": "invalid_request", "error_description": "client_id mismatch"}
+                )
             client_id, secret = b_id, b_secret
         client = self._clients.get(client_id or "")
         if client is None or not secret or not hmac.compare_digest(client["secret"], secret):
-            return _json(401, {"error": "invalid_client",
-                               "error_description": "The OAuth client was not found."
-                               if client is None else "Unauthorized"})
+            return _json(
+                401,
+                {
+                    "error": "invalid_client",
+                    "error_description": "The OAuth client was not found."
+                    if client is None
+                    else "Unauthorized",
+                },
+            )
         grant_type = f.get("grant_type")
         if grant_type == "authorization_code":
             return self._token_from_code(f, client_id, client["secret"], flavour, tenant)
         if grant_type == "refresh_token":
             return self._token_from_refresh(f, client_id, client["secret"], flavour)
-        return _json(400, {"error": "unsupported_grant_type",
-                           "error_description": f"Invalid grant_type: {grant_type}"})
+        return _json(
+            400,
+            {
+                "error": "unsupported_grant_type",
+                "error_description": f"Invalid grant_type: {grant_type}",
+            },
+        )
 
     def _token_from_code(self, f, client_id, client_secret, flavour, tenant):
         code = f.get("code", "")
@@ -467,28 +559,50 @@ class OAuthServer:
         if info is None:
             return _json(400, bad)
         if info["used"]:
-            return _json(400, {"error": "invalid_grant",
-                               "error_description": "Authorization code has already been used."})
+            return _json(
+                400,
+                {
+                    "error": "invalid_grant",
+                    "error_description": "Authorization code has already been used.",
+                },
+            )
         info["used"] = True  # a failed attempt burns the code too
         if info["expires"] <= self.clock():
-            return _json(400, {"error": "invalid_grant",
-                               "error_description": "Authorization code has expired."})
+            return _json(
+                400,
+                {"error": "invalid_grant", "error_description": "Authorization code has expired."},
+            )
         if info["client_id"] != client_id or info["flavour"] != flavour or info["tenant"] != tenant:
-            return _json(400, {"error": "invalid_grant",
-                               "error_description": "Code was issued to another client."})
+            return _json(
+                400,
+                {
+                    "error": "invalid_grant",
+                    "error_description": "Code was issued to another client.",
+                },
+            )
         if f.get("redirect_uri") != info["redirect_uri"]:
-            return _json(400, {"error": "redirect_uri_mismatch", "error_description": "Bad Request"})
+            return _json(
+                400, {"error": "redirect_uri_mismatch", "error_description": "Bad Request"}
+            )
         if info["challenge"]:
             verifier = f.get("code_verifier", "")
             if not verifier:
-                return _json(400, {"error": "invalid_grant",
-                                   "error_description": "Missing code verifier."})
-            if not _VERIFIER.match(verifier) or not hmac.compare_digest(s256(verifier),
-                                                                         info["challenge"]):
-                return _json(400, {"error": "invalid_grant",
-                                   "error_description": "Invalid code verifier."})
-        grant = {"email": info["email"], "client_id": client_id, "scope": info["scope"],
-                 "flavour": flavour, "tenant": tenant}
+                return _json(
+                    400, {"error": "invalid_grant", "error_description": "Missing code verifier."}
+                )
+            if not _VERIFIER.match(verifier) or not hmac.compare_digest(
+                s256(verifier), info["challenge"]
+            ):
+                return _json(
+                    400, {"error": "invalid_grant", "error_description": "Invalid code verifier."}
+                )
+        grant = {
+            "email": info["email"],
+            "client_id": client_id,
+            "scope": info["scope"],
+            "flavour": flavour,
+            "tenant": tenant,
+        }
         rt = self._new_refresh_token(grant) if info["send_refresh"] else None
         return _json(200, self._token_response(grant, rt, client_secret, send_refresh=True))
 
@@ -496,15 +610,25 @@ class OAuthServer:
         rt = f.get("refresh_token", "")
         info = self._refresh.get(rt)
         if info is None or not info["active"] or info["client_id"] != client_id:
-            return _json(400, {"error": "invalid_grant",
-                               "error_description": "Token has been expired or revoked."})
+            return _json(
+                400,
+                {
+                    "error": "invalid_grant",
+                    "error_description": "Token has been expired or revoked.",
+                },
+            )
         grant = {k: info[k] for k in ("email", "client_id", "scope", "flavour", "tenant")}
         if f.get("scope"):
             asked = f["scope"].split()
             have = set(info["scope"]) | {GOOGLE_SCOPE_ALIASES.get(s, s) for s in info["scope"]}
             if not set(asked) <= have:
-                return _json(400, {"error": "invalid_scope",
-                                   "error_description": "Scope not granted to this token."})
+                return _json(
+                    400,
+                    {
+                        "error": "invalid_scope",
+                        "error_description": "Scope not granted to this token.",
+                    },
+                )
         send_refresh = flavour == "microsoft"
         if self.rotate_refresh_tokens:
             info["active"] = False
@@ -521,10 +645,16 @@ class OAuthServer:
         token = self._bearer(headers) or query.get("access_token", [None])[-1]
         email = self.validate(token) if token else None
         if email is None:
-            return 401, {"WWW-Authenticate": 'Bearer error="invalid_token"',
-                         "Content-Type": "application/json"}, json.dumps(
-                {"error": "invalid_request",
-                 "error_description": "Invalid Credentials"}).encode()
+            return (
+                401,
+                {
+                    "WWW-Authenticate": 'Bearer error="invalid_token"',
+                    "Content-Type": "application/json",
+                },
+                json.dumps(
+                    {"error": "invalid_request", "error_description": "Invalid Credentials"}
+                ).encode(),
+            )
         return _json(200, {"sub": _subject(email), "email": email, "email_verified": True})
 
     def handle_tokeninfo(self, query):
@@ -533,11 +663,20 @@ class OAuthServer:
         if email is None:
             return _json(400, {"error": "invalid_token", "error_description": "Invalid Value"})
         info = self._access[token]
-        return _json(200, {"azp": info["client_id"], "aud": info["client_id"],
-                           "sub": _subject(email), "scope": " ".join(info["scope"]),
-                           "exp": str(int(info["expires"])),
-                           "expires_in": str(max(0, int(info["expires"] - self.clock()))),
-                           "email": email, "email_verified": "true", "access_type": "offline"})
+        return _json(
+            200,
+            {
+                "azp": info["client_id"],
+                "aud": info["client_id"],
+                "sub": _subject(email),
+                "scope": " ".join(info["scope"]),
+                "exp": str(int(info["expires"])),
+                "expires_in": str(max(0, int(info["expires"] - self.clock()))),
+                "email": email,
+                "email_verified": "true",
+                "access_type": "offline",
+            },
+        )
 
     def handle_introspect(self, form):
         token = form.get("token", [""])[-1]
@@ -545,15 +684,26 @@ class OAuthServer:
         if email is None:
             return _json(200, {"active": False})
         info = self._access[token]
-        return _json(200, {"active": True, "email": email, "username": email,
-                           "sub": _subject(email), "client_id": info["client_id"],
-                           "scope": " ".join(info["scope"]), "token_type": "Bearer",
-                           "exp": int(info["expires"])})
+        return _json(
+            200,
+            {
+                "active": True,
+                "email": email,
+                "username": email,
+                "sub": _subject(email),
+                "client_id": info["client_id"],
+                "scope": " ".join(info["scope"]),
+                "token_type": "Bearer",
+                "exp": int(info["expires"]),
+            },
+        )
 
     def handle_revoke(self, form, query):
         token = (form.get("token") or query.get("token") or [""])[-1]
         if not token or not (token in self._refresh or token in self._access):
-            return _json(400, {"error": "invalid_token", "error_description": "Token expired or revoked"})
+            return _json(
+                400, {"error": "invalid_token", "error_description": "Token expired or revoked"}
+            )
         self.revoke(token)
         return _json(200, {})
 
@@ -563,10 +713,16 @@ class OAuthServer:
             flavour, tenant, name = "microsoft", m.group("tenant"), m.group("endpoint")
         else:
             flavour, tenant = "google", None
-            name = {"/authorize": "authorize", "/token": "token", "/userinfo": "userinfo",
-                    "/oidc/userinfo": "userinfo", "/tokeninfo": "tokeninfo",
-                    "/introspect": "introspect", "/revoke": "revoke",
-                    "/_callback": "callback"}.get(path)
+            name = {
+                "/authorize": "authorize",
+                "/token": "token",
+                "/userinfo": "userinfo",
+                "/oidc/userinfo": "userinfo",
+                "/tokeninfo": "tokeninfo",
+                "/introspect": "introspect",
+                "/revoke": "revoke",
+                "/_callback": "callback",
+            }.get(path)
         if name is None:
             return _json(404, {"error": "not_found"})
         with self._lock:
@@ -598,13 +754,22 @@ def _subject(email):
 
 
 def _json(status, data):
-    return status, {"Content-Type": "application/json; charset=utf-8",
-                    "Cache-Control": "no-store", "Pragma": "no-cache"}, json.dumps(data).encode()
+    return (
+        status,
+        {
+            "Content-Type": "application/json; charset=utf-8",
+            "Cache-Control": "no-store",
+            "Pragma": "no-cache",
+        },
+        json.dumps(data).encode(),
+    )
 
 
 def _page(status, title, text):
-    body = (f"<!DOCTYPE html><html><head><title>{html.escape(title)}</title></head>"
-            f"<body><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></body></html>")
+    body = (
+        f"<!DOCTYPE html><html><head><title>{html.escape(title)}</title></head>"
+        f"<body><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></body></html>"
+    )
     return status, {"Content-Type": "text/html; charset=utf-8"}, body.encode()
 
 
@@ -633,9 +798,13 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 form = urllib.parse.parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
         try:
-            status, headers, body = self.oauth.dispatch(method, parts.path, query, form, self.headers)
+            status, headers, body = self.oauth.dispatch(
+                method, parts.path, query, form, self.headers
+            )
         except Exception as exc:  # noqa: BLE001 - report, never kill the server thread
-            status, headers, body = _json(500, {"error": "server_error", "error_description": repr(exc)})
+            status, headers, body = _json(
+                500, {"error": "server_error", "error_description": repr(exc)}
+            )
         with self.oauth._lock:
             self.oauth.requests.append((method, parts.path, status))
         self.send_response(status)

@@ -9,6 +9,7 @@ SHA-256. Pre-fetch (e.g. in CI before going offline)::
 
     python -m mailsync.testing.public_corpus
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,16 +50,27 @@ def _sdist(version, sha256, timeout) -> str:
     path = os.path.join(directory, f"mail_parser-{version}.tar.gz")
     if os.path.exists(path) and (sha256 is None or _sha256(path) == sha256):
         return path
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-           "--disable-pip-version-check", "-q", "-d", directory, f"mail-parser=={version}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        directory,
+        f"mail-parser=={version}",
+    ]
     try:
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise CorpusUnavailable(f"pip download mail-parser=={version} failed: {e}") from None
     if result.returncode != 0 or not os.path.exists(path):
         tail = (result.stderr or result.stdout or "").strip().splitlines()[-3:]
-        raise CorpusUnavailable(f"pip download mail-parser=={version} failed: "
-                                + " | ".join(tail))
+        raise CorpusUnavailable(f"pip download mail-parser=={version} failed: " + " | ".join(tail))
     if sha256 is not None and _sha256(path) != sha256:
         os.remove(path)
         raise CorpusUnavailable(f"mail-parser {version} sdist does not match its pinned SHA-256")
@@ -84,4 +96,7 @@ def mail_parser_mails(version=MAIL_PARSER_VERSION, sha256=MAIL_PARSER_SHA256, ti
 
 if __name__ == "__main__":
     mails = mail_parser_mails()
-    print(f"{len(mails)} mails from mail-parser {MAIL_PARSER_VERSION} in {cache_dir()}")
+    # A command-line tool: its answer goes to stdout.
+    print(  # pylint: disable=print-used
+        f"{len(mails)} mails from mail-parser {MAIL_PARSER_VERSION} in {cache_dir()}"
+    )

@@ -9,6 +9,7 @@ what was committed, as the addon does from its database after a crash.
 
 ``counts`` (Message-ID → times recorded) is what the no-loss / no-duplicate assertions read.
 """
+
 from __future__ import annotations
 
 import copy
@@ -37,8 +38,10 @@ class MemoryRegistry:
         """FolderState objects rebuilt from the committed cursors (``default`` when none)."""
         if not self.cursors:
             return copy.deepcopy(default) if default is not None else None
-        out = [FolderState(name=n, role=r, uidvalidity=v, last_uid=u)
-               for n, (r, v, u) in self.cursors.items()]
+        out = [
+            FolderState(name=n, role=r, uidvalidity=v, last_uid=u)
+            for n, (r, v, u) in self.cursors.items()
+        ]
         for fs in default or ():
             if fs.name not in self.cursors:
                 out.append(copy.deepcopy(fs))

@@ -11,6 +11,7 @@
   ``MAILSYNC_SMTP``) sees the same thing. The user table is a JSON file next to the spool, so
   :meth:`SmtpServer.add_user` works across processes too.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -35,7 +36,6 @@ from . import LOOPBACK, free_port, self_signed_cert
 ENV_VAR = "MAILSYNC_SMTP"
 XOAUTH2_ERROR = {"status": "401", "schemes": "bearer", "scope": "https://mail.google.com/"}
 CODE_BAD_CREDENTIALS = "535 5.7.8 Username and Password not accepted"
-
 
 
 class _DropLoginDataWarning(logging.Filter):
@@ -80,8 +80,15 @@ def introspection_validator(url, timeout=5.0):
 
     def validate(token):
         body = urllib.parse.urlencode({"token": token}).encode()
-        request = urllib.request.Request(url, data=body, method="POST", headers={
-            "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"})
+        request = urllib.request.Request(
+            url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Accept": "application/json",
+            },
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 info = json.loads(response.read().decode() or "{}")
@@ -108,7 +115,7 @@ def parse_xoauth2(blob):
     auth = fields.get("auth", "")
     if not auth.lower().startswith("bearer "):
         return fields.get("user"), None
-    return fields.get("user"), auth[len("bearer "):].strip()
+    return fields.get("user"), auth[len("bearer ") :].strip()
 
 
 class _Handler:
@@ -160,8 +167,17 @@ class SmtpServer:
 
     host = LOOPBACK
 
-    def __init__(self, users=None, token_validator=None, *, workdir=None, port=None,
-                 ssl_port=None, starttls=True, auth_required=False):
+    def __init__(
+        self,
+        users=None,
+        token_validator=None,
+        *,
+        workdir=None,
+        port=None,
+        ssl_port=None,
+        starttls=True,
+        auth_required=False,
+    ):
         self._own_workdir = workdir is None
         self.workdir = os.path.abspath(workdir or tempfile.mkdtemp(prefix="mailsync-smtp-"))
         self.spool_dir = os.path.join(self.workdir, "spool")
@@ -218,10 +234,15 @@ class SmtpServer:
         )
         try:
             self.port = self._start_controller(
-                Controller, handler, self.port,
-                tls_context=self._server_context() if self.starttls else None, **common)
+                Controller,
+                handler,
+                self.port,
+                tls_context=self._server_context() if self.starttls else None,
+                **common,
+            )
             self.ssl_port = self._start_controller(
-                Controller, handler, self.ssl_port, ssl_context=self._server_context(), **common)
+                Controller, handler, self.ssl_port, ssl_context=self._server_context(), **common
+            )
         except Exception:
             self.stop()
             raise
@@ -274,9 +295,12 @@ class SmtpServer:
 
     @classmethod
     def attach(cls, info):
-        self = cls(workdir=info["workdir"], port=int(info["port"]),
-                   ssl_port=int(info["ssl_port"]) if info.get("ssl_port") else None,
-                   starttls=bool(info.get("starttls", True)))
+        self = cls(
+            workdir=info["workdir"],
+            port=int(info["port"]),
+            ssl_port=int(info["ssl_port"]) if info.get("ssl_port") else None,
+            starttls=bool(info.get("starttls", True)),
+        )
         self.spool_dir = info.get("spool_dir") or self.spool_dir
         self.users_file = info.get("users_file") or self.users_file
         self.cafile = info.get("cafile") or self.cafile

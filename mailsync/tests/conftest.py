@@ -4,6 +4,7 @@ The servers are the ones ``tools/test.sh`` started for the whole run (env ``MAIL
 ``MAILSYNC_SMTP``), or private ones started on first use when pytest runs alone:
 ``python -m pytest mailsync/tests -q -p no:cacheprovider``.
 """
+
 from __future__ import annotations
 
 import itertools

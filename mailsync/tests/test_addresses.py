@@ -1,4 +1,5 @@
 """Address normalisation: what the matcher compares."""
+
 import string
 
 from hypothesis import given, settings
@@ -27,22 +28,43 @@ def test_normalize_encoded_display_name_and_encoded_address():
 
 
 def test_normalize_rejects_garbage():
-    for bad in (None, "", "   ", "ann", "@x.org", "ann@", "a@@b.c", "ann@-x.org",
-                "ann@x..org", "a b@x.org", "undisclosed-recipients:;", "<>", "ann@x_y.org",
-                "two@x.org, three@y.org", "\x00@x.org", 12):
+    for bad in (
+        None,
+        "",
+        "   ",
+        "ann",
+        "@x.org",
+        "ann@",
+        "a@@b.c",
+        "ann@-x.org",
+        "ann@x..org",
+        "a b@x.org",
+        "undisclosed-recipients:;",
+        "<>",
+        "ann@x_y.org",
+        "two@x.org, three@y.org",
+        "\x00@x.org",
+        12,
+    ):
         assert normalize(bad) is None, bad
 
 
 def test_extract_keeps_order_and_deduplicates():
-    values = ['Ann <ANN@x.org>, "Doe, John" <j@y.org>', "bob@z.org; ann@x.org",
-              "=?iso-8859-1?q?Andr=E9?= <andre@z.org>", None, b"raw@bytes.org"]
-    assert extract(values) == ("ann@x.org", "j@y.org", "bob@z.org", "andre@z.org",
-                               "raw@bytes.org")
+    values = [
+        'Ann <ANN@x.org>, "Doe, John" <j@y.org>',
+        "bob@z.org; ann@x.org",
+        "=?iso-8859-1?q?Andr=E9?= <andre@z.org>",
+        None,
+        b"raw@bytes.org",
+    ]
+    assert extract(values) == ("ann@x.org", "j@y.org", "bob@z.org", "andre@z.org", "raw@bytes.org")
 
 
 def test_extract_group_syntax_and_undisclosed():
     assert extract(["Team: a@x.org, b@x.org;", "undisclosed-recipients:;"]) == (
-        "a@x.org", "b@x.org")
+        "a@x.org",
+        "b@x.org",
+    )
     assert extract([]) == ()
     assert extract(["garbage <<< >>> ,,,"]) == ()
 
@@ -56,8 +78,12 @@ local = st.text(alphabet=string.ascii_letters + string.digits + "._+-", min_size
 label = st.text(alphabet=string.ascii_lowercase + string.digits, min_size=1, max_size=10)
 
 
-@given(local, st.lists(label, min_size=1, max_size=3), st.sampled_from(["com", "org", "de"]),
-       st.text(max_size=20))
+@given(
+    local,
+    st.lists(label, min_size=1, max_size=3),
+    st.sampled_from(["com", "org", "de"]),
+    st.text(max_size=20),
+)
 @settings(max_examples=300, deadline=None)
 def test_normalize_is_idempotent_and_case_insensitive(lp, labels, tld, name):
     addr = f"{lp}@{'.'.join(labels)}.{tld}"

@@ -1,4 +1,5 @@
 """The corpus generator: deterministic, realistic mix, fast."""
+
 import time
 from collections import Counter
 
@@ -6,8 +7,7 @@ from mailsync.parse import parse_message
 from mailsync.testing.corpus import MALFORMED_KINDS, generate
 
 USER = "sam@acme.test"
-PEOPLE = ["ann@client.org", "bob@client.org", "chloe@other.fr", "dmitri@ru.test",
-          "hiro@jp.test"]
+PEOPLE = ["ann@client.org", "bob@client.org", "chloe@other.fr", "dmitri@ru.test", "hiro@jp.test"]
 
 
 def test_deterministic():
@@ -37,8 +37,14 @@ def test_mix_of_directions_replies_attachments_charsets_and_malformed():
     assert 3 <= len(big) <= 40 and max(m.size for m in msgs) < 1_100_000
     medium = [m for m in with_att if m.size < 300_000]
     assert min(m.size for m in medium) > 20_000
-    assert set(Counter(m.charset for m in msgs)) == {"utf-8", "iso-8859-1", "windows-1252",
-                                                     "koi8-r", "iso-2022-jp", "shift_jis"}
+    assert set(Counter(m.charset for m in msgs)) == {
+        "utf-8",
+        "iso-8859-1",
+        "windows-1252",
+        "koi8-r",
+        "iso-2022-jp",
+        "shift_jis",
+    }
     assert set(m.malformed for m in msgs if m.malformed) == set(MALFORMED_KINDS)
     assert 0.01 * n < sum(bool(m.malformed) for m in msgs) < 0.06 * n
     dates = [m.date for m in msgs]
@@ -75,5 +81,6 @@ def test_malformed_messages_still_parse():
 
 def test_crlf_only_so_imap_sizes_match():
     import re
+
     for m in generate(4, USER, PEOPLE, 600, malformed_ratio=0.1):
         assert not re.search(rb"(?<!\r)\n|\r(?!\n)", m.raw), (m.malformed, m.charset)

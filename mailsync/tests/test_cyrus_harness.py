@@ -1,5 +1,6 @@
 """The Cyrus test server works like the Dovecot one (mailsync.testing.cyrus), and the engine's
 ImapSession talks to it. Skips (with the reason) only where Cyrus cannot be had at all."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -18,8 +19,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
 from mailsync.testing import cyrus as cyrus_mod
-from mailsync.testing.cyrus import (AppendRefused, CyrusServer, CyrusUnavailable,
-                                    ensure_cyrus_root)
+from mailsync.testing.cyrus import AppendRefused, CyrusServer, CyrusUnavailable, ensure_cyrus_root
 
 _serial = itertools.count(1)
 WHEN = dt.datetime(2025, 3, 3, 10, 0, 7, tzinfo=dt.timezone.utc)
@@ -27,11 +27,15 @@ WHEN = dt.datetime(2025, 3, 3, 10, 0, 7, tzinfo=dt.timezone.utc)
 
 def _message(subject, sender="ann@customer.test", to="me@example.test", extra=b""):
     return (
-        f"From: Ann <{sender}>\r\nTo: {to}\r\nSubject: {subject}\r\n"
-        f"Message-ID: <{subject.replace(' ', '.')}@customer.test>\r\n"
-        "Date: Mon, 03 Mar 2025 10:00:00 +0000\r\n"
-    ).encode() + extra + b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + (
-        f"Body of {subject}\r\n").encode()
+        (
+            f"From: Ann <{sender}>\r\nTo: {to}\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{subject.replace(' ', '.')}@customer.test>\r\n"
+            "Date: Mon, 03 Mar 2025 10:00:00 +0000\r\n"
+        ).encode()
+        + extra
+        + b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        + (f"Body of {subject}\r\n").encode()
+    )
 
 
 def _server_or_skip(**kwargs):
@@ -87,8 +91,9 @@ def test_root_is_cached_outside_the_repository_and_fast(cyrus):
 def test_unavailable_packages_raise_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv(cyrus_mod.ROOT_ENV, str(tmp_path / "cyrus-root"))
     real_which = cyrus_mod.shutil.which
-    monkeypatch.setattr(cyrus_mod.shutil, "which",
-                        lambda name: None if name == "apt-get" else real_which(name))
+    monkeypatch.setattr(
+        cyrus_mod.shutil, "which", lambda name: None if name == "apt-get" else real_which(name)
+    )
     with pytest.raises(CyrusUnavailable, match="apt-get"):
         ensure_cyrus_root()
     assert not os.path.exists(tmp_path / "cyrus-root")
@@ -110,7 +115,11 @@ def test_login_folders_and_special_use(cyrus, user):
     assert "\\archive" in uses["INBOX.Archive"] and "INBOX" in uses
     assert cyrus.sent_folder == "INBOX.Sent"
     assert [cyrus.folder_name(n) for n in ("inbox", "Sent", "INBOX.Sent", "Clients/ACME")] == [
-        "INBOX", "INBOX.Sent", "INBOX.Sent", "INBOX.Clients.ACME"]
+        "INBOX",
+        "INBOX.Sent",
+        "INBOX.Sent",
+        "INBOX.Clients.ACME",
+    ]
 
 
 def test_plain_port_offers_starttls_and_ssl_port_verifies(cyrus, user):
@@ -125,8 +134,13 @@ def test_plain_port_offers_starttls_and_ssl_port_verifies(cyrus, user):
     secure = cyrus.client(user, ssl_port=True, timeout=10)
     secure.logout()
     with pytest.raises(ssl.SSLError):
-        IMAPClient(cyrus.host, cyrus.ssl_port, ssl=True,
-                   ssl_context=ssl.create_default_context(), timeout=10)
+        IMAPClient(
+            cyrus.host,
+            cyrus.ssl_port,
+            ssl=True,
+            ssl_context=ssl.create_default_context(),
+            timeout=10,
+        )
 
 
 def test_add_user_repassword_and_refused_logins(cyrus):
@@ -185,18 +199,25 @@ def test_what_cyrus_refuses_on_append(cyrus, user):
     uid = cyrus.append(user, "INBOX", eight_bit)
     assert _fetch(cyrus, user, "INBOX", [uid], ["BODY.PEEK[]"])[uid][b"BODY[]"] == eight_bit
     # append_many goes on past refused messages when asked to.
-    uids = cyrus.append_many(user, "Sent", [_message("f"), refused["no colon"],
-                                            (_message("g"), ["\\Seen"], WHEN)], skip_refused=True)
+    uids = cyrus.append_many(
+        user,
+        "Sent",
+        [_message("f"), refused["no colon"], (_message("g"), ["\\Seen"], WHEN)],
+        skip_refused=True,
+    )
     assert uids[1] is None and uids[0] < uids[2]
     with pytest.raises(AppendRefused):
         cyrus.append_many(user, "Sent", [refused["NUL"]])
     assert len(cyrus.flags(user, "Sent")) == 2
 
 
-@pytest.mark.parametrize("mode, refused, stored_header", [
-    ("munge", False, b"X-Name: BjXXrk"),  # Cyrus's own default: each 8-bit byte becomes X
-    ("reject", True, None),
-])
+@pytest.mark.parametrize(
+    "mode, refused, stored_header",
+    [
+        ("munge", False, b"X-Name: BjXXrk"),  # Cyrus's own default: each 8-bit byte becomes X
+        ("reject", True, None),
+    ],
+)
 def test_header_8bit_modes(mode, refused, stored_header):
     with _server_or_skip(header_8bit=mode) as server:
         login = server.add_user("eight@example.test", "pw-eight")
@@ -212,9 +233,16 @@ def test_header_8bit_modes(mode, refused, stored_header):
 
 def test_reset_uidvalidity_keeps_messages_flags_and_dates(cyrus, user):
     for folder in ("INBOX", "Sent"):
-        uids = [cyrus.append(user, folder, _message(f"{folder} {i}"),
-                             flags=["\\Seen"] if i else (), when=WHEN + dt.timedelta(hours=i))
-                for i in range(3)]
+        uids = [
+            cyrus.append(
+                user,
+                folder,
+                _message(f"{folder} {i}"),
+                flags=["\\Seen"] if i else (),
+                when=WHEN + dt.timedelta(hours=i),
+            )
+            for i in range(3)
+        ]
         before = cyrus.uidvalidity(user, folder)
         after = cyrus.reset_uidvalidity(user, folder)
         assert after > before and cyrus.uidvalidity(user, folder) == after
@@ -224,10 +252,12 @@ def test_reset_uidvalidity_keeps_messages_flags_and_dates(cyrus, user):
         flags = cyrus.flags(user, folder)
         assert len(flags) == 3 and not set(flags) & set(uids)
         assert sorted(flags.values()) == [(), ("\\Seen",), ("\\Seen",)]
-        data = _fetch(cyrus, user, cyrus.folder_name(folder), sorted(flags),
-                      ["BODY.PEEK[]", "INTERNALDATE"])
+        data = _fetch(
+            cyrus, user, cyrus.folder_name(folder), sorted(flags), ["BODY.PEEK[]", "INTERNALDATE"]
+        )
         assert sorted((v[b"BODY[]"], _utc(v[b"INTERNALDATE"])) for v in data.values()) == sorted(
-            (_message(f"{folder} {i}"), WHEN + dt.timedelta(hours=i)) for i in range(3))
+            (_message(f"{folder} {i}"), WHEN + dt.timedelta(hours=i)) for i in range(3)
+        )
     # The Sent folder is still the special-use one; the other folders kept their UIDVALIDITY.
     client = cyrus.client(user)
     try:
@@ -254,24 +284,35 @@ def test_idle_notices_new_mail(cyrus, user):
 def _config(cyrus, login):
     from mailsync.types import Endpoint, MailboxConfig
 
-    return MailboxConfig(email=login, imap=Endpoint(cyrus.host, cyrus.port, "none"), login=login,
-                         password=cyrus.password(login), timeout=10.0,
-                         allowed_networks="127.0.0.1")
+    return MailboxConfig(
+        email=login,
+        imap=Endpoint(cyrus.host, cyrus.port, "none"),
+        login=login,
+        password=cyrus.password(login),
+        timeout=10.0,
+        allowed_networks="127.0.0.1",
+    )
 
 
 def test_engine_session_reads_cyrus(cyrus, user):
     from mailsync.session import ImapSession
     from mailsync.types import ROLE_INBOX, ROLE_SENT
 
-    received = cyrus.append_many(user, "INBOX", [
-        (_message("hello"), (), WHEN),
-        (_message("again", extra=b"In-Reply-To: <hello@customer.test>\r\n"), ["\\Seen"], WHEN),
-    ])
+    received = cyrus.append_many(
+        user,
+        "INBOX",
+        [
+            (_message("hello"), (), WHEN),
+            (_message("again", extra=b"In-Reply-To: <hello@customer.test>\r\n"), ["\\Seen"], WHEN),
+        ],
+    )
     sent = cyrus.append(user, "Sent", _message("reply", sender=user, to="ann@customer.test"))
     with ImapSession(_config(cyrus, user)) as s:
         folders = s.discover_folders()
-        assert [(f.name, f.role) for f in folders] == [("INBOX", ROLE_INBOX),
-                                                        ("INBOX.Sent", ROLE_SENT)]
+        assert [(f.name, f.role) for f in folders] == [
+            ("INBOX", ROLE_INBOX),
+            ("INBOX.Sent", ROLE_SENT),
+        ]
         validity, uidnext = s.examine("INBOX")
         assert validity == cyrus.uidvalidity(user, "INBOX") and uidnext == received[-1] + 1
         assert s.uids_after(0) == received and s.uids_after(received[0]) == received[1:]
@@ -304,11 +345,23 @@ def test_telemetry_shows_what_the_engine_sent(cyrus, user):
     text = cyrus.telemetry(user)
     assert "watched" in text  # the server's answers are logged too
     commands = cyrus.client_commands(user)
-    verbs = [" ".join(c.split()[:2 if c.upper().startswith("UID ") else 1]).upper()
-             for c in commands]
+    verbs = [
+        " ".join(c.split()[: 2 if c.upper().startswith("UID ") else 1]).upper() for c in commands
+    ]
     assert "EXAMINE" in verbs and "UID FETCH" in verbs and verbs[-1] == "LOGOUT"
-    read_only = {"CAPABILITY", "LIST", "EXAMINE", "UID SEARCH", "UID FETCH", "LOGOUT", "NOOP",
-                 "STATUS", "ID", "NAMESPACE", "ENABLE"}
+    read_only = {
+        "CAPABILITY",
+        "LIST",
+        "EXAMINE",
+        "UID SEARCH",
+        "UID FETCH",
+        "LOGOUT",
+        "NOOP",
+        "STATUS",
+        "ID",
+        "NAMESPACE",
+        "ENABLE",
+    }
     assert set(verbs) <= read_only, commands
     assert not any(re.search(r"BODY\[", c, re.I) for c in commands), commands  # only BODY.PEEK
     assert not any(cyrus.password(user) in c for c in commands)
@@ -328,15 +381,19 @@ def test_describe_and_attach_in_another_process(cyrus):
     import mailsync
 
     root = os.path.dirname(mailsync.__path__[0])
-    out = subprocess.run([sys.executable, "-c", code, info, root], capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code, info, root], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.strip()) >= 1
     assert cyrus.password("attached@example.test") == "pw-attached"
     assert cyrus.flags("attached@example.test", "Sent")
     attached = CyrusServer.attach(json.loads(info))
     assert (attached.port, attached.ssl_port, attached.sent_folder) == (
-        cyrus.port, cyrus.ssl_port, "INBOX.Sent")
+        cyrus.port,
+        cyrus.ssl_port,
+        "INBOX.Sent",
+    )
     attached.stop()  # a no-op for an attached handle
     assert cyrus.client("attached@example.test")
 

@@ -1,4 +1,5 @@
 """Error classification on real exceptions (sockets, TLS, imaplib, smtplib) and server words."""
+
 import base64
 import imaplib
 import pickle
@@ -58,16 +59,29 @@ def test_certificate_and_tls_errors():
     assert classify(imaplib.IMAP4.abort("TLS not supported by server")).kind == "tls"
 
 
-@pytest.mark.parametrize("text,kind", [
-    ("[AUTHENTICATIONFAILED] Authentication failed.", "auth"),
-    ("[ALERT] Application-specific password required: https://support.google.com/accounts/"
-     "answer/185833 (Failure)", "app_password"),
-    ("[ALERT] Please log in via your web browser: https://support.google.com/mail/accounts/"
-     "answer/78754 (Failure)", "app_password"),
-    ("[ALERT] Your account is not enabled for IMAP use. Please visit your Gmail settings page "
-     "and enable your account for IMAP access. (Failure)", "imap_disabled"),
-    ("LOGIN => AUTHENTICATE failed.", "auth"),
-])
+@pytest.mark.parametrize(
+    "text,kind",
+    [
+        ("[AUTHENTICATIONFAILED] Authentication failed.", "auth"),
+        (
+            "[ALERT] Application-specific password required: https://support.google.com/accounts/"
+            "answer/185833 (Failure)",
+            "app_password",
+        ),
+        (
+            "[ALERT] Please log in via your web browser: https://support.google.com/mail/accounts/"
+            "answer/78754 (Failure)",
+            "app_password",
+        ),
+        (
+            "[ALERT] Your account is not enabled for IMAP use. "
+            "Please visit your Gmail settings page "
+            "and enable your account for IMAP access. (Failure)",
+            "imap_disabled",
+        ),
+        ("LOGIN => AUTHENTICATE failed.", "auth"),
+    ],
+)
 def test_login_errors(text, kind):
     err = classify(LoginError(text), provider="gmail")
     assert err.kind == kind
@@ -86,17 +100,20 @@ def test_auth_message_is_the_product_text_and_fixes_are_concrete():
             assert fix_for(kind, provider)
 
 
-@pytest.mark.parametrize("text,kind", [
-    ("select failed: [OVERQUOTA] Quota exceeded (mailbox for user is full)", "over_quota"),
-    ("[LIMIT] Too many simultaneous connections.", "too_many_connections"),
-    ("Too many simultaneous connections. (Failure)", "too_many_connections"),
-    ("[THROTTLED] Account exceeded command or bandwidth limits.", "throttled"),
-    ("[UNAVAILABLE] Temporary authentication failure.", "throttled"),
-    ("Server busy, try again later", "throttled"),
-    ("select failed: [NONEXISTENT] Mailbox doesn't exist: Sent", "folder_missing"),
-    ("fetch failed: [TOOBIG] message too large", "message_too_large"),
-    ("Unknown command FROB", "protocol"),
-])
+@pytest.mark.parametrize(
+    "text,kind",
+    [
+        ("select failed: [OVERQUOTA] Quota exceeded (mailbox for user is full)", "over_quota"),
+        ("[LIMIT] Too many simultaneous connections.", "too_many_connections"),
+        ("Too many simultaneous connections. (Failure)", "too_many_connections"),
+        ("[THROTTLED] Account exceeded command or bandwidth limits.", "throttled"),
+        ("[UNAVAILABLE] Temporary authentication failure.", "throttled"),
+        ("Server busy, try again later", "throttled"),
+        ("select failed: [NONEXISTENT] Mailbox doesn't exist: Sent", "folder_missing"),
+        ("fetch failed: [TOOBIG] message too large", "message_too_large"),
+        ("Unknown command FROB", "protocol"),
+    ],
+)
 def test_imap_server_words(text, kind):
     assert classify(imaplib.IMAP4.error(text)).kind == kind
 
@@ -105,60 +122,102 @@ def test_dropped_and_garbage():
     assert classify(imaplib.IMAP4.abort("socket error: EOF")).kind == "dropped"
     assert classify(EOFError()).kind == "dropped"
     assert classify(ConnectionResetError(104, "reset")).kind == "dropped"
-    assert classify(imaplib.IMAP4.abort("unexpected response: b'HTTP/1.1 400'")).kind == \
-        "protocol"
+    assert classify(imaplib.IMAP4.abort("unexpected response: b'HTTP/1.1 400'")).kind == "protocol"
     assert classify(imaplib.IMAP4.abort("command: FETCH => timed out")).kind == "timeout"
     assert classify(imaplib.IMAP4.error("server not IMAP4 compliant")).kind == "protocol"
     assert classify(RuntimeError("weird")).kind == "unknown"
 
 
 def test_smtp_errors():
-    assert classify(smtplib.SMTPAuthenticationError(535, b"5.7.8 Username and Password not "
-                                                         b"accepted")).kind == "auth"
-    assert classify(smtplib.SMTPAuthenticationError(
-        534, b"5.7.9 Application-specific password required")).kind == "app_password"
-    assert classify(smtplib.SMTPDataError(
-        550, b"5.4.5 Daily user sending limit exceeded")).kind == "over_quota"
-    assert classify(smtplib.SMTPServerDisconnected("Connection unexpectedly closed")).kind == \
-        "dropped"
-    assert classify(smtplib.SMTPServerDisconnected(
-        "Connection unexpectedly closed: timed out")).kind == "timeout"
-    assert classify(smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by "
-                                                  "server.")).kind == "config"
-    assert classify(smtplib.SMTPResponseException(421, b"4.7.0 Try again later")).kind == \
-        "throttled"
+    assert (
+        classify(
+            smtplib.SMTPAuthenticationError(535, b"5.7.8 Username and Password not accepted")
+        ).kind
+        == "auth"
+    )
+    assert (
+        classify(
+            smtplib.SMTPAuthenticationError(534, b"5.7.9 Application-specific password required")
+        ).kind
+        == "app_password"
+    )
+    assert (
+        classify(smtplib.SMTPDataError(550, b"5.4.5 Daily user sending limit exceeded")).kind
+        == "over_quota"
+    )
+    assert (
+        classify(smtplib.SMTPServerDisconnected("Connection unexpectedly closed")).kind == "dropped"
+    )
+    assert (
+        classify(smtplib.SMTPServerDisconnected("Connection unexpectedly closed: timed out")).kind
+        == "timeout"
+    )
+    assert (
+        classify(smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")).kind
+        == "config"
+    )
+    assert (
+        classify(smtplib.SMTPResponseException(421, b"4.7.0 Try again later")).kind == "throttled"
+    )
 
 
 def test_smtp_refusals_of_one_mail():
     """A refused recipient, a refused DATA and a 554 are about this mail, not a connection;
     a 554 when connecting is a refused connection."""
     refused = smtplib.SMTPRecipientsRefused(
-        {"nobody@acme.example": (550, b"5.1.1 <nobody@acme.example>: Recipient address "
-                                      b"rejected: User unknown")})
+        {
+            "nobody@acme.example": (
+                550,
+                b"5.1.1 <nobody@acme.example>: Recipient address rejected: User unknown",
+            )
+        }
+    )
     err = classify(refused, host="smtp.x", port=587)
     assert err.kind == "rejected" and not err.retryable
     assert "nobody@acme.example: 550 5.1.1" in err.detail
-    assert classify(smtplib.SMTPRecipientsRefused(
-        {"a@b.c": (550, b"5.2.2 The email account that you tried to reach is over quota")}
-    )).kind == "rejected"  # the recipient's mailbox is full, not the sender's quota
-    assert classify(smtplib.SMTPRecipientsRefused(
-        {"a@b.c": (550, b"5.4.5 Daily user sending limit exceeded")})).kind == "over_quota"
-    assert classify(smtplib.SMTPDataError(554, b"5.7.1 Message rejected as spam")).kind == \
-        "rejected"
-    assert classify(smtplib.SMTPDataError(451, b"4.3.0 Local error in processing")).kind == \
-        "rejected"
-    assert classify(smtplib.SMTPSenderRefused(552, b"5.3.4 Message size exceeds fixed limit",
-                                              "me@x")).kind == "message_too_large"
+    assert (
+        classify(
+            smtplib.SMTPRecipientsRefused(
+                {"a@b.c": (550, b"5.2.2 The email account that you tried to reach is over quota")}
+            )
+        ).kind
+        == "rejected"
+    )  # the recipient's mailbox is full, not the sender's quota
+    assert (
+        classify(
+            smtplib.SMTPRecipientsRefused(
+                {"a@b.c": (550, b"5.4.5 Daily user sending limit exceeded")}
+            )
+        ).kind
+        == "over_quota"
+    )
+    assert (
+        classify(smtplib.SMTPDataError(554, b"5.7.1 Message rejected as spam")).kind == "rejected"
+    )
+    assert (
+        classify(smtplib.SMTPDataError(451, b"4.3.0 Local error in processing")).kind == "rejected"
+    )
+    assert (
+        classify(
+            smtplib.SMTPSenderRefused(552, b"5.3.4 Message size exceeds fixed limit", "me@x")
+        ).kind
+        == "message_too_large"
+    )
     assert classify(smtplib.SMTPConnectError(554, b"No SMTP service here")).kind == "refused"
-    assert str(SyncError("rejected", host="smtp.x", port=587)) == \
-        "The mail server did not accept this email or its recipients (smtp.x:587)."
+    assert (
+        str(SyncError("rejected", host="smtp.x", port=587))
+        == "The mail server did not accept this email or its recipients (smtp.x:587)."
+    )
 
 
 def test_oauth_revoked_by_name_and_words():
     class RefreshError(Exception):
         pass
-    assert classify(RefreshError("invalid_grant: Token has been expired or revoked.")).kind == \
-        "oauth_revoked"
+
+    assert (
+        classify(RefreshError("invalid_grant: Token has been expired or revoked.")).kind
+        == "oauth_revoked"
+    )
 
 
 def test_classify_is_idempotent_and_fills_host():
@@ -184,8 +243,10 @@ def test_redact_plain_base64_and_sasl_blobs():
     pw, token = "s3cr3t-P@ss", "ya29.a0AfH6SMBxyz1234567890"
     sasl = base64.b64encode(f"user=a@b.c\1auth=Bearer {token}\1\1".encode()).decode()
     plain = base64.b64encode(f"\0a@b.c\0{pw}".encode()).decode()
-    text = (f"LOGIN a@b.c {pw} then {base64.b64encode(pw.encode()).decode()} "
-            f"AUTHENTICATE XOAUTH2 {sasl} PLAIN {plain} token={token}")
+    text = (
+        f"LOGIN a@b.c {pw} then {base64.b64encode(pw.encode()).decode()} "
+        f"AUTHENTICATE XOAUTH2 {sasl} PLAIN {plain} token={token}"
+    )
     out = redact(text, [pw, token, None, ""])
     assert pw not in out and token not in out and sasl not in out and plain not in out
     assert base64.b64encode(pw.encode()).decode() not in out

@@ -4,6 +4,7 @@ Each message parses with the standard library without raising, is built the way 
 (raw byte checks), and its ``texts`` / ``attachments`` / ``subject`` / ``date`` are what the
 case says a mail client shows. Same seed and date give the same bytes. No server.
 """
+
 from __future__ import annotations
 
 import base64
@@ -18,9 +19,17 @@ from email.utils import getaddresses, parsedate_to_datetime
 import pytest
 
 from mailsync.testing import fidelity_mail
-from mailsync.testing.fidelity_mail import (DATE_RULES, NAMES, STDLIB_DIFFERS, FidelityMessage,
-                                            fidelity_corpus, normalise, second_contact,
-                                            shown_attachments, shown_texts)
+from mailsync.testing.fidelity_mail import (
+    DATE_RULES,
+    NAMES,
+    STDLIB_DIFFERS,
+    FidelityMessage,
+    fidelity_corpus,
+    normalise,
+    second_contact,
+    shown_attachments,
+    shown_texts,
+)
 
 OWNER = "sam.seller@crm.test"
 CONTACT = "ann.lead@acme.test"
@@ -159,11 +168,15 @@ def test_message_ids(corpus):
         assert values == [m.message_id], m.name
         assert re.fullmatch(r"<[^<>@\s]+@[^<>@\s]+>", m.message_id), m.name
         if m.message_id in seen:
-            assert {seen[m.message_id], m.name} == {"two_copies_more_recipients_a",
-                                                     "two_copies_more_recipients_b"}
+            assert {seen[m.message_id], m.name} == {
+                "two_copies_more_recipients_a",
+                "two_copies_more_recipients_b",
+            }
         seen[m.message_id] = m.name
-    assert [m.name for m in corpus if m.message_id is None] == ["no_message_id_a",
-                                                               "no_message_id_b"]
+    assert [m.name for m in corpus if m.message_id is None] == [
+        "no_message_id_a",
+        "no_message_id_b",
+    ]
 
 
 def test_dates(corpus):
@@ -185,8 +198,12 @@ def test_dates(corpus):
                 when = parsedate_to_datetime(header)
                 assert not (DATE - WINDOW <= when <= DATE), m.name
     rules = {m.name: m.date_rule for m in corpus if m.date_rule != "header"}
-    assert rules == {"no_date": "internaldate", "future_date": "internaldate",
-                     "ancient_date": "internaldate", "no_date_with_received": "received"}
+    assert rules == {
+        "no_date": "internaldate",
+        "future_date": "internaldate",
+        "ancient_date": "internaldate",
+        "no_date_with_received": "received",
+    }
 
 
 def test_date_cases(by_name):
@@ -194,7 +211,8 @@ def test_date_cases(by_name):
     future = parsedate_to_datetime(parse(by_name["future_date"].raw, email.policy.compat32)["Date"])
     assert DATE + dt.timedelta(days=3 * 365 - 11) <= future <= DATE + dt.timedelta(days=3 * 366)
     assert parse(by_name["ancient_date"].raw, email.policy.compat32)["Date"].startswith(
-        "Mon, 1 Jan 1979 ")
+        "Mon, 1 Jan 1979 "
+    )
     # 1 January 1979 was a Monday
     assert dt.date(1979, 1, 1).weekday() == 0
 
@@ -220,6 +238,7 @@ def test_subject_split_midchar(by_name):
     # policy.default joins the bytes of adjacent encoded words: the client's "café"
     assert str(parse(m.raw)["Subject"]) == "café" == m.subject
     from email.header import decode_header, make_header
+
     assert str(make_header(decode_header(parse(m.raw, email.policy.compat32)["Subject"]))) == "café"
 
 
@@ -227,7 +246,8 @@ def test_determinism(corpus):
     again = fidelity_corpus(OWNER, CONTACT, date=DATE)
     assert [m.raw for m in again] == [m.raw for m in corpus]
     assert [(m.texts, m.attachments, m.message_id, m.date) for m in again] == [
-        (m.texts, m.attachments, m.message_id, m.date) for m in corpus]
+        (m.texts, m.attachments, m.message_id, m.date) for m in corpus
+    ]
     other = fidelity_corpus(OWNER, CONTACT, seed="other", date=DATE)
     assert [m.name for m in other] == list(NAMES)
     different = sum(a.raw != b.raw for a, b in zip(corpus, other))
@@ -254,16 +274,23 @@ EXACT_TEXTS = {
     "pkcs7_mime": [],
     "related_cid": ["This is our new logo & colours: Best regards, Sam Seller"],
     "outlook_tnef": ["Hi, Please find the meeting notes below. Kind regards"],
-    "qp_soft_breaks": ["Hello, The new price is 1200 EUR per licence; the formula is "
-                       "total=price*seats, as agreed at the café yesterday. Internationalisation "
-                       "of the documentation will follow in May. Best regards"],
-    "iso_2022_jp": ["いつもお世話になっております。 見積書を送付いたします。 "
-                    "ご確認のほど、よろしくお願いいたします。"],
-    "cp1252_labelled_latin1": ["Hello, Our quote: € 2.500 – “all inclusive” for the café – "
-                               "valid 30 days. Regards"],
+    "qp_soft_breaks": [
+        "Hello, The new price is 1200 EUR per licence; the formula is "
+        "total=price*seats, as agreed at the café yesterday. Internationalisation "
+        "of the documentation will follow in May. Best regards"
+    ],
+    "iso_2022_jp": [
+        "いつもお世話になっております。 見積書を送付いたします。 "
+        "ご確認のほど、よろしくお願いいたします。"
+    ],
+    "cp1252_labelled_latin1": [
+        "Hello, Our quote: € 2.500 – “all inclusive” for the café – valid 30 days. Regards"
+    ],
     "gb18030": ["您好！ 附件是朱镕基路项目的报价单，请查收。 𠮷野家的订单下周发货。 此致 敬礼"],
-    "koi8_r": ["Здравствуйте! Отправляю коммерческое предложение. Счёт на оплату будет "
-               "завтра. -- С уважением, Анна"],
+    "koi8_r": [
+        "Здравствуйте! Отправляю коммерческое предложение. Счёт на оплату будет "
+        "завтра. -- С уважением, Анна"
+    ],
     "undeclared_8bit": ["Grüße aus Köln – the invoice is 1.200 € (net), payable in 30 days."],
     "rfc2231_filenames": ["Please find the presentation and the offer attached."],
     "subject_split_midchar": ["Shall we meet at the café on Friday?"],
@@ -322,8 +349,12 @@ def test_bounce_texts(by_name):
     assert len(m.texts) == 3
     human, status, returned = m.texts
     assert "could not be delivered" in human and "5.1.1" in human
-    for line in (f"Final-Recipient: rfc822; {CONTACT}", "Action: failed", "Status: 5.1.1",
-                 "Reporting-MTA: dns; smtp.crm.test"):
+    for line in (
+        f"Final-Recipient: rfc822; {CONTACT}",
+        "Action: failed",
+        "Status: 5.1.1",
+        "Reporting-MTA: dns; smtp.crm.test",
+    ):
         assert line in status
     assert "Subject: Offer for Q3" in returned and f"To: Ann Lead <{CONTACT}>" in returned
     # the stdlib's own get_content() of message/delivery-status: only the first block, bytes
@@ -339,8 +370,14 @@ def test_forwarded_rfc822(by_name):
     fwd = list(msg.iter_parts())[1]
     assert fwd.get_content_type() == "message/rfc822"
     inner = fwd.get_payload(0)
-    assert m.texts == ["FYI", "Bob Buyer <bob.buyer@acme.test>", normalise(inner["Date"]),
-                       "Question about the offer", f"Ann Lead <{CONTACT}>", "Original question?"]
+    assert m.texts == [
+        "FYI",
+        "Bob Buyer <bob.buyer@acme.test>",
+        normalise(inner["Date"]),
+        "Question about the offer",
+        f"Ann Lead <{CONTACT}>",
+        "Original question?",
+    ]
     assert DATE - WINDOW <= parsedate_to_datetime(inner["Date"]) < m.date
     assert [a["filename"] for a in m.attachments] == ["orig.pdf"]
 
@@ -361,7 +398,8 @@ def test_inline_text_with_filename(by_name):
     assert m.texts[0] == "Here is the log you asked for."
     assert "ERROR disk full on /var" in m.texts[1]
     assert [(a["filename"], a["content_type"]) for a in m.attachments] == [
-        ("msg.txt", "text/plain")]
+        ("msg.txt", "text/plain")
+    ]
     assert normalise(m.attachments[0]["data"].decode("ascii")) == m.texts[1]
 
 
@@ -375,8 +413,12 @@ def test_plain_then_html_structure(by_name):
 def test_several_inline_texts_structure(by_name):
     msg = parse(by_name["several_inline_texts"].raw)
     parts = list(msg.iter_parts())
-    assert [p.get_content_type() for p in parts] == ["text/plain", "application/pdf",
-                                                     "text/plain", "text/plain"]
+    assert [p.get_content_type() for p in parts] == [
+        "text/plain",
+        "application/pdf",
+        "text/plain",
+        "text/plain",
+    ]
     assert [p.get_content_disposition() for p in parts] == [None, "attachment", None, None]
     assert "Apple-Mail=_" in msg.get_boundary()
 
@@ -389,12 +431,19 @@ def test_apple_inline_images(by_name):
     # the CRLF before a boundary belongs to the delimiter
     assert plain.get_content() == "Hello\r\n\r\nSee the photo\r\n\r\nBye"
     kids = list(mixed.iter_parts())
-    assert [p.get_content_type() for p in kids] == ["text/html", "image/jpeg", "text/html",
-                                                   "image/png", "text/html"]
+    assert [p.get_content_type() for p in kids] == [
+        "text/html",
+        "image/jpeg",
+        "text/html",
+        "image/png",
+        "text/html",
+    ]
     for img in (kids[1], kids[3]):
         assert img.get_content_disposition() == "inline" and img["Content-ID"]
     assert [(a["filename"], a["content_type"]) for a in m.attachments] == [
-        ("photo.jpg", "image/jpeg"), ("chart.png", "image/png")]
+        ("photo.jpg", "image/jpeg"),
+        ("chart.png", "image/png"),
+    ]
 
 
 def test_related_cid(by_name):
@@ -413,14 +462,16 @@ def test_smime(by_name):
     assert msg.get_content_type() == "multipart/signed"
     assert msg.get_param("protocol") == "application/pkcs7-signature"
     assert [(a["filename"], a["content_type"]) for a in signed.attachments] == [
-        ("smime.p7s", "application/pkcs7-signature")]
+        ("smime.p7s", "application/pkcs7-signature")
+    ]
     enc = by_name["pkcs7_mime"]
     msg = parse(enc.raw)
     assert msg.get_content_type() == "application/pkcs7-mime"
     assert msg.get_param("smime-type") == "enveloped-data"
     assert enc.texts == []
     assert [(a["filename"], a["content_type"]) for a in enc.attachments] == [
-        ("smime.p7m", "application/pkcs7-mime")]
+        ("smime.p7m", "application/pkcs7-mime")
+    ]
     # DER ContentInfo: SEQUENCE, then the signedData / envelopedData OID
     assert signed.attachments[0]["data"][0] == 0x30
     assert bytes.fromhex("06092a864886f70d010702") in signed.attachments[0]["data"][:16]
@@ -430,7 +481,8 @@ def test_smime(by_name):
 def test_outlook_tnef(by_name):
     m = by_name["outlook_tnef"]
     assert [(a["filename"], a["content_type"]) for a in m.attachments] == [
-        ("winmail.dat", "application/ms-tnef")]
+        ("winmail.dat", "application/ms-tnef")
+    ]
     data = m.attachments[0]["data"]
     assert struct.unpack("<I", data[:4])[0] == 0x223E9F78
     assert b"IPM.Microsoft Mail.Note\x00" in data
@@ -484,7 +536,9 @@ def test_rfc2231_filenames(by_name):
     assert b"filename*=utf-8''Pr%C3%A4sentation%20Q3.pdf" in m.raw
     assert b"filename*0*=utf-8''" in m.raw and b"filename*1*=" in m.raw
     assert [a["filename"] for a in m.attachments] == [
-        "Präsentation Q3.pdf", "Angebot für die Überarbeitung der Website – Fassung 2 (final).pdf"]
+        "Präsentation Q3.pdf",
+        "Angebot für die Überarbeitung der Website – Fassung 2 (final).pdf",
+    ]
     # compat32 decodes them alike
     msg = parse(m.raw, email.policy.compat32)
     names = [p.get_filename() for p in msg.walk() if p.get_content_type() == "application/pdf"]
@@ -523,9 +577,10 @@ EXPECTED_ATTACHMENTS = {
     "related_cid": [("logo.png", "image/png")],
     "signed_smime": [("smime.p7s", "application/pkcs7-signature")],
     "pkcs7_mime": [("smime.p7m", "application/pkcs7-mime")],
-    "rfc2231_filenames": [("Präsentation Q3.pdf", "application/pdf"),
-                          ("Angebot für die Überarbeitung der Website – Fassung 2 (final).pdf",
-                           "application/pdf")],
+    "rfc2231_filenames": [
+        ("Präsentation Q3.pdf", "application/pdf"),
+        ("Angebot für die Überarbeitung der Website – Fassung 2 (final).pdf", "application/pdf"),
+    ],
     "ancient_date": [("scan0001.pdf", "application/pdf")],
 }
 
@@ -540,8 +595,7 @@ def test_attachment_bytes_round_trip(corpus):
     """Each attachment's bytes are in the raw message exactly as encoded (base64 in 76-column
     CRLF lines, or the text itself), and decode back through compat32 too."""
     for m in corpus:
-        legacy = [p for p in parse(m.raw, email.policy.compat32).walk()
-                  if not p.is_multipart()]
+        legacy = [p for p in parse(m.raw, email.policy.compat32).walk() if not p.is_multipart()]
         for att in m.attachments:
             data = att["data"]
             if att["content_type"].startswith("text/"):
@@ -549,8 +603,10 @@ def test_attachment_bytes_round_trip(corpus):
             else:
                 enc = base64.encodebytes(data).replace(b"\n", b"\r\n")
                 assert enc in m.raw, (m.name, att["filename"])
-            assert any(p.get_filename() == att["filename"]
-                       and p.get_payload(decode=True) == data for p in legacy), m.name
+            assert any(
+                p.get_filename() == att["filename"] and p.get_payload(decode=True) == data
+                for p in legacy
+            ), m.name
 
 
 def test_attachment_formats(corpus):
@@ -565,10 +621,10 @@ def test_attachment_formats(corpus):
                 assert data.startswith(b"\x89PNG\r\n\x1a\n")
                 pos = 8
                 while pos < len(data):  # every chunk's CRC is right
-                    (length,) = struct.unpack(">I", data[pos:pos + 4])
-                    kind = data[pos + 4:pos + 8]
-                    body = data[pos + 8:pos + 8 + length]
-                    (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+                    (length,) = struct.unpack(">I", data[pos : pos + 4])
+                    kind = data[pos + 4 : pos + 8]
+                    body = data[pos + 8 : pos + 8 + length]
+                    (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
                     assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF
                     pos += 12 + length
                 assert kind == b"IEND"
@@ -583,15 +639,19 @@ def test_normalise():
 
 
 def test_html_text():
-    html = ("<html><head><title>T</title><style>p{color:red}</style></head><body>"
-            "<script>alert(1)</script><p>A &amp; B</p><p>C&nbsp;D</p>E<br>F</body></html>")
+    html = (
+        "<html><head><title>T</title><style>p{color:red}</style></head><body>"
+        "<script>alert(1)</script><p>A &amp; B</p><p>C&nbsp;D</p>E<br>F</body></html>"
+    )
     assert normalise(fidelity_mail._html_text(html)) == "A & B C D E F"
 
 
 def test_alternative_takes_the_last_showable():
-    raw = (b"MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n"
-           b"--b\r\nContent-Type: text/plain\r\n\r\nplain\r\n"
-           b"--b\r\nContent-Type: text/html\r\n\r\n<p>rich</p>\r\n"
-           b"--b\r\nContent-Type: application/x-unknown\r\n\r\nxx\r\n--b--\r\n")
+    raw = (
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain\r\n\r\nplain\r\n"
+        b"--b\r\nContent-Type: text/html\r\n\r\n<p>rich</p>\r\n"
+        b"--b\r\nContent-Type: application/x-unknown\r\n\r\nxx\r\n--b--\r\n"
+    )
     assert shown_texts(raw) == ["rich"]
     assert shown_attachments(raw) == []

@@ -1,6 +1,7 @@
 """Odd folder names (engine level): spaces, quotes, odd characters,
 non-ASCII (modified UTF-7 on the wire), nested hierarchy, and a Sent folder under a non-English
 name marked ``\\Sent`` — discovered and synced, cursors kept per folder."""
+
 from __future__ import annotations
 
 import email.utils
@@ -33,9 +34,11 @@ ODD_NAMES = [
 
 
 def _msg(tag, to=LEAD):
-    return (f"From: Sam <sam@crm.test>\r\nTo: {to}\r\nSubject: in {tag}\r\n"
-            f"Date: {email.utils.formatdate()}\r\nMessage-ID: <{abs(hash(tag))}.{time.time_ns()}"
-            f"@crm.test>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n").encode()
+    return (
+        f"From: Sam <sam@crm.test>\r\nTo: {to}\r\nSubject: in {tag}\r\n"
+        f"Date: {email.utils.formatdate()}\r\nMessage-ID: <{abs(hash(tag))}.{time.time_ns()}"
+        f"@crm.test>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n"
+    ).encode()
 
 
 def test_odd_folder_names_sync(dovecot):
@@ -49,10 +52,15 @@ def test_odd_folder_names_sync(dovecot):
     assert set(ODD_NAMES) <= listed, set(ODD_NAMES) - listed
 
     reg = MemoryRegistry(leads={LEAD})
-    folders = [FolderState(name, ROLE_SENT if "Envoy" in name or "Отправ" in name or "送信" in name
-                           else ROLE_INBOX) for name in ODD_NAMES]
-    folders, report = sync_mailbox(cfg, folders, matcher=reg.matcher, recorder=reg.recorder,
-                                   batch_size=1)
+    folders = [
+        FolderState(
+            name, ROLE_SENT if "Envoy" in name or "Отправ" in name or "送信" in name else ROLE_INBOX
+        )
+        for name in ODD_NAMES
+    ]
+    folders, report = sync_mailbox(
+        cfg, folders, matcher=reg.matcher, recorder=reg.recorder, batch_size=1
+    )
     assert not report.errors, [str(e) for e in report.errors]
     assert report.folders == len(ODD_NAMES)
     assert len(reg.counts) == len(ODD_NAMES) and not reg.duplicates()
@@ -71,8 +79,11 @@ class _SentElsewhere(DovecotServer):
     """A private Dovecot whose \\Sent folder is called 'Éléments envoyés' (as in French
     Outlook), with no folder called 'Sent' at all."""
 
-    SPECIAL_USE = (("Éléments envoyés", r"\Sent"), ("Brouillons", r"\Drafts"),
-                   ("Éléments supprimés", r"\Trash"))
+    SPECIAL_USE = (
+        ("Éléments envoyés", r"\Sent"),
+        ("Brouillons", r"\Drafts"),
+        ("Éléments supprimés", r"\Trash"),
+    )
 
     def _write_config(self):
         saved = dovecot_mod.SPECIAL_USE

@@ -1,4 +1,5 @@
 """The test servers themselves work: Dovecot (passwords, XOAUTH2, TLS, UIDVALIDITY) and SMTP."""
+
 from __future__ import annotations
 
 import base64
@@ -91,17 +92,25 @@ def test_plain_port_offers_starttls_and_ssl_port_verifies(dovecot, mail_user):
         secure.logout()
     # Without the test CA the certificate is refused.
     with pytest.raises(ssl.SSLError):
-        IMAPClient(dovecot.host, dovecot.ssl_port, ssl=True,
-                   ssl_context=ssl.create_default_context(), timeout=10)
+        IMAPClient(
+            dovecot.host,
+            dovecot.ssl_port,
+            ssl=True,
+            ssl_context=ssl.create_default_context(),
+            timeout=10,
+        )
 
 
 def test_append_returns_uids_keeps_flags_and_dates(dovecot, mail_user):
     when = dt.datetime(2025, 3, 3, 10, 0, tzinfo=dt.timezone.utc)
     first = dovecot.append(mail_user.login, "INBOX", _message("one"), flags=[b"\\Seen"], when=when)
-    second = dovecot.append(mail_user.login, "INBOX", _message("two"), flags=["\\Flagged", "$Label1"])
+    second = dovecot.append(
+        mail_user.login, "INBOX", _message("two"), flags=["\\Flagged", "$Label1"]
+    )
     assert second > first
     assert dovecot.flags(mail_user.login, "INBOX") == {
-        first: ("\\Seen",), second: ("\\Flagged", "$Label1"),
+        first: ("\\Seen",),
+        second: ("\\Flagged", "$Label1"),
     }
     client = mail_user.client()
     try:
@@ -122,8 +131,12 @@ def test_append_creates_missing_folder(dovecot, mail_user):
 
 def test_reset_uidvalidity_keeps_messages_with_new_uids(dovecot, mail_user):
     for folder in ("INBOX", "Sent"):
-        uids = [dovecot.append(mail_user.login, folder, _message(f"{folder} {i}"),
-                               flags=["\\Seen"] if i else ()) for i in range(3)]
+        uids = [
+            dovecot.append(
+                mail_user.login, folder, _message(f"{folder} {i}"), flags=["\\Seen"] if i else ()
+            )
+            for i in range(3)
+        ]
         before = dovecot.uidvalidity(mail_user.login, folder)
         after = dovecot.reset_uidvalidity(mail_user.login, folder)
         assert after != before and dovecot.uidvalidity(mail_user.login, folder) == after
@@ -135,7 +148,8 @@ def test_reset_uidvalidity_keeps_messages_with_new_uids(dovecot, mail_user):
             client.select_folder(folder, readonly=True)
             bodies = client.fetch(sorted(flags), ["BODY.PEEK[]"])
             assert sorted(v[b"BODY[]"] for v in bodies.values()) == sorted(
-                _message(f"{folder} {i}") for i in range(3))
+                _message(f"{folder} {i}") for i in range(3)
+            )
         finally:
             client.logout()
 
@@ -175,8 +189,9 @@ def test_attached_handle_adds_users_in_another_process(dovecot):
     import mailsync
 
     root = mailsync.__path__[0].rsplit("/", 1)[0]
-    out = subprocess.run([sys.executable, "-c", code, info, root], capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code, info, root], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.strip()) >= 1
     assert dovecot.password("attached@example.test") == "pw-attached"
@@ -205,8 +220,10 @@ def test_private_dovecot_with_xoauth2():
             client = IMAPClient(server.host, server.port, ssl=False, timeout=10)
             client.oauth2_login("oauth.user@example.test", "good-token")
             client.logout()
-            for user, token in (("oauth.user@example.test", "bad-token"),
-                                ("other@example.test", "good-token")):
+            for user, token in (
+                ("oauth.user@example.test", "bad-token"),
+                ("other@example.test", "good-token"),
+            ):
                 client = IMAPClient(server.host, server.port, ssl=False, timeout=10)
                 with pytest.raises(LoginError, match="AUTHENTICATIONFAILED"):
                     client.oauth2_login(user, token)
@@ -220,13 +237,18 @@ def test_private_dovecot_with_xoauth2():
 def test_smtp_auth_plain_and_login_store_messages(smtp, mail_user):
     with smtplib.SMTP(smtp.host, smtp.port, timeout=10) as conn:
         conn.login(mail_user.login, mail_user.password)
-        conn.sendmail(mail_user.login, ["lead@customer.test", "cc@customer.test"],
-                      _message("via smtp", sender=mail_user.login))
+        conn.sendmail(
+            mail_user.login,
+            ["lead@customer.test", "cc@customer.test"],
+            _message("via smtp", sender=mail_user.login),
+        )
     with smtplib.SMTP(smtp.host, smtp.port, timeout=10) as conn:
         conn.ehlo()
         conn.esmtp_features["auth"] = "LOGIN"
         conn.login(mail_user.login, mail_user.password)
-        conn.sendmail(mail_user.login, ["lead@customer.test"], _message("login", sender=mail_user.login))
+        conn.sendmail(
+            mail_user.login, ["lead@customer.test"], _message("login", sender=mail_user.login)
+        )
     mine = [m for m in smtp.messages if m.mail_from == mail_user.login]
     assert [m.auth_mechanism for m in mine] == ["PLAIN", "LOGIN"]
     assert mine[0].rcpt_tos == ["lead@customer.test", "cc@customer.test"]
@@ -269,15 +291,23 @@ def test_smtp_xoauth2_accept_and_reject():
             with smtplib.SMTP(server.host, server.port, timeout=10) as conn:
                 conn.ehlo()
                 code, challenge = conn.docmd(
-                    "AUTH", "XOAUTH2 " + base64.b64encode(
-                        f"user={user}\x01auth=Bearer {token}\x01\x01".encode()).decode())
+                    "AUTH",
+                    "XOAUTH2 "
+                    + base64.b64encode(
+                        f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
+                    ).decode(),
+                )
                 assert code == 334 and json.loads(base64.b64decode(challenge))["status"] == "401"
                 assert conn.docmd("")[0] == 535
         with smtplib.SMTP(server.host, server.port, timeout=10) as conn:
             conn.ehlo()
             with pytest.raises(smtplib.SMTPAuthenticationError):
-                conn.auth("XOAUTH2", lambda challenge=None: "" if challenge else
-                          "user=rep@example.test\x01auth=Bearer nope\x01\x01")
+                conn.auth(
+                    "XOAUTH2",
+                    lambda challenge=None: (
+                        "" if challenge else "user=rep@example.test\x01auth=Bearer nope\x01\x01"
+                    ),
+                )
 
 
 def test_smtp_spool_is_shared_with_attached_handles():
@@ -300,7 +330,7 @@ def test_parse_xoauth2():
     assert parse_xoauth2(b"garbage") == (None, None)
 
 
-# ---- tools/odoo_log_check.py (the Odoo layer's verdict) -------------------------------------------
+# ---- tools/odoo_log_check.py (the Odoo layer's verdict) ---------------------------------------
 def _log_check():
     import importlib.util
     import os
@@ -318,31 +348,54 @@ def _odoo_line(level, logger, msg, db="crm_mail_sync_test_1_2"):
 
 def test_odoo_log_check_counts_results_errors_and_loading_warnings():
     check = _log_check().check
-    ok = "\n".join([
-        "Running as user 'root' is a security risk.",
-        _odoo_line("INFO", "odoo.modules.loading", "Loading module crm_mail_sync (80/80)"),
-        _odoo_line("INFO", "odoo.modules.loading", "Module crm_mail_sync loaded in 1.00s"),
-        _odoo_line("WARNING", "odoo.addons.crm_mail_sync.models.mail_sync_mailbox",
-                   "sync of x failed: refused"),  # the addon's own runtime warning: fine
-        _odoo_line("INFO", "odoo.tests.result",
-                   "0 failed, 0 error(s) of 12 tests when loading database 'crm_mail_sync_test_1_2'"),
-    ])
+    ok = "\n".join(
+        [
+            "Running as user 'root' is a security risk.",
+            _odoo_line("INFO", "odoo.modules.loading", "Loading module crm_mail_sync (80/80)"),
+            _odoo_line("INFO", "odoo.modules.loading", "Module crm_mail_sync loaded in 1.00s"),
+            _odoo_line(
+                "WARNING",
+                "odoo.addons.crm_mail_sync.models.mail_sync_mailbox",
+                "sync of x failed: refused",
+            ),  # the addon's own runtime warning: fine
+            _odoo_line(
+                "INFO",
+                "odoo.tests.result",
+                "0 failed, 0 error(s) of 12 tests when loading database 'crm_mail_sync_test_1_2'",
+            ),
+        ]
+    )
     assert check(ok, 0)[:2] == (12, 0)
     assert check(ok, 1)[:2] == (12, 1)  # a non-zero exit code alone fails
 
     loading = ok.replace(
         _odoo_line("INFO", "odoo.modules.loading", "Module crm_mail_sync loaded in 1.00s"),
-        _odoo_line("WARNING", "odoo.addons.base.models.ir_model",
-                   "The models ['mail.sync.x'] have no access rules") + "\n"
-        + _odoo_line("INFO", "odoo.modules.loading", "Module crm_mail_sync loaded in 1.00s"))
-    asset = ok + "\n" + _odoo_line("WARNING", "odoo.addons.base.models.ir_asset",
-                                   'IrAsset: the path "crm_mail_sync/static/src/**/*" did not resolve')
+        _odoo_line(
+            "WARNING",
+            "odoo.addons.base.models.ir_model",
+            "The models ['mail.sync.x'] have no access rules",
+        )
+        + "\n"
+        + _odoo_line("INFO", "odoo.modules.loading", "Module crm_mail_sync loaded in 1.00s"),
+    )
+    asset = (
+        ok
+        + "\n"
+        + _odoo_line(
+            "WARNING",
+            "odoo.addons.base.models.ir_asset",
+            'IrAsset: the path "crm_mail_sync/static/src/**/*" did not resolve',
+        )
+    )
     for text in (loading, asset, asset + "\n" + asset.splitlines()[-1]):
         passed, failed, problems = check(text, 0)
         assert (passed, failed) == (12, 1), problems
 
-    failing = ok.replace("0 failed, 0 error(s) of 12", "2 failed, 1 error(s) of 12") + "\n" + \
-        _odoo_line("ERROR", "odoo.addons.crm_mail_sync.tests.test_x", "FAIL: TestX.test_y")
+    failing = (
+        ok.replace("0 failed, 0 error(s) of 12", "2 failed, 1 error(s) of 12")
+        + "\n"
+        + _odoo_line("ERROR", "odoo.addons.crm_mail_sync.tests.test_x", "FAIL: TestX.test_y")
+    )
     assert check(failing, 1)[:2] == (9, 3)
     stray_error = ok + "\n" + _odoo_line("ERROR", "odoo.sql_db", "bad query")
     assert check(stray_error, 0)[:2] == (12, 1)

@@ -7,6 +7,7 @@ the configured timeout with a ``SyncError`` of the right kind; then the server r
 again: the *same* config reaches the real Dovecot) and the sync resumes from the committed cursor:
 every matching message recorded exactly once, nothing lost.
 """
+
 from __future__ import annotations
 
 import email.utils
@@ -29,11 +30,12 @@ LEAD = "lead@acme.test"
 
 
 def _msg(i, to=LEAD, tag="m"):
-    return (f"From: Sam <sam@crm.test>\r\nTo: {to}\r\nSubject: {tag} {i}\r\n"
-            f"Date: {email.utils.formatdate(1718000000 + i * 60)}\r\n"
-            f"Message-ID: <{tag}.{i}.{time.time_ns()}@crm.test>\r\n"
-            f"Content-Type: text/plain; charset=utf-8\r\n\r\nBody {i} " + "x" * 3000 + "\r\n"
-            ).encode()
+    return (
+        f"From: Sam <sam@crm.test>\r\nTo: {to}\r\nSubject: {tag} {i}\r\n"
+        f"Date: {email.utils.formatdate(1718000000 + i * 60)}\r\n"
+        f"Message-ID: <{tag}.{i}.{time.time_ns()}@crm.test>\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\n\r\nBody {i} " + "x" * 3000 + "\r\n"
+    ).encode()
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +76,11 @@ def test_hostile_server_then_recovery(case, hostile, dovecot, monkeypatch):
     user = new_mail_user(dovecot, prefix="hostile")
     matching = [_msg(i) for i in range(1, 5)]
     others = [_msg(i, to="nobody@else.test", tag="other") for i in range(1, 3)]
-    user.server.append_many(user.login, "INBOX", [matching[0], others[0], matching[1],
-                                                  matching[2], others[1], matching[3]])
+    user.server.append_many(
+        user.login,
+        "INBOX",
+        [matching[0], others[0], matching[1], matching[2], others[1], matching[3]],
+    )
     port = hostile.port
     upstream = (dovecot.host, dovecot.ssl_port if security == "ssl" else dovecot.port)
     cfg = user.config("none", imap=Endpoint(hostile.host, port, security), timeout=TIMEOUT)
@@ -83,9 +88,15 @@ def test_hostile_server_then_recovery(case, hostile, dovecot, monkeypatch):
     reg = MemoryRegistry(leads={LEAD})
 
     # 1. healthy: part of the mailbox (quota 2), cursor committed
-    hostile.mode, hostile.variant, hostile.upstream, hostile.cut_after = "proxy", None, upstream, None
-    folders, report = sync_mailbox(cfg, None, matcher=reg.matcher, recorder=reg.recorder, quota=2,
-                                   batch_size=2)
+    hostile.mode, hostile.variant, hostile.upstream, hostile.cut_after = (
+        "proxy",
+        None,
+        upstream,
+        None,
+    )
+    folders, report = sync_mailbox(
+        cfg, None, matcher=reg.matcher, recorder=reg.recorder, quota=2, batch_size=2
+    )
     assert report.recorded == 2 and report.deferred >= 1
     before = dict(reg.counts)
     user.server.append_many(user.login, "INBOX", [_msg(5), _msg(3, to="x@y.test", tag="o")])
@@ -99,8 +110,7 @@ def test_hostile_server_then_recovery(case, hostile, dovecot, monkeypatch):
         monkeypatch.setenv("MAILSYNC_CAFILE", hostile.cafile)  # trusted, but not for this name
     t0 = time.monotonic()
     with pytest.raises(SyncError) as ei:
-        sync_mailbox(cfg, reg.folders(), matcher=reg.matcher, recorder=reg.recorder,
-                     batch_size=2)
+        sync_mailbox(cfg, reg.folders(), matcher=reg.matcher, recorder=reg.recorder, batch_size=2)
     elapsed = time.monotonic() - t0
     err = ei.value
     assert elapsed < BOUND, f"{mode}: took {elapsed:.1f}s (timeout {TIMEOUT}s)"
@@ -123,8 +133,9 @@ def test_hostile_server_then_recovery(case, hostile, dovecot, monkeypatch):
     # 3. recovery: the same config, the server healthy again; resume from the committed cursor
     monkeypatch.setenv("MAILSYNC_CAFILE", dovecot.cafile)
     hostile.mode, hostile.cut_after = "proxy", None
-    folders, report = sync_mailbox(cfg, reg.folders(), matcher=reg.matcher,
-                                   recorder=reg.recorder, batch_size=2)
+    folders, report = sync_mailbox(
+        cfg, reg.folders(), matcher=reg.matcher, recorder=reg.recorder, batch_size=2
+    )
     assert not report.errors, report.errors
     expected = _matching_ids(dovecot, user)
     assert len(expected) == 5

@@ -2,6 +2,7 @@
 (cleaned, within the limits, the big ones part by part) or refused with a message-level error;
 the good mail around it is read whole; the mailbox is never modified; a 60 MB message is never
 downloaded; a large message is read with bounded memory."""
+
 import datetime as dt
 import os
 import subprocess
@@ -50,12 +51,14 @@ def loaded(dovecot):
     for index, message in enumerate(hostile):  # interleaved: good, hostile, good, …
         order.append(good[index % len(good)] if index < len(good) else None)
         order.append(message)
-    order += good[len(hostile):]
+    order += good[len(hostile) :]
     places = {}
     for message in filter(None, order):
         when = DATE - dt.timedelta(days=1)
-        places[message.name] = (message.folder,
-                                user.append(message.folder, message.raw, flags=(), when=when))
+        places[message.name] = (
+            message.folder,
+            user.append(message.folder, message.raw, flags=(), when=when),
+        )
     flags = {folder: dovecot.flags(user.login, folder) for folder in ("INBOX", "Sent")}
     sizes = {m.name: m.size for m in good + hostile}
     return user, lead, good, hostile, places, flags, sizes
@@ -65,8 +68,14 @@ def loaded(dovecot):
 def synced(loaded, dovecot):
     user, lead, *_ = loaded
     collect = Collect(lead)
-    folders, report = sync_mailbox(user.config(), None, matcher=collect.matcher,
-                                   recorder=collect.recorder, limits=LIMITS, batch_size=10)
+    folders, report = sync_mailbox(
+        user.config(),
+        None,
+        matcher=collect.matcher,
+        recorder=collect.recorder,
+        limits=LIMITS,
+        batch_size=10,
+    )
     return collect, report
 
 
@@ -131,7 +140,8 @@ def test_checks_of_each_hostile_message(loaded, synced):
             assert att.data == data, name
         if "omitted" in checks:
             assert [(o.filename, o.reason) for o in parsed.omitted] == [
-                (o["filename"], o["reason"]) for o in checks["omitted"]], name
+                (o["filename"], o["reason"]) for o in checks["omitted"]
+            ], name
             for expected, omitted in zip(checks["omitted"], parsed.omitted):
                 if "size" in expected:  # estimated from the encoded size: within 0.1 %
                     assert abs(omitted.size - expected["size"]) < expected["size"] / 1000
@@ -148,8 +158,9 @@ def test_checks_of_each_hostile_message(loaded, synced):
 def test_the_huge_message_is_never_downloaded(loaded, synced):
     _user, _lead, good, hostile, _places, _flags, sizes = loaded
     _collect, report = synced
-    small = sum(size for name, size in sizes.items()
-                if name not in ("big_attachment", "huge_message"))
+    small = sum(
+        size for name, size in sizes.items() if name not in ("big_attachment", "huge_message")
+    )
     # Only the text parts and MIME headers of the two big ones: a few KB, not 100 MB.
     assert report.bodies_bytes < small + 256 * 1024, (report.bodies_bytes, small)
 
@@ -166,10 +177,14 @@ def test_limits_raised_read_everything(loaded, dovecot):
             collect = Collect(lead)
             from mailsync.sync import read_uids
 
-            seen, matched, report = read_uids(session, type("F", (), {"name": folder})(), [uid],
-                                              matcher=collect.matcher,
-                                              recorder=collect.recorder,
-                                              limits=Limits(max_parts=10000))
+            seen, matched, report = read_uids(
+                session,
+                type("F", (), {"name": folder})(),
+                [uid],
+                matcher=collect.matcher,
+                recorder=collect.recorder,
+                limits=Limits(max_parts=10000),
+            )
             assert seen == matched == {uid} and not report.errors
             [(_header, parsed)] = collect.items.values()
             if name == "many_parts":
@@ -217,8 +232,13 @@ def test_large_message_memory(loaded, tmp_path):
         print(json.dumps([(peak - base) * 1024, [len(a.data) for a in parsed.attachments],
                           session.bodies_bytes]))
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=300, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     import json
 
@@ -226,5 +246,7 @@ def test_large_message_memory(loaded, tmp_path):
     assert attachments == [45 * MB]
     assert downloaded >= 0.95 * size
     assert growth <= 2 * size, f"RSS grew {growth / size:.2f}x the message size"
-    print(f"\n[large message] {size / MB:.1f} MB message read part by part: RSS +"
-          f"{growth / MB:.1f} MB ({growth / size:.2f}x)")
+    print(
+        f"\n[large message] {size / MB:.1f} MB message read part by part: RSS +"
+        f"{growth / MB:.1f} MB ({growth / size:.2f}x)"
+    )

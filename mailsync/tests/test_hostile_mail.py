@@ -5,6 +5,7 @@ raw byte checks: it is what its name claims, concerns the lead, has the right si
 same seed and date give the same bytes. The big corpus is generated once for the module (under
 ``tracemalloc``, timed) and its three big messages are checked in a single test. No server.
 """
+
 from __future__ import annotations
 
 import binascii
@@ -22,8 +23,13 @@ from email.utils import parseaddr, parsedate_to_datetime
 import pytest
 
 from mailsync.testing import hostile_mail
-from mailsync.testing.hostile_mail import (BIG_NAMES, NAMES, HostileMessage, good_messages,
-                                           hostile_corpus)
+from mailsync.testing.hostile_mail import (
+    BIG_NAMES,
+    NAMES,
+    HostileMessage,
+    good_messages,
+    hostile_corpus,
+)
 
 OWNER = "sam.seller@crm.test"
 LEAD = "ann.lead@acme.test"
@@ -58,19 +64,24 @@ def header_lines(raw: bytes) -> list[bytes]:
 
 def header_values(raw: bytes, name: str) -> list[bytes]:
     prefix = name.lower().encode() + b":"
-    return [ln[len(prefix):].lstrip(b" ") for ln in header_lines(raw)
-            if ln.lower().startswith(prefix)]
+    return [
+        ln[len(prefix) :].lstrip(b" ") for ln in header_lines(raw) if ln.lower().startswith(prefix)
+    ]
 
 
 def decoded(value: str) -> bytes:
     """The bytes an RFC 2047 value decodes to (charset left aside)."""
-    return b"".join(p if isinstance(p, bytes) else p.encode("ascii")
-                    for p, _ in decode_header(value))
+    return b"".join(
+        p if isinstance(p, bytes) else p.encode("ascii") for p, _ in decode_header(value)
+    )
 
 
 def attachments(msg) -> list:
-    return [p for p in msg.walk() if not p.is_multipart()
-            and (p.get("Content-Disposition") or "").startswith("attachment")]
+    return [
+        p
+        for p in msg.walk()
+        if not p.is_multipart() and (p.get("Content-Disposition") or "").startswith("attachment")
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +111,7 @@ def big():
 def test_names_order_and_shape(small):
     corpus = list(small.values())
     assert [m.name for m in corpus] == [n for n in NAMES if n not in BIG_NAMES]
-    assert NAMES[-len(BIG_NAMES):] == BIG_NAMES  # the big ones last
+    assert NAMES[-len(BIG_NAMES) :] == BIG_NAMES  # the big ones last
     for m in corpus:
         assert isinstance(m.raw, bytes) and m.raw
         assert m.folder in ("INBOX", "Sent")
@@ -184,11 +195,14 @@ def test_base64_lines(small):
 def test_deterministic_and_seeded(small):
     again = hostile_corpus(OWNER, LEAD, date=DATE, big=False)
     assert [(m.name, m.raw, m.message_id, m.checks) for m in again] == [
-        (m.name, m.raw, m.message_id, m.checks) for m in small.values()]
+        (m.name, m.raw, m.message_id, m.checks) for m in small.values()
+    ]
     other = {m.name: m for m in hostile_corpus(OWNER, LEAD, date=DATE, big=False, seed="x")}
     assert not {m.message_id for m in other.values()} & {m.message_id for m in small.values()}
-    assert other["nul_filename"].checks["attachment_bytes"] != \
-        small["nul_filename"].checks["attachment_bytes"]
+    assert (
+        other["nul_filename"].checks["attachment_bytes"]
+        != small["nul_filename"].checks["attachment_bytes"]
+    )
     # another date moves the Date headers only
     later = hostile_corpus(OWNER, LEAD, date=DATE + dt.timedelta(days=3), big=False)
     assert [m.message_id for m in later] == [m.message_id for m in small.values()]
@@ -232,7 +246,10 @@ def test_nul_filename(small):
     assert decoded(att.get_filename()) == b"rep\x00ort.pdf"
     data = att.get_payload(decode=True)
     assert len(data) == 1024
-    assert m.checks == {"attachment_names": ["report.pdf"], "attachment_bytes": {"report.pdf": data}}
+    assert m.checks == {
+        "attachment_names": ["report.pdf"],
+        "attachment_bytes": {"report.pdf": data},
+    }
 
 
 def test_nul_body(small):
@@ -264,8 +281,7 @@ def test_huge_header(small):
     assert value.replace(b"\r\n ", b"") == b"A" * 1_048_576
     subject = parse(m.raw)["Subject"]
     assert subject.replace("\r\n ", "") == "A" * 1_048_576
-    assert m.checks == {"subject_prefix": "AAAA", "subject_max_len": 1000,
-                        "subject_ends_with": "…"}
+    assert m.checks == {"subject_prefix": "AAAA", "subject_max_len": 1000, "subject_ends_with": "…"}
 
 
 def test_many_parts(small):
@@ -299,20 +315,35 @@ def test_deep_nesting(small):
     assert len(list(msg.walk())) == 201 and not msg.defects
 
 
-@pytest.mark.parametrize("name,filename,ctype,needle", [
-    ("html_attachment", "invoice.html", "text/html", b"<script>alert(document.cookie)</script>"),
-    ("svg_attachment", "logo.svg", "image/svg+xml",
-     b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(2)</script></svg>'),
-])
+@pytest.mark.parametrize(
+    "name,filename,ctype,needle",
+    [
+        (
+            "html_attachment",
+            "invoice.html",
+            "text/html",
+            b"<script>alert(document.cookie)</script>",
+        ),
+        (
+            "svg_attachment",
+            "logo.svg",
+            "image/svg+xml",
+            b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)">'
+            b"<script>alert(2)</script></svg>",
+        ),
+    ],
+)
 def test_active_attachments(small, name, filename, ctype, needle):
     m = small[name]
     [att] = attachments(parse(m.raw))
     assert att.get_filename() == filename and att.get_content_type() == ctype
     data = att.get_payload(decode=True)
     assert needle in data
-    assert m.checks == {"attachment_names": [filename],
-                        "attachment_mimetype": {filename: "text/plain"},
-                        "attachment_bytes": {filename: data}}
+    assert m.checks == {
+        "attachment_names": [filename],
+        "attachment_mimetype": {filename: "text/plain"},
+        "attachment_bytes": {filename: data},
+    }
 
 
 def test_unknown_charset(small):
@@ -414,8 +445,8 @@ def _check_b64_region(raw: bytes, start: int, end: int, size: int) -> bytes:
     region = memoryview(raw)[start:end]
     full, rest = divmod(-(-size // 3) * 4, 76)
     assert len(region) == full * 78 + (rest + 2 if rest else 0)
-    assert bytes(region[76:full * 78:78]) == b"\r" * full
-    assert bytes(region[77:full * 78:78]) == b"\n" * full
+    assert bytes(region[76 : full * 78 : 78]) == b"\r" * full
+    assert bytes(region[77 : full * 78 : 78]) == b"\n" * full
     assert bytes(region[-2:]) == b"\r\n"
     data = binascii.a2b_base64(region)  # the line breaks are skipped
     assert len(data) == size
@@ -428,9 +459,9 @@ def _png_check(png: bytes) -> tuple[int, int]:
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     pos, chunks, idat = 8, [], []
     while pos < len(png):
-        (length,) = struct.unpack(">I", png[pos:pos + 4])
-        kind, data = png[pos + 4:pos + 8], png[pos + 8:pos + 8 + length]
-        (crc,) = struct.unpack(">I", png[pos + 8 + length:pos + 12 + length])
+        (length,) = struct.unpack(">I", png[pos : pos + 4])
+        kind, data = png[pos + 4 : pos + 8], png[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", png[pos + 8 + length : pos + 12 + length])
         assert crc == zlib.crc32(kind + data) & 0xFFFFFFFF, kind
         chunks.append(kind)
         if kind == b"IDAT":
@@ -444,7 +475,7 @@ def _png_check(png: bytes) -> tuple[int, int]:
     d, stream, total, zero = zlib.decompressobj(), b"".join(idat), 0, bytes(4 * MIB)
     while stream:
         out = d.decompress(stream, len(zero))
-        assert out == zero[:len(out)]  # filter byte 0 and black pixels only
+        assert out == zero[: len(out)]  # filter byte 0 and black pixels only
         total += len(out)
         stream = d.unconsumed_tail
     assert d.eof and not d.unused_data
@@ -466,8 +497,10 @@ def test_big_corpus(big, small):
     assert seconds < GEN_SECONDS, seconds
     assert held >= total * 0.95
     assert peak < total + PEAK_OVER_RESULT, (peak / MIB, total / MIB)
-    print(f"\nhostile_corpus(big=True): {seconds:.2f} s, {total / MIB:.1f} MiB of mail, "
-          f"peak traced {peak / MIB:.1f} MiB")
+    print(
+        f"\nhostile_corpus(big=True): {seconds:.2f} s, {total / MIB:.1f} MiB of mail, "
+        f"peak traced {peak / MIB:.1f} MiB"
+    )
 
     for m in corpus[-3:]:
         hdr = head_bytes(m.raw)
@@ -485,16 +518,24 @@ def test_big_corpus(big, small):
     png = att.get_payload(decode=True)
     assert 50_000 < len(png) < 1_000_000
     assert _png_check(png) == (20_000, 10_000)
-    assert m.checks == {"attachment_names": ["bomb.png"], "attachment_bytes": {"bomb.png": png},
-                        "png_size": (20_000, 10_000)}
+    assert m.checks == {
+        "attachment_names": ["bomb.png"],
+        "attachment_bytes": {"bomb.png": png},
+        "png_size": (20_000, 10_000),
+    }
 
     # big_attachment / huge_message: the structure with compat32 (bulk cut out), the base64
     # bulk with raw byte checks
     for name, filename, ctype, size, body in (
-            ("big_attachment", "big.bin", "application/octet-stream", 30 * MIB,
-             "Here is the full data dump."),
-            ("huge_message", "video.mp4", "video/mp4", 45 * MIB,
-             "Please find the video attached.")):
+        (
+            "big_attachment",
+            "big.bin",
+            "application/octet-stream",
+            30 * MIB,
+            "Here is the full data dump.",
+        ),
+        ("huge_message", "video.mp4", "video/mp4", 45 * MIB, "Please find the video attached."),
+    ):
         m = by[name]
         part_head, start, end = _b64_region(m.raw, filename)
         assert f"Content-Type: {ctype};".encode() in part_head
@@ -516,6 +557,7 @@ def test_big_corpus(big, small):
             assert m.checks["omitted"] == [{"filename": "video.mp4", "reason": "message_limit"}]
         else:
             assert m.folder == "Sent"
-            assert m.checks["omitted"] == [{"filename": "big.bin", "size": 31457280,
-                                            "reason": "attachment_limit"}]
+            assert m.checks["omitted"] == [
+                {"filename": "big.bin", "size": 31457280, "reason": "attachment_limit"}
+            ]
             assert m.checks["attachment_names"] == []

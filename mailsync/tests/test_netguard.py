@@ -1,6 +1,7 @@
 """The network rule against real sockets: a mailbox that points at the Odoo server's own network
 is refused before any packet leaves, with one and the same answer for every such address; an
 administrator can allow a network; the connection goes to the checked address only."""
+
 import socket
 import time
 
@@ -42,19 +43,35 @@ def _kind(fn):
     return caught.value
 
 
-@pytest.mark.parametrize("host", [
-    "127.0.0.1", "127.0.0.3", "localhost", "10.1.2.3", "192.168.0.10", "172.16.5.4",
-    "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1", "::1", "::ffff:127.0.0.1",
-    "fd00:ec2::254", "fe80::1"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "127.0.0.3",
+        "localhost",
+        "10.1.2.3",
+        "192.168.0.10",
+        "172.16.5.4",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "::1",
+        "::ffff:127.0.0.1",
+        "fd00:ec2::254",
+        "fe80::1",
+    ],
+)
 def test_private_addresses_refused_at_once_with_one_answer(mail_user, host):
-    cfg = mail_user.config("none", allowed_networks="", timeout=30,
-                           imap=Endpoint(host, 993, "ssl"))
+    cfg = mail_user.config("none", allowed_networks="", timeout=30, imap=Endpoint(host, 993, "ssl"))
     started = time.monotonic()
     error = _kind(lambda: test_imap(cfg))
     assert time.monotonic() - started < 1.0  # decided before connecting: no time-out to read
     assert error.kind == "not_allowed"
-    assert str(error) == f"Mail Sync does not connect to this server or port: it is not a " \
-                         f"public mail server ({host}:993)."
+    assert (
+        str(error) == f"Mail Sync does not connect to this server or port: it is not a "
+        f"public mail server ({host}:993)."
+    )
     assert "Allowed networks" in error.fix
 
 
@@ -62,9 +79,12 @@ def test_nothing_is_sent_to_a_refused_server(mail_user):
     listener = Listener()
     try:
         for security in ("none", "ssl", "starttls"):
-            cfg = mail_user.config("none", allowed_networks="",
-                                   imap=Endpoint("127.0.0.1", listener.port, security),
-                                   smtp=Endpoint("127.0.0.1", listener.port, security))
+            cfg = mail_user.config(
+                "none",
+                allowed_networks="",
+                imap=Endpoint("127.0.0.1", listener.port, security),
+                smtp=Endpoint("127.0.0.1", listener.port, security),
+            )
             assert _kind(lambda c=cfg: test_imap(c)).kind == "not_allowed"
             assert _kind(lambda c=cfg: test_smtp(c)).kind == "not_allowed"
         assert listener.accepted() == 0
@@ -75,13 +95,15 @@ def test_nothing_is_sent_to_a_refused_server(mail_user):
 def test_allowed_network_connects_and_an_address_outside_it_stays_refused(mail_user, dovecot):
     cfg = mail_user.config("none", allowed_networks="127.0.0.1")
     test_imap(cfg)  # the test Dovecot on 127.0.0.1, an unusual port: allowed with its address
-    other = mail_user.config("none", allowed_networks="127.0.0.1",
-                             imap=Endpoint("127.0.0.3", dovecot.port, "none"))
+    other = mail_user.config(
+        "none", allowed_networks="127.0.0.1", imap=Endpoint("127.0.0.3", dovecot.port, "none")
+    )
     assert _kind(lambda: test_imap(other)).kind == "not_allowed"
     wide = mail_user.config("none", allowed_networks="10.0.0.0/8, 127.0.0.0/30")
     test_imap(wide)
-    by_name = mail_user.config("none", allowed_networks="localhost",
-                               imap=Endpoint("localhost", dovecot.port, "none"))
+    by_name = mail_user.config(
+        "none", allowed_networks="localhost", imap=Endpoint("localhost", dovecot.port, "none")
+    )
     test_imap(by_name)
 
 
@@ -98,11 +120,15 @@ def test_unusual_port_of_a_public_server_refused():
 
 def test_a_name_with_one_private_address_is_refused():
     def mixed(host, port, **_kw):
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port)),
-                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.5", port))]
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.5", port)),
+        ]
 
-    assert _kind(lambda: netguard.resolve("mail.example.com", 993, "",
-                                          resolver=mixed)).kind == "not_allowed"
+    assert (
+        _kind(lambda: netguard.resolve("mail.example.com", 993, "", resolver=mixed)).kind
+        == "not_allowed"
+    )
 
 
 def test_the_connection_goes_to_the_checked_address(mail_user, dovecot, monkeypatch):
@@ -116,8 +142,9 @@ def test_the_connection_goes_to_the_checked_address(mail_user, dovecot, monkeypa
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
-    cfg = mail_user.config("none", allowed_networks="localhost",
-                           imap=Endpoint("localhost", dovecot.port, "none"))
+    cfg = mail_user.config(
+        "none", allowed_networks="localhost", imap=Endpoint("localhost", dovecot.port, "none")
+    )
     with ImapSession(cfg) as session:
         assert session.client._imap.sock.getpeername()[0] == "127.0.0.1"
         session.discover_folders()
@@ -136,6 +163,9 @@ def test_tls_still_checks_the_certificate_against_the_name(mail_user, dovecot, m
         return real("127.0.0.1" if host == "imap.alias.test" else host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", alias)
-    other_name = mail_user.config("ssl", allowed_networks="127.0.0.1",
-                                  imap=Endpoint("imap.alias.test", dovecot.ssl_port, "ssl"))
+    other_name = mail_user.config(
+        "ssl",
+        allowed_networks="127.0.0.1",
+        imap=Endpoint("imap.alias.test", dovecot.ssl_port, "ssl"),
+    )
     assert _kind(lambda: test_imap(other_name)).kind == "certificate"

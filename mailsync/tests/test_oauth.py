@@ -1,4 +1,5 @@
 """mailsync.oauth against the loopback OAuth server: real HTTP exchanges, nothing patched."""
+
 import base64
 import datetime as dt
 import os
@@ -36,8 +37,14 @@ def consent(server, provider="google", state="s-123", redirect_uri=None):
     """Start the flow, let requests follow the consent redirect to the callback, return
     (callback query, code_verifier, auth url)."""
     redirect_uri = redirect_uri or server.callback_url
-    url, verifier = oauth.authorization_url(provider, server.client_id, server.client_secret,
-                                            redirect_uri, state, _endpoints(server, provider))
+    url, verifier = oauth.authorization_url(
+        provider,
+        server.client_id,
+        server.client_secret,
+        redirect_uri,
+        state,
+        _endpoints(server, provider),
+    )
     resp = requests.get(url, timeout=10)  # follows the 302 to the callback
     assert resp.status_code == 200, resp.text
     assert resp.history and resp.history[0].status_code == 302
@@ -46,17 +53,30 @@ def consent(server, provider="google", state="s-123", redirect_uri=None):
 
 def connect(server, provider="google"):
     answer, verifier, _url = consent(server, provider)
-    return oauth.exchange_code(provider, server.client_id, server.client_secret,
-                               server.callback_url, answer["code"], verifier,
-                               _endpoints(server, provider))
+    return oauth.exchange_code(
+        provider,
+        server.client_id,
+        server.client_secret,
+        server.callback_url,
+        answer["code"],
+        verifier,
+        _endpoints(server, provider),
+    )
 
 
 def do_refresh(server, provider, refresh_token, **kw):
-    return oauth.refresh(provider, server.client_id, server.client_secret, refresh_token,
-                         _endpoints(server, provider), **kw)
+    return oauth.refresh(
+        provider,
+        server.client_id,
+        server.client_secret,
+        refresh_token,
+        _endpoints(server, provider),
+        **kw,
+    )
 
 
 # ---------------------------------------------------------------- providers and helpers
+
 
 def test_provider_descriptions():
     g, m = oauth.get_provider("google"), oauth.get_provider("outlook")
@@ -66,15 +86,20 @@ def test_provider_descriptions():
     assert (g.imap.host, g.imap.port, g.imap.security) == ("imap.gmail.com", 993, "ssl")
     assert (g.smtp.host, g.smtp.port, g.smtp.security) == ("smtp.gmail.com", 465, "ssl")
     assert g.config_provider == "gmail" and m.config_provider == "outlook"
-    assert set(m.scopes) == {"https://outlook.office.com/IMAP.AccessAsUser.All",
-                             "https://outlook.office.com/SMTP.Send", "offline_access",
-                             "openid", "email"}
+    assert set(m.scopes) == {
+        "https://outlook.office.com/IMAP.AccessAsUser.All",
+        "https://outlook.office.com/SMTP.Send",
+        "offline_access",
+        "openid",
+        "email",
+    }
     assert (m.imap.host, m.imap.port, m.imap.security) == ("outlook.office365.com", 993, "ssl")
     assert (m.smtp.host, m.smtp.port, m.smtp.security) == ("smtp.office365.com", 587, "starttls")
     assert m.url("token_uri") == "https://login.microsoftonline.com/common/oauth2/v2.0/token"
     t = oauth.get_provider("microsoft", {"tenant": "contoso.onmicrosoft.com"})
-    assert t.url("auth_uri") == ("https://login.microsoftonline.com/contoso.onmicrosoft.com/"
-                                 "oauth2/v2.0/authorize")
+    assert t.url("auth_uri") == (
+        "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/authorize"
+    )
 
 
 def test_plain_http_only_to_loopback():
@@ -82,8 +107,12 @@ def test_plain_http_only_to_loopback():
         with pytest.raises(SyncError) as info:
             oauth.get_provider("google", {"token_uri": url})
         assert info.value.kind == "config" and not info.value.retryable
-    for url in ("http://127.0.0.1:8069/t", "http://localhost/t", "http://[::1]:80/t",
-                "https://oauth.example.com/t"):
+    for url in (
+        "http://127.0.0.1:8069/t",
+        "http://localhost/t",
+        "http://[::1]:80/t",
+        "https://oauth.example.com/t",
+    ):
         assert oauth.get_provider("google", {"token_uri": url}).token_uri == url
 
 
@@ -147,9 +176,16 @@ def test_callback_error_parsing():
 
 # ---------------------------------------------------------------- authorization code flow
 
+
 def test_authorization_url_google(server):
-    url, verifier = oauth.authorization_url("google", server.client_id, server.client_secret,
-                                            server.callback_url, "st-1", server.endpoints())
+    url, verifier = oauth.authorization_url(
+        "google",
+        server.client_id,
+        server.client_secret,
+        server.callback_url,
+        "st-1",
+        server.endpoints(),
+    )
     parts = urllib.parse.urlsplit(url)
     q = dict(urllib.parse.parse_qsl(parts.query))
     assert url.startswith(server.base_url + "/authorize?")
@@ -159,15 +195,26 @@ def test_authorization_url_google(server):
     assert q["access_type"] == "offline" and q["prompt"] == "consent"
     assert q["code_challenge_method"] == "S256" and q["code_challenge"] == s256(verifier)
     assert 43 <= len(verifier) <= 128 and verifier not in url
-    _, verifier2 = oauth.authorization_url("google", server.client_id, server.client_secret,
-                                           server.callback_url, "st-1", server.endpoints())
+    _, verifier2 = oauth.authorization_url(
+        "google",
+        server.client_id,
+        server.client_secret,
+        server.callback_url,
+        "st-1",
+        server.endpoints(),
+    )
     assert verifier2 != verifier
 
 
 def test_authorization_url_microsoft(server):
-    url, verifier = oauth.authorization_url("microsoft", server.client_id, server.client_secret,
-                                            server.callback_url, "st-2",
-                                            server.endpoints("microsoft", tenant="contoso"))
+    url, verifier = oauth.authorization_url(
+        "microsoft",
+        server.client_id,
+        server.client_secret,
+        server.callback_url,
+        "st-2",
+        server.endpoints("microsoft", tenant="contoso"),
+    )
     parts = urllib.parse.urlsplit(url)
     q = dict(urllib.parse.parse_qsl(parts.query))
     assert parts.path == "/contoso/oauth2/v2.0/authorize"
@@ -179,8 +226,15 @@ def test_full_code_flow_google(server):
     answer, verifier, _ = consent(server, "google", state="opaque-signed-state")
     assert answer["state"] == "opaque-signed-state" and answer["code"]
     before = dt.datetime.now(UTC)
-    tokens = oauth.exchange_code("google", server.client_id, server.client_secret,
-                                 server.callback_url, answer["code"], verifier, server.endpoints())
+    tokens = oauth.exchange_code(
+        "google",
+        server.client_id,
+        server.client_secret,
+        server.callback_url,
+        answer["code"],
+        verifier,
+        server.endpoints(),
+    )
     assert tokens.email == ALICE
     assert tokens.access_token and tokens.refresh_token
     assert tokens.expires_at.tzinfo is not None
@@ -221,17 +275,30 @@ def test_reconsent_still_returns_a_refresh_token(server):
 def test_bad_code_is_refused(server, provider):
     _answer, verifier, _ = consent(server, provider)
     with pytest.raises(SyncError) as info:
-        oauth.exchange_code(provider, server.client_id, server.client_secret,
-                            server.callback_url, "4/0-not-a-code", verifier,
-                            _endpoints(server, provider))
+        oauth.exchange_code(
+            provider,
+            server.client_id,
+            server.client_secret,
+            server.callback_url,
+            "4/0-not-a-code",
+            verifier,
+            _endpoints(server, provider),
+        )
     assert info.value.kind == "oauth_revoked" and not info.value.retryable
     assert "invalid_grant" in info.value.detail
 
 
 def test_replayed_code_is_refused(server, provider):
     answer, verifier, _ = consent(server, provider)
-    args = (provider, server.client_id, server.client_secret, server.callback_url,
-            answer["code"], verifier, _endpoints(server, provider))
+    args = (
+        provider,
+        server.client_id,
+        server.client_secret,
+        server.callback_url,
+        answer["code"],
+        verifier,
+        _endpoints(server, provider),
+    )
     assert oauth.exchange_code(*args).access_token
     with pytest.raises(SyncError) as info:
         oauth.exchange_code(*args)
@@ -241,12 +308,24 @@ def test_replayed_code_is_refused(server, provider):
 
 def test_wrong_code_verifier_is_refused(server):
     answer, _verifier, _ = consent(server)
-    _, other_verifier = oauth.authorization_url("google", server.client_id, server.client_secret,
-                                                server.callback_url, "x", server.endpoints())
+    _, other_verifier = oauth.authorization_url(
+        "google",
+        server.client_id,
+        server.client_secret,
+        server.callback_url,
+        "x",
+        server.endpoints(),
+    )
     with pytest.raises(SyncError) as info:
-        oauth.exchange_code("google", server.client_id, server.client_secret,
-                            server.callback_url, answer["code"], other_verifier,
-                            server.endpoints())
+        oauth.exchange_code(
+            "google",
+            server.client_id,
+            server.client_secret,
+            server.callback_url,
+            answer["code"],
+            other_verifier,
+            server.endpoints(),
+        )
     assert info.value.kind == "oauth_revoked" and "verifier" in info.value.detail
 
 
@@ -254,33 +333,54 @@ def test_expired_code_is_refused(server):
     answer, verifier, _ = consent(server)
     server.expire_codes()
     with pytest.raises(SyncError) as info:
-        oauth.exchange_code("google", server.client_id, server.client_secret,
-                            server.callback_url, answer["code"], verifier, server.endpoints())
+        oauth.exchange_code(
+            "google",
+            server.client_id,
+            server.client_secret,
+            server.callback_url,
+            answer["code"],
+            verifier,
+            server.endpoints(),
+        )
     assert info.value.kind == "oauth_revoked" and "expired" in info.value.detail
 
 
 def test_redirect_uri_must_match(server):
     answer, verifier, _ = consent(server)
     with pytest.raises(SyncError) as info:
-        oauth.exchange_code("google", server.client_id, server.client_secret,
-                            server.callback_url + "/other", answer["code"], verifier,
-                            server.endpoints())
+        oauth.exchange_code(
+            "google",
+            server.client_id,
+            server.client_secret,
+            server.callback_url + "/other",
+            answer["code"],
+            verifier,
+            server.endpoints(),
+        )
     assert info.value.kind == "config"
 
 
 def test_wrong_client_secret(server, provider):
     answer, verifier, _ = consent(server, provider)
     with pytest.raises(SyncError) as info:
-        oauth.exchange_code(provider, server.client_id, "wrong-secret", server.callback_url,
-                            answer["code"], verifier, _endpoints(server, provider))
+        oauth.exchange_code(
+            provider,
+            server.client_id,
+            "wrong-secret",
+            server.callback_url,
+            answer["code"],
+            verifier,
+            _endpoints(server, provider),
+        )
     assert info.value.kind == "config" and not info.value.retryable
     assert "wrong-secret" not in info.value.detail
 
 
 def test_unregistered_redirect_uri_gets_no_code(server):
     server.add_client("strict-client", "s3cret", redirect_uris=["http://127.0.0.1:1/cb"])
-    url, _ = oauth.authorization_url("google", "strict-client", "s3cret", server.callback_url,
-                                     "st", server.endpoints())
+    url, _ = oauth.authorization_url(
+        "google", "strict-client", "s3cret", server.callback_url, "st", server.endpoints()
+    )
     resp = requests.get(url, allow_redirects=False, timeout=10)
     assert resp.status_code == 400 and "redirect_uri_mismatch" in resp.text
 
@@ -302,9 +402,15 @@ def test_mail_scope_unticked_on_consent_screen(server):
 
 
 def test_authorize_validates_pkce_and_state(server):
-    base = {"response_type": "code", "client_id": server.client_id,
-            "redirect_uri": server.callback_url, "scope": "https://mail.google.com/",
-            "state": "s", "code_challenge": s256("v" * 43), "code_challenge_method": "S256"}
+    base = {
+        "response_type": "code",
+        "client_id": server.client_id,
+        "redirect_uri": server.callback_url,
+        "scope": "https://mail.google.com/",
+        "state": "s",
+        "code_challenge": s256("v" * 43),
+        "code_challenge_method": "S256",
+    }
 
     def ask(**changes):
         params = {k: v for k, v in dict(base, **changes).items() if v is not None}
@@ -317,12 +423,17 @@ def test_authorize_validates_pkce_and_state(server):
     assert ask(state=None)["error"] == "invalid_request"
     assert ask(response_type="token")["error"] == "unsupported_response_type"
     assert ask(scope="https://mail.google.com/ admin")["error"] == "invalid_scope"
-    r = requests.get(server.base_url + "/authorize", params=dict(base, client_id="nobody"),
-                     allow_redirects=False, timeout=10)
+    r = requests.get(
+        server.base_url + "/authorize",
+        params=dict(base, client_id="nobody"),
+        allow_redirects=False,
+        timeout=10,
+    )
     assert r.status_code == 400
 
 
 # ---------------------------------------------------------------- refresh, rotation, revocation
+
 
 def test_refresh(server, provider):
     tokens = connect(server, provider)
@@ -402,8 +513,14 @@ def test_network_failure_is_retryable(server, provider):
     dead = f"http://127.0.0.1:{free_port()}"
     endpoints = dict(_endpoints(server, provider), token_uri=dead + "/token")
     with pytest.raises(SyncError) as info:
-        oauth.refresh(provider, server.client_id, server.client_secret, tokens.refresh_token,
-                      endpoints, timeout=5)
+        oauth.refresh(
+            provider,
+            server.client_id,
+            server.client_secret,
+            tokens.refresh_token,
+            endpoints,
+            timeout=5,
+        )
     assert info.value.retryable and info.value.kind == "refused"
     assert tokens.refresh_token not in info.value.detail
 
@@ -423,12 +540,21 @@ def test_exchange_network_failure_is_retryable(server):
     answer, verifier, _ = consent(server)
     endpoints = dict(server.endpoints(), token_uri=f"http://127.0.0.1:{free_port()}/token")
     with pytest.raises(SyncError) as info:
-        oauth.exchange_code("google", server.client_id, server.client_secret,
-                            server.callback_url, answer["code"], verifier, endpoints, timeout=5)
+        oauth.exchange_code(
+            "google",
+            server.client_id,
+            server.client_secret,
+            server.callback_url,
+            answer["code"],
+            verifier,
+            endpoints,
+            timeout=5,
+        )
     assert info.value.retryable
 
 
 # ---------------------------------------------------------------- resource-server endpoints
+
 
 def test_introspection_and_tokeninfo(server):
     tokens = connect(server)
@@ -445,8 +571,14 @@ def test_introspection_and_tokeninfo(server):
 
 def test_nobody_signed_in_gets_a_page_not_a_code(server):
     server.set_account(None)
-    url, _ = oauth.authorization_url("google", server.client_id, server.client_secret,
-                                     server.callback_url, "st", server.endpoints())
+    url, _ = oauth.authorization_url(
+        "google",
+        server.client_id,
+        server.client_secret,
+        server.callback_url,
+        "st",
+        server.endpoints(),
+    )
     resp = requests.get(url, allow_redirects=False, timeout=10)
     assert resp.status_code == 200 and "No account is signed in" in resp.text
 
@@ -457,4 +589,5 @@ def test_shared_oauth_is_one_started_server():
     first, second = shared_oauth(), shared_oauth()
     assert first is second
     assert requests.post(first.introspection_url, data={"token": "x"}, timeout=5).json() == {
-        "active": False}
+        "active": False
+    }

@@ -1,5 +1,6 @@
 """XOAUTH2 for real: tokens from the loopback OAuth server, checked by a private Dovecot
 (oauth2 passdb, RFC 7662 introspection) and by the loopback SMTP server."""
+
 import smtplib
 
 import pytest
@@ -28,9 +29,13 @@ def dovecot(oauth_server):
         # the oauth2 passdb authenticates; the userdb must still know the user
         dc.add_user(ALICE, "alice-password")
         dc.add_user(BOB, "bob-password")
-        dc.append(ALICE, "INBOX", b"From: carol@example.test\r\nTo: alice@oauth.test\r\n"
-                                  b"Subject: hello over oauth\r\nMessage-ID: <x1@example.test>\r\n"
-                                  b"\r\nbody\r\n")
+        dc.append(
+            ALICE,
+            "INBOX",
+            b"From: carol@example.test\r\nTo: alice@oauth.test\r\n"
+            b"Subject: hello over oauth\r\nMessage-ID: <x1@example.test>\r\n"
+            b"\r\nbody\r\n",
+        )
         yield dc
 
 
@@ -45,11 +50,24 @@ def server(oauth_server):
 def connect_via_consent(server, account):
     """The full code flow, as the addon runs it: consent URL, redirect, code exchange."""
     server.set_account(account)
-    url, verifier = oauth.authorization_url("google", server.client_id, server.client_secret,
-                                            server.callback_url, "st", server.endpoints())
+    url, verifier = oauth.authorization_url(
+        "google",
+        server.client_id,
+        server.client_secret,
+        server.callback_url,
+        "st",
+        server.endpoints(),
+    )
     answer = requests.get(url, timeout=10).json()
-    return oauth.exchange_code("google", server.client_id, server.client_secret,
-                               server.callback_url, answer["code"], verifier, server.endpoints())
+    return oauth.exchange_code(
+        "google",
+        server.client_id,
+        server.client_secret,
+        server.callback_url,
+        answer["code"],
+        verifier,
+        server.endpoints(),
+    )
 
 
 def imap_oauth_login(dovecot, user, token):
@@ -79,8 +97,7 @@ def test_valid_token_logs_in_and_reads(server, dovecot):
         assert info[b"EXISTS"] == 1
         uids = client.search(["ALL"])
         data = client.fetch(uids, ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]"])
-        assert b"hello over oauth" in next(iter(data.values()))[
-            b"BODY[HEADER.FIELDS (SUBJECT)]"]
+        assert b"hello over oauth" in next(iter(data.values()))[b"BODY[HEADER.FIELDS (SUBJECT)]"]
     finally:
         client.logout()
     assert server.calls["introspect"] == before + 1  # Dovecot asked the OAuth server
@@ -100,16 +117,18 @@ def test_refreshed_token_logs_in_and_old_expired_one_fails(server, dovecot):
     tokens = connect_via_consent(server, ALICE)
     server.expire_all_access_tokens()
     assert_auth_failed(dovecot, ALICE, tokens.access_token)
-    renewed = oauth.refresh("google", server.client_id, server.client_secret,
-                            tokens.refresh_token, server.endpoints())
+    renewed = oauth.refresh(
+        "google", server.client_id, server.client_secret, tokens.refresh_token, server.endpoints()
+    )
     imap_oauth_login(dovecot, ALICE, renewed.access_token).logout()
 
 
 def test_rotated_refresh_token_chain_logs_in(server, dovecot):
     server.rotate_refresh_tokens = True
     tokens = connect_via_consent(server, ALICE)
-    renewed = oauth.refresh("google", server.client_id, server.client_secret,
-                            tokens.refresh_token, server.endpoints())
+    renewed = oauth.refresh(
+        "google", server.client_id, server.client_secret, tokens.refresh_token, server.endpoints()
+    )
     assert renewed.refresh_token != tokens.refresh_token
     imap_oauth_login(dovecot, ALICE, renewed.access_token).logout()
 

@@ -16,6 +16,7 @@ synced does not pull it in, unless a UIDVALIDITY reset re-reads it). Then:
   linked only to leads among its own addresses (a message matching two leads to both);
 - after every completed sync: every *must* copy still in the mailbox is recorded.
 """
+
 from __future__ import annotations
 
 import email.utils
@@ -25,8 +26,14 @@ from dataclasses import dataclass
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition,
-                                 rule, run_state_machine_as_test)
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from conftest import new_mail_user
 from mailsync.sync import sync_mailbox
@@ -37,15 +44,39 @@ from mailsync.types import ROLE_INBOX, ROLE_SENT, FolderState
 
 ME = "me@crm.test"
 CORRESPONDENTS = [f"c{i}@corr{i % 3}.test" for i in range(6)]
-POOL = corpus.generate("property", ME, CORRESPONDENTS, 40, malformed_ratio=0.05, big_every=0,
-                       attachment_ratio=0.1, bulk_ratio=0.1)
+POOL = corpus.generate(
+    "property",
+    ME,
+    CORRESPONDENTS,
+    40,
+    malformed_ratio=0.05,
+    big_every=0,
+    attachment_ratio=0.1,
+    bulk_ratio=0.1,
+)
 FOLDERS = ("INBOX", "Sent")
 DEFAULT_FOLDERS = [FolderState("INBOX", ROLE_INBOX), FolderState("Sent", ROLE_SENT)]
-SETTINGS = settings(max_examples=40, stateful_step_count=15, deadline=None, database=None,
-                    suppress_health_check=list(HealthCheck), print_blob=True)
+SETTINGS = settings(
+    max_examples=40,
+    stateful_step_count=15,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+    print_blob=True,
+)
 
-STATS = {"examples": 0, "steps": 0, "syncs": 0, "crashes": 0, "resets": 0, "expunges": 0,
-         "appends": 0, "max_recorded": 0, "lost": 0, "duplicated": 0}
+STATS = {
+    "examples": 0,
+    "steps": 0,
+    "syncs": 0,
+    "crashes": 0,
+    "resets": 0,
+    "expunges": 0,
+    "appends": 0,
+    "max_recorded": 0,
+    "lost": 0,
+    "duplicated": 0,
+}
 _serial = itertools.count(1)
 
 
@@ -94,17 +125,22 @@ class MailboxMachine(RuleBasedStateMachine):
         self._sync_started()
         STATS["syncs"] += 1
         try:
-            sync_mailbox(self.cfg, self.reg.folders(default=DEFAULT_FOLDERS),
-                         matcher=self.reg.matcher, recorder=self.reg.recorder_with(crash),
-                         batch_size=batch_size)
+            sync_mailbox(
+                self.cfg,
+                self.reg.folders(default=DEFAULT_FOLDERS),
+                matcher=self.reg.matcher,
+                recorder=self.reg.recorder_with(crash),
+                batch_size=batch_size,
+            )
         except Crash:
             STATS["crashes"] += 1
             return False
         return True
 
     def _check_complete(self):
-        present_must = {c.mid for copies in self.mailbox.values() for c in copies
-                        if c.status == "must"}
+        present_must = {
+            c.mid for copies in self.mailbox.values() for c in copies if c.status == "must"
+        }
         lost = present_must - self.reg.recorded()
         STATS["lost"] += len(lost)
         assert not lost, f"lost: {sorted(lost)}"
@@ -135,12 +171,14 @@ class MailboxMachine(RuleBasedStateMachine):
     @precondition(lambda self: len(self.leads) >= 2)
     @rule(data=st.data())
     def append_matching_two_leads(self, data):
-        a, b = data.draw(st.lists(st.sampled_from(sorted(self.leads)), min_size=2, max_size=2,
-                                  unique=True))
+        a, b = data.draw(
+            st.lists(st.sampled_from(sorted(self.leads)), min_size=2, max_size=2, unique=True)
+        )
         mid = f"<two.{next(_serial)}.{time.time_ns()}@corr.test>"
-        raw = (f"From: {a}\r\nTo: {ME}\r\nCc: Someone <{b}>\r\nSubject: for both\r\n"
-               f"Date: {email.utils.formatdate()}\r\nMessage-ID: {mid}\r\n\r\nhi both\r\n"
-               ).encode()
+        raw = (
+            f"From: {a}\r\nTo: {ME}\r\nCc: Someone <{b}>\r\nSubject: for both\r\n"
+            f"Date: {email.utils.formatdate()}\r\nMessage-ID: {mid}\r\n\r\nhi both\r\n"
+        ).encode()
         self._append("INBOX", raw, mid, {a, ME, b})
         self.two_leads[mid] = frozenset({a, b})
 
@@ -159,8 +197,11 @@ class MailboxMachine(RuleBasedStateMachine):
         STATS["expunges"] += 1
 
     @precondition(lambda self: any(self.mailbox.values()))
-    @rule(data=st.data(), flag=st.sampled_from([b"\\Seen", b"\\Flagged", b"\\Answered",
-                                                b"$Label1"]), add=st.booleans())
+    @rule(
+        data=st.data(),
+        flag=st.sampled_from([b"\\Seen", b"\\Flagged", b"\\Answered", b"$Label1"]),
+        add=st.booleans(),
+    )
     def flag_change(self, data, flag, add):
         folder = data.draw(st.sampled_from([f for f in FOLDERS if self.mailbox[f]]))
         copy = data.draw(st.sampled_from(self.mailbox[folder]))
@@ -192,8 +233,10 @@ class MailboxMachine(RuleBasedStateMachine):
     def new_lead(self, data):
         self.leads.add(data.draw(st.sampled_from(sorted(set(CORRESPONDENTS) - self.leads))))
 
-    @rule(batch_size=st.sampled_from([1, 2, 3, 200]),
-          crash=st.one_of(st.none(), st.tuples(st.integers(0, 1), st.integers(0, 3))))
+    @rule(
+        batch_size=st.sampled_from([1, 2, 3, 200]),
+        crash=st.one_of(st.none(), st.tuples(st.integers(0, 1), st.integers(0, 3))),
+    )
     def sync(self, batch_size, crash):
         """A sync; with ``crash=(n, k)`` the recorder dies in the n-th batch that has items after
         recording k of them (k >= the batch's size: after all, before the commit)."""
@@ -227,12 +270,26 @@ class MailboxMachine(RuleBasedStateMachine):
 def test_mailbox_histories_never_lose_or_duplicate(capsys):
     before = dict(STATS)
     run_state_machine_as_test(MailboxMachine, settings=SETTINGS)
-    run = {k: STATS[k] - before[k] for k in ("examples", "steps", "syncs", "crashes", "resets",
-                                             "expunges", "appends", "lost", "duplicated")}
+    run = {
+        k: STATS[k] - before[k]
+        for k in (
+            "examples",
+            "steps",
+            "syncs",
+            "crashes",
+            "resets",
+            "expunges",
+            "appends",
+            "lost",
+            "duplicated",
+        )
+    }
     assert run["examples"] >= 10 and run["syncs"] > 0 and run["crashes"] > 0
     assert run["lost"] == 0 and run["duplicated"] == 0
     with capsys.disabled():
-        print(f"\n[property] hypothesis examples run: {run['examples']} ({run['steps']} steps, "
-              f"{run['syncs']} syncs of which {run['crashes']} crashed, {run['resets']} "
-              f"UIDVALIDITY resets, {run['expunges']} expunges, {run['appends']} appends); "
-              f"lost: {run['lost']}, duplicated: {run['duplicated']}")
+        print(
+            f"\n[property] hypothesis examples run: {run['examples']} ({run['steps']} steps, "
+            f"{run['syncs']} syncs of which {run['crashes']} crashed, {run['resets']} "
+            f"UIDVALIDITY resets, {run['expunges']} expunges, {run['appends']} appends); "
+            f"lost: {run['lost']}, duplicated: {run['duplicated']}"
+        )

@@ -1,5 +1,6 @@
 """The engine's one read loop (sync, late linking, dry run) and its one "which folders changed?"
 against a real Dovecot."""
+
 import pytest
 
 from mailsync import arrival, sync
@@ -13,8 +14,16 @@ ANN = "ann@client.org"
 
 def _inbox(mail_user, n, seed=31):
     """``n`` messages with Ann in INBOX (small, well formed): their UIDs, ascending."""
-    msgs = corpus.generate(seed, mail_user.email, [ANN], n, malformed_ratio=0, sent_ratio=0,
-                           big_every=0, attachment_ratio=0)
+    msgs = corpus.generate(
+        seed,
+        mail_user.email,
+        [ANN],
+        n,
+        malformed_ratio=0,
+        sent_ratio=0,
+        big_every=0,
+        attachment_ratio=0,
+    )
     return [mail_user.append("INBOX", m.raw) for m in msgs]
 
 
@@ -53,22 +62,32 @@ def test_a_poison_message_is_read_alone_and_the_others_recorded(mail_user, calle
         fetched = _poisoned(session, poison)
         if caller == "sync":
             [folder], report = sync.sync_mailbox(
-                mail_user.config(), [FolderState("INBOX", "inbox")], matcher=_want_all,
-                recorder=recorder, session=session,
-                on_errors=lambda fs, errs: errors.extend(errs))
+                mail_user.config(),
+                [FolderState("INBOX", "inbox")],
+                matcher=_want_all,
+                recorder=recorder,
+                session=session,
+                on_errors=lambda fs, errs: errors.extend(errs),
+            )
             assert folder.last_uid == uids[-1]
         else:
             session.examine("INBOX")
             seen, matched, report = sync.read_uids(
-                session, FolderState("INBOX", "inbox"), uids, matcher=_want_all,
-                recorder=recorder, on_errors=lambda fs, errs: errors.extend(errs))
+                session,
+                FolderState("INBOX", "inbox"),
+                uids,
+                matcher=_want_all,
+                recorder=recorder,
+                on_errors=lambda fs, errs: errors.extend(errs),
+            )
             assert seen == matched == set(uids)
     assert fetched == [uids] + [[uid] for uid in uids]
     [error] = report.errors
     assert errors == [error]
     assert (error.uid, error.folder, error.header.uid) == (poison, "INBOX", poison)
-    assert sorted(uid for items, _last in calls for uid in items) == \
-        [uid for uid in uids if uid != poison]
+    assert sorted(uid for items, _last in calls for uid in items) == [
+        uid for uid in uids if uid != poison
+    ]
     assert report.recorded == 4 and report.matched == 5
     assert all(last == (uids[-1] if caller == "sync" else None) for _items, last in calls)
 
@@ -85,9 +104,14 @@ def test_headers_only_asks_the_matcher_and_reads_no_body(mail_user):
     with ImapSession(mail_user.config()) as session:
         session.examine("INBOX")
         fetched = _poisoned(session, None)
-        seen, matched, report = sync.read_uids(session, FolderState("INBOX", "inbox"),
-                                               uids + [max(uids) + 50], matcher=matcher,
-                                               batch_size=4, bodies=False)
+        seen, matched, report = sync.read_uids(
+            session,
+            FolderState("INBOX", "inbox"),
+            uids + [max(uids) + 50],
+            matcher=matcher,
+            batch_size=4,
+            bodies=False,
+        )
         assert session.bodies_bytes == 0 and fetched == []
     assert asked == uids and seen == set(uids)
     assert matched == {uid for uid in uids if uid % 2}
@@ -100,12 +124,17 @@ def test_changed_folders_one_answer_for_the_sync_and_fast_arrival(mail_user):
     sync's own function."""
     assert arrival.changed_folders is sync.changed_folders
     _inbox(mail_user, 3)
-    [inbox], _report = sync.sync_mailbox(mail_user.config(), [FolderState("INBOX", "inbox")],
-                                         matcher=lambda headers: {}, recorder=lambda *a: None)
+    [inbox], _report = sync.sync_mailbox(
+        mail_user.config(),
+        [FolderState("INBOX", "inbox")],
+        matcher=lambda headers: {},
+        recorder=lambda *a: None,
+    )
     never = FolderState("Never", "sent")
     gone = FolderState("Gone", "sent", uidvalidity=5, last_uid=9)
-    reset = FolderState("INBOX", "inbox", uidvalidity=inbox.uidvalidity + 1,
-                        last_uid=inbox.last_uid)
+    reset = FolderState(
+        "INBOX", "inbox", uidvalidity=inbox.uidvalidity + 1, last_uid=inbox.last_uid
+    )
     with ImapSession(mail_user.config()) as session:
         assert sync.changed_folders(session, [inbox]) == []
         assert sync.changed_folders(session, [inbox, never, gone]) == [never, gone]

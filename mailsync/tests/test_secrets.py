@@ -1,4 +1,5 @@
 """SecretBox / load_keys: encryption of stored passwords and tokens."""
+
 import os
 import stat
 

@@ -1,4 +1,5 @@
 """ImapSession / test_imap / test_smtp against the private Dovecot and SMTP servers."""
+
 import socket
 import ssl
 import threading
@@ -40,8 +41,10 @@ def test_connect_every_security(mail_user, dovecot, security):
     imap.test_imap(cfg, cafile=dovecot.cafile)
     with ImapSession(cfg, cafile=dovecot.cafile) as s:
         assert "IMAP4REV1" in s.capabilities and not s.is_gmail
-        assert [(f.name, f.role) for f in s.discover_folders()] == [("INBOX", "inbox"),
-                                                                   ("Sent", "sent")]
+        assert [(f.name, f.role) for f in s.discover_folders()] == [
+            ("INBOX", "inbox"),
+            ("Sent", "sent"),
+        ]
 
 
 def test_cafile_from_environment(mail_user, dovecot, monkeypatch):
@@ -87,8 +90,7 @@ def test_dead_port_is_refused_quickly(mail_user, dead_port):
 
 @pytest.mark.parametrize("security", ["none", "ssl", "starttls"])
 def test_silent_server_times_out_within_timeout(mail_user, silent_port, security):
-    cfg = mail_user.config(security, imap=Endpoint("127.0.0.1", silent_port, security),
-                           timeout=1.0)
+    cfg = mail_user.config(security, imap=Endpoint("127.0.0.1", silent_port, security), timeout=1.0)
     t = time.monotonic()
     err = _kind(lambda: imap.test_imap(cfg))
     assert err.kind == "timeout" and err.retryable
@@ -111,9 +113,11 @@ def test_garbage_server_is_protocol(mail_user):
         conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
         time.sleep(0.5)
         conn.close()
+
     threading.Thread(target=answer, daemon=True).start()
-    cfg = mail_user.config("none", imap=Endpoint("127.0.0.1", srv.getsockname()[1], "none"),
-                           timeout=3)
+    cfg = mail_user.config(
+        "none", imap=Endpoint("127.0.0.1", srv.getsockname()[1], "none"), timeout=3
+    )
     try:
         assert _kind(lambda: imap.test_imap(cfg)).kind == "protocol"
     finally:
@@ -126,12 +130,19 @@ def test_pick_folders_special_use_fallbacks_and_gmail():
     rows = [((), "INBOX"), ((), "INBOX.Sent"), ((r"\Noselect",), "[Gmail]")]
     assert [f.name for f in pick_folders(rows)] == ["INBOX", "INBOX.Sent"]
     rows = [((), "INBOX"), ((r"\Sent",), "Gesendete Objekte"), ((), "Sent")]
-    assert [(f.name, f.role) for f in pick_folders(rows)] == [("INBOX", "inbox"),
-                                                             ("Gesendete Objekte", "sent")]
-    gmail = [((), "INBOX"), ((r"\Noselect",), "[Gmail]"), ((r"\All",), "[Gmail]/All Mail"),
-             ((r"\Sent",), "[Gmail]/Sent Mail")]
+    assert [(f.name, f.role) for f in pick_folders(rows)] == [
+        ("INBOX", "inbox"),
+        ("Gesendete Objekte", "sent"),
+    ]
+    gmail = [
+        ((), "INBOX"),
+        ((r"\Noselect",), "[Gmail]"),
+        ((r"\All",), "[Gmail]/All Mail"),
+        ((r"\Sent",), "[Gmail]/Sent Mail"),
+    ]
     assert [(f.name, f.role) for f in pick_folders(gmail, gmail=True)] == [
-        ("[Gmail]/All Mail", "all")]
+        ("[Gmail]/All Mail", "all")
+    ]
     assert [f.name for f in pick_folders(gmail)] == ["INBOX", "[Gmail]/Sent Mail"]
     assert [f.name for f in pick_folders([((), "INBOX")])] == ["INBOX"]
 
@@ -144,8 +155,10 @@ def test_examine_missing_folder(mail_user):
 
 def test_headers_are_cheap_and_bodies_exact_and_flags_untouched(mail_user, dovecot):
     msgs = corpus.generate(21, mail_user.email, ["ann@client.org"], 12, big_every=4)
-    uids = [mail_user.append("INBOX", m.raw, flags=(r"\Seen",) if i % 2 else ())
-            for i, m in enumerate(msgs)]
+    uids = [
+        mail_user.append("INBOX", m.raw, flags=(r"\Seen",) if i % 2 else ())
+        for i, m in enumerate(msgs)
+    ]
     before = dovecot.flags(mail_user.login, "INBOX")
     with ImapSession(mail_user.config()) as s:
         validity, uidnext = s.examine("INBOX")
@@ -169,8 +182,12 @@ def test_headers_are_cheap_and_bodies_exact_and_flags_untouched(mail_user, dovec
 
 def test_uids_since(mail_user):
     import datetime as dt
-    old = mail_user.append("INBOX", corpus.generate(1, mail_user.email, ["a@b.org"], 1)[0].raw,
-                           when=dt.datetime(2020, 1, 1, 12, tzinfo=dt.timezone.utc))
+
+    old = mail_user.append(
+        "INBOX",
+        corpus.generate(1, mail_user.email, ["a@b.org"], 1)[0].raw,
+        when=dt.datetime(2020, 1, 1, 12, tzinfo=dt.timezone.utc),
+    )
     new = mail_user.append("INBOX", corpus.generate(2, mail_user.email, ["a@b.org"], 1)[0].raw)
     with ImapSession(mail_user.config()) as s:
         s.examine("INBOX")
@@ -220,15 +237,24 @@ def test_smtp_xoauth2_checks_the_reply(mail_user):
 
     tokens = {"good-token": mail_user.login}
     with SmtpServer(token_validator=tokens.get) as srv:
+
         def cfg(token):
-            return mail_user.config("none", password=None, access_token=token,
-                                    smtp=Endpoint(srv.host, srv.port, "none"))
+            return mail_user.config(
+                "none", password=None, access_token=token, smtp=Endpoint(srv.host, srv.port, "none")
+            )
+
         imap.test_smtp(cfg("good-token"))
         err = _kind(lambda: imap.test_smtp(cfg("revoked-token")))
         assert err.kind == "auth" and "revoked-token" not in err.detail + repr(err)
-        imap.test_smtp(mail_user.config("starttls", password=None, access_token="good-token",
-                                        smtp=Endpoint(srv.host, srv.port, "starttls")),
-                       cafile=srv.cafile)
+        imap.test_smtp(
+            mail_user.config(
+                "starttls",
+                password=None,
+                access_token="good-token",
+                smtp=Endpoint(srv.host, srv.port, "starttls"),
+            ),
+            cafile=srv.cafile,
+        )
 
 
 def test_imap_xoauth2_session_and_sync():
@@ -239,19 +265,31 @@ def test_imap_xoauth2_session_and_sync():
     from mailsync.types import MailboxConfig
 
     who = "olga@oauth.test"
-    with OAuthServer(account=who) as oauth, DovecotServer(
-            oauth_introspection_url=oauth.introspection_url) as dc:
+    with (
+        OAuthServer(account=who) as oauth,
+        DovecotServer(oauth_introspection_url=oauth.introspection_url) as dc,
+    ):
         dc.add_user(who, "unused-password")
         msg = corpus.generate(1, who, ["ann@client.org"], 1, malformed_ratio=0)[0]
         dc.append(who, "INBOX", msg.raw)
         token = oauth.issue_tokens(who)["access_token"]
-        cfg = MailboxConfig(email=who, imap=Endpoint(dc.host, dc.port, "none"), login=who,
-                            access_token=token, provider="gmail", timeout=10,
-                            allowed_networks="127.0.0.1")
+        cfg = MailboxConfig(
+            email=who,
+            imap=Endpoint(dc.host, dc.port, "none"),
+            login=who,
+            access_token=token,
+            provider="gmail",
+            timeout=10,
+            allowed_networks="127.0.0.1",
+        )
         imap.test_imap(cfg)
         got = []
-        sync_mailbox(cfg, None, matcher=lambda hs: {h.uid: 1 for h in hs},
-                     recorder=lambda fs, items, last: got.extend(items))
+        sync_mailbox(
+            cfg,
+            None,
+            matcher=lambda hs: {h.uid: 1 for h in hs},
+            recorder=lambda fs, items, last: got.extend(items),
+        )
         assert [p.message_id for _, p, _ in got] == [msg.message_id]
         oauth.revoke(who)
         err = _kind(lambda: imap.test_imap(cfg))

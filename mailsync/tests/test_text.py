@@ -1,6 +1,7 @@
 """Clean text at the door: whatever bytes a stranger puts in any header, or in a body, what the
 engine hands out is storable by PostgreSQL and readable by an XML/HTML parser, one-line fields
 are on one line and within their limits."""
+
 import dataclasses
 import os
 
@@ -9,8 +10,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailsync.parse import HEADER_FIELDS, parse_headers, parse_message
-from mailsync.text import (ELLIPSIS, FILENAME_MAX, ID_MAX, NAME_MAX, SUBJECT_MAX, clean,
-                           clean_id, clean_line)
+from mailsync.text import (
+    ELLIPSIS,
+    FILENAME_MAX,
+    ID_MAX,
+    NAME_MAX,
+    SUBJECT_MAX,
+    clean,
+    clean_id,
+    clean_line,
+)
 
 XML_BAD = {chr(c) for c in range(32) if c not in (9, 10, 13)} | {"\ufffe", "\uffff"}
 
@@ -25,7 +34,8 @@ def test_clean_removes_what_postgres_and_xml_refuse():
 
 def test_clean_line_folds_and_cuts():
     assert clean_line(" first\r\nsecond\n\tthird\x0bfourth\u2028fifth ") == (
-        "first second third fourth fifth")
+        "first second third fourth fifth"
+    )
     assert clean_line("x" * 10, 10) == "x" * 10
     cut = clean_line("x" * 11, 10)
     assert len(cut) == 10 and cut.endswith(ELLIPSIS)
@@ -44,6 +54,7 @@ def test_clean_id_keeps_ids_apart_and_short():
 
 # --- properties ----------------------------------------------------------------------------------
 
+
 def _strings(value, path="p"):
     """Every str inside a dataclass / tuple / list, with where it was found."""
     if isinstance(value, str):
@@ -59,9 +70,22 @@ def _strings(value, path="p"):
             yield from _strings(item, f"{path}[{k!r}]")
 
 
-SINGLE_LINE = ("subject", "from_display", "message_id", "in_reply_to", "references",
-               "filename", "content_type", "content_id", "defects", "flags", "from_addrs",
-               "to_addrs", "cc_addrs", "from_addr")
+SINGLE_LINE = (
+    "subject",
+    "from_display",
+    "message_id",
+    "in_reply_to",
+    "references",
+    "filename",
+    "content_type",
+    "content_id",
+    "defects",
+    "flags",
+    "from_addrs",
+    "to_addrs",
+    "cc_addrs",
+    "from_addr",
+)
 
 
 def assert_storable(result):
@@ -88,13 +112,17 @@ header_value = st.binary(max_size=300)
 
 
 def _message(headers, body):
-    lines = [name.title().encode() + b": " + value.replace(b"\r", b"").replace(b"\n", b"\r\n ")
-             for name, value in headers]
+    lines = [
+        name.title().encode() + b": " + value.replace(b"\r", b"").replace(b"\n", b"\r\n ")
+        for name, value in headers
+    ]
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
-@given(st.lists(st.tuples(st.sampled_from(_FIELDS), header_value), max_size=14),
-       st.binary(max_size=600))
+@given(
+    st.lists(st.tuples(st.sampled_from(_FIELDS), header_value), max_size=14),
+    st.binary(max_size=600),
+)
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_any_bytes_in_any_header_give_storable_values(headers, body):
     raw = _message(headers, body)
@@ -105,17 +133,27 @@ def test_any_bytes_in_any_header_give_storable_values(headers, body):
 
 encoded_word = st.builds(
     lambda charset, enc, payload: f"=?{charset}?{enc}?{payload}?=".encode(),
-    st.sampled_from(["utf-8", "iso-8859-1", "x-bogus", "utf-16"]), st.sampled_from("qQbB"),
-    st.text(alphabet="=0123456789ABCDEFabcdef_?", max_size=40))
+    st.sampled_from(["utf-8", "iso-8859-1", "x-bogus", "utf-16"]),
+    st.sampled_from("qQbB"),
+    st.text(alphabet="=0123456789ABCDEFabcdef_?", max_size=40),
+)
 
 
-@given(st.lists(st.tuples(st.sampled_from(["SUBJECT", "FROM", "TO", "MESSAGE-ID",
-                                           "REFERENCES", "CONTENT-DISPOSITION"]),
-                          encoded_word), min_size=1, max_size=8))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                ["SUBJECT", "FROM", "TO", "MESSAGE-ID", "REFERENCES", "CONTENT-DISPOSITION"]
+            ),
+            encoded_word,
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
 @settings(max_examples=300, deadline=None)
 def test_encoded_words_with_any_payload_give_storable_values(headers):
-    raw = _message(headers + [("CONTENT-TYPE", b"text/plain; name=\"=?utf-8?q?a=00b?=\"")],
-                   b"x\x00y")
+    raw = _message(headers + [("CONTENT-TYPE", b'text/plain; name="=?utf-8?q?a=00b?="')], b"x\x00y")
     assert_storable(parse_message(raw))
 
 
@@ -142,8 +180,10 @@ def pg():
     conn.close()
 
 
-@given(st.lists(st.tuples(st.sampled_from(_FIELDS), header_value), max_size=10),
-       st.binary(max_size=300))
+@given(
+    st.lists(st.tuples(st.sampled_from(_FIELDS), header_value), max_size=10),
+    st.binary(max_size=300),
+)
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 def test_postgresql_stores_every_value(pg, headers, body):
     raw = _message(headers, body)

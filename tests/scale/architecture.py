@@ -24,6 +24,7 @@ restructuring must upgrade in place.
 Everything runs in ``odoo-bin`` subprocesses (two versions of the addon cannot share one
 Python process); the database state is read with SQL from this process.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,8 +40,20 @@ import tempfile
 import time
 import types
 
-from common import (ADDON, DOMAIN, ODOO_HOME, BenchDovecot, correspondent_pool, drop_db,
-                    expected_pairs, gate, imap_tops, log, make_corpus, norm_addr)
+from common import (
+    ADDON,
+    DOMAIN,
+    ODOO_HOME,
+    BenchDovecot,
+    correspondent_pool,
+    drop_db,
+    expected_pairs,
+    gate,
+    imap_tops,
+    log,
+    make_corpus,
+    norm_addr,
+)
 from imapserver import free_port  # bench/imapserver.py, on the path through common
 
 ODOO_BIN = os.path.join(ODOO_HOME, "src", "odoo-bin")
@@ -50,9 +63,19 @@ KEY_FILE_NAME = "crm_mail_sync.key"  # in Odoo's data directory (models/mail_syn
 # Fast Odoo test classes through the methods that were spread over several files before the
 # restructuring (the sync, the cron, health, privacy, access rules, secrets, the matcher): about
 # 60 s of tests.
-SHUFFLE_TAGS = ("TestInstall", "TestSyncCorpus", "TestSyncChanges", "TestCron", "TestHealth",
-                "TestPrivacy", "TestSyncedMailAccess", "TestSecrets", "TestMatcher",
-                "TestLateLink", "TestFilters")
+SHUFFLE_TAGS = (
+    "TestInstall",
+    "TestSyncCorpus",
+    "TestSyncChanges",
+    "TestCron",
+    "TestHealth",
+    "TestPrivacy",
+    "TestSyncedMailAccess",
+    "TestSecrets",
+    "TestMatcher",
+    "TestLateLink",
+    "TestFilters",
+)
 IMPORT_LINE = re.compile(r"^from \. import \w+\s*$")
 RESULT_MARK = "SCALE-RESULT "
 
@@ -63,8 +86,11 @@ RESULT_MARK = "SCALE-RESULT "
 def copy_working_tree(dest):
     """Copy the addon as it is on disk (tracked files that still exist, and untracked files
     that are not ignored: a new file not yet added is part of the working tree) to ``dest``."""
-    out = subprocess.run(["git", "-C", ADDON, "ls-files", "-z", "--cached", "--others",
-                          "--exclude-standard"], capture_output=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "-C", ADDON, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        check=True,
+    ).stdout
     count = 0
     for rel in sorted(set(filter(None, out.decode().split("\0")))):
         src = os.path.join(ADDON, rel)
@@ -79,18 +105,37 @@ def copy_working_tree(dest):
 
 def addons_path(holder):
     """Odoo's own addons and ``holder`` (the directory holding a ``crm_mail_sync``)."""
-    paths = [os.path.join(ODOO_HOME, "src", "odoo", "addons"),
-             os.path.join(ODOO_HOME, "src", "addons"), holder]
+    paths = [
+        os.path.join(ODOO_HOME, "src", "odoo", "addons"),
+        os.path.join(ODOO_HOME, "src", "addons"),
+        holder,
+    ]
     return ",".join(p for p in paths if os.path.isdir(p))
 
 
 def odoo_cmd(db, ap, data_dir, *extra, command=None):
     """``odoo-bin [command] -d db …`` on ``ap`` with ``data_dir`` (the key file's home), no cron
     thread, a free loopback HTTP port; ``extra`` appended."""
-    return [sys.executable, ODOO_BIN, *([command] if command else []), "-d", db,
-            "--addons-path", ap, "--data-dir", data_dir, "--max-cron-threads", "0",
-            "--workers", "0", "--http-interface", "127.0.0.1", "--http-port", str(free_port()),
-            *extra]
+    return [
+        sys.executable,
+        ODOO_BIN,
+        *([command] if command else []),
+        "-d",
+        db,
+        "--addons-path",
+        ap,
+        "--data-dir",
+        data_dir,
+        "--max-cron-threads",
+        "0",
+        "--workers",
+        "0",
+        "--http-interface",
+        "127.0.0.1",
+        "--http-port",
+        str(free_port()),
+        *extra,
+    ]
 
 
 def odoo_env():
@@ -104,15 +149,24 @@ def odoo_env():
 
 def run_odoo(cmd, log_path, timeout=900):
     with open(log_path, "ab") as out:
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                              stderr=subprocess.STDOUT, env=odoo_env(), timeout=timeout)
+        proc = subprocess.run(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=odoo_env(),
+            timeout=timeout,
+        )
     return proc.returncode
 
 
 def error_lines(log_path):
     text = open(log_path, errors="replace").read() if os.path.exists(log_path) else ""
-    return [line for line in text.splitlines()
-            if " ERROR " in line or " CRITICAL " in line or line.startswith("Traceback")]
+    return [
+        line
+        for line in text.splitlines()
+        if " ERROR " in line or " CRITICAL " in line or line.startswith("Traceback")
+    ]
 
 
 def keep_log(log_path, name):
@@ -126,7 +180,8 @@ def keep_log(log_path, name):
 
 def _load_log_check():
     spec = importlib.util.spec_from_file_location(
-        "crm_mail_sync_odoo_log_check", os.path.join(ADDON, "tools", "odoo_log_check.py"))
+        "crm_mail_sync_odoo_log_check", os.path.join(ADDON, "tools", "odoo_log_check.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -172,16 +227,20 @@ def run_shuffle(seed=None, tags=SHUFFLE_TAGS):
         original_text = open(init_path).read()
         original, order = shuffle_imports(init_path, seed)
         result.update(files=files, original=original, order=order)
-        log(f"shuffle: seed {seed}, {files} files copied; models/__init__.py imports in this "
-            f"order: {', '.join(order)}")
+        log(
+            f"shuffle: seed {seed}, {files} files copied; models/__init__.py imports in this "
+            f"order: {', '.join(order)}"
+        )
         t0 = time.monotonic()
         verdict = _install_and_test(db, holder, tmp, "odoo.log", tags)
         result["seconds"] = round(time.monotonic() - t0, 1)
         result.update({k: verdict[k] for k in ("passed", "failed", "exit_code", "problems")})
         if verdict["problems"]:
             result["log"] = keep_log(verdict["log_path"], "scale-shuffle-odoo.log")
-        log(f"shuffle: install + tests {result['seconds']:.0f}s, exit {verdict['exit_code']}, "
-            f"{verdict['passed']} passed, {verdict['failed']} failed")
+        log(
+            f"shuffle: install + tests {result['seconds']:.0f}s, exit {verdict['exit_code']}, "
+            f"{verdict['passed']} passed, {verdict['failed']} failed"
+        )
         if verdict["problems"]:
             # Not part of the verdict (both orders must pass): whether the failing classes (or,
             # when nothing ran, the install) fail because of the order or fail anyway.
@@ -189,12 +248,21 @@ def run_shuffle(seed=None, tags=SHUFFLE_TAGS):
                 fh.write(original_text)
             classes = verdict["failing"] or ["TestInstall"]
             again = _install_and_test(db, holder, tmp, "odoo-unshuffled.log", classes)
-            result["unshuffled"] = {"classes": classes, "passed": again["passed"],
-                                    "failed": again["failed"]}
-            log(f"shuffle: {', '.join(classes)} in the original order: {again['passed']} "
+            result["unshuffled"] = {
+                "classes": classes,
+                "passed": again["passed"],
+                "failed": again["failed"],
+            }
+            log(
+                f"shuffle: {', '.join(classes)} in the original order: {again['passed']} "
                 f"passed, {again['failed']} failed ("
-                + ("they pass there: the order matters, or they are flaky"
-                   if not again["problems"] else "they fail in the original order too") + ")")
+                + (
+                    "they pass there: the order matters, or they are flaky"
+                    if not again["problems"]
+                    else "they fail in the original order too"
+                )
+                + ")"
+            )
         return result
     finally:
         drop_db(db)
@@ -208,9 +276,22 @@ def _install_and_test(db, holder, tmp, log_name, tags):
     tag_spec = ",".join(f"/{ADDON_NAME}:{name}" for name in tags)
     log_path = os.path.join(tmp, log_name)
     drop_db(db)
-    rc = run_odoo(odoo_cmd(db, addons_path(holder), os.path.join(tmp, "data"),
-                           "-i", ADDON_NAME, "--test-tags", tag_spec, "--stop-after-init",
-                           "--log-level", "test"), log_path, timeout=1500)
+    rc = run_odoo(
+        odoo_cmd(
+            db,
+            addons_path(holder),
+            os.path.join(tmp, "data"),
+            "-i",
+            ADDON_NAME,
+            "--test-tags",
+            tag_spec,
+            "--stop-after-init",
+            "--log-level",
+            "test",
+        ),
+        log_path,
+        timeout=1500,
+    )
     text = open(log_path, errors="replace").read()
     passed, failed, problems = _load_log_check().check(text, rc, ADDON_NAME)
     problems = [p for p in problems if p.strip()]
@@ -225,11 +306,23 @@ def _install_and_test(db, holder, tmp, log_name, tags):
             raised.append(line)
     if raised:
         problems.append("raised: " + " | ".join(line[:300] for line in raised[:5]))
-    failing = sorted({m.group(1) for m in re.finditer(
-        rf"odoo\.addons\.{ADDON_NAME}\.tests\.\w+: (?:FAIL|ERROR): (\w+)\.\w+", text)
-        if m.group(1) in tags})
-    return {"passed": passed, "failed": failed, "exit_code": rc, "problems": problems,
-            "failing": failing, "log_path": log_path}
+    failing = sorted(
+        {
+            m.group(1)
+            for m in re.finditer(
+                rf"odoo\.addons\.{ADDON_NAME}\.tests\.\w+: (?:FAIL|ERROR): (\w+)\.\w+", text
+            )
+            if m.group(1) in tags
+        }
+    )
+    return {
+        "passed": passed,
+        "failed": failed,
+        "exit_code": rc,
+        "problems": problems,
+        "failing": failing,
+        "log_path": log_path,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,33 +400,50 @@ def addon_files():
 
 def ran_from(label, reply, holder, problems):
     """A problem when the shell's Odoo loaded the addon from somewhere else than ``holder``."""
-    elsewhere = [path for path in reply.get("files", ())
-                 if not os.path.realpath(path).startswith(os.path.realpath(holder) + os.sep)]
+    elsewhere = [
+        path
+        for path in reply.get("files", ())
+        if not os.path.realpath(path).startswith(os.path.realpath(holder) + os.sep)
+    ]
     if elsewhere or not reply.get("files"):
-        problems.append(f"{label}: the addon was loaded from {elsewhere or 'nowhere'}, not "
-                        f"from {holder}")
+        problems.append(
+            f"{label}: the addon was loaded from {elsewhere or 'nowhere'}, not from {holder}"
+        )
 
 
 def run_shell(db, ap, data_dir, script, params, log_path):
     """Run ``script`` in ``odoo-bin shell`` (its own transaction: the script commits); returns
     the JSON the script printed."""
-    prologue = (f"import json\nRESULT_MARK = {RESULT_MARK!r}\n"
-                f"P = json.loads({json.dumps(params)!r})\n" + ADDON_FILES)
+    prologue = (
+        f"import json\nRESULT_MARK = {RESULT_MARK!r}\n"
+        f"P = json.loads({json.dumps(params)!r})\n" + ADDON_FILES
+    )
     cmd = odoo_cmd(db, ap, data_dir, "--log-level", "warn", "--no-http", command="shell")
     start = os.path.getsize(log_path) if os.path.exists(log_path) else 0
     with open(log_path, "ab") as err:
-        proc = subprocess.run(cmd, input=(prologue + script).encode(), stdout=subprocess.PIPE,
-                              stderr=err, env=odoo_env(), timeout=600)
+        proc = subprocess.run(
+            cmd,
+            input=(prologue + script).encode(),
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=odoo_env(),
+            timeout=600,
+        )
     for line in proc.stdout.decode(errors="replace").splitlines():
         if line.startswith(RESULT_MARK):
-            return json.loads(line[len(RESULT_MARK):])
+            return json.loads(line[len(RESULT_MARK) :])
     with open(log_path, errors="replace") as fh:
         fh.seek(start)
-        raised = [line for line in fh.read().splitlines()
-                  if re.match(r"^[A-Za-z_.]*(Error|Exception)\b[^ ]*: ", line)]
-    raise SystemExit(f"FAILED: odoo-bin shell exited with {proc.returncode} without a result: "
-                     f"{raised[-1][:300] if raised else 'no exception in the log'} "
-                     f"(log {keep_log(log_path, 'scale-upgrade-odoo.log')})")
+        raised = [
+            line
+            for line in fh.read().splitlines()
+            if re.match(r"^[A-Za-z_.]*(Error|Exception)\b[^ ]*: ", line)
+        ]
+    raise SystemExit(
+        f"FAILED: odoo-bin shell exited with {proc.returncode} without a result: "
+        f"{raised[-1][:300] if raised else 'no exception in the log'} "
+        f"(log {keep_log(log_path, 'scale-upgrade-odoo.log')})"
+    )
 
 
 def snapshot(db, mailbox_ids):
@@ -342,25 +452,39 @@ def snapshot(db, mailbox_ids):
 
     ids = list(mailbox_ids)
     queries = {
-        "mailboxes": ("SELECT id, user_id, company_id, email, imap_login, imap_host, imap_port, "
-                      "imap_security, state FROM mail_sync_mailbox WHERE id = ANY(%s)"),
-        "secrets": ("SELECT id, mailbox_id, kind, token FROM mail_sync_credential "
-                    "WHERE mailbox_id = ANY(%s)"),
-        "cursors": ("SELECT id, mailbox_id, name, role, uidvalidity, last_uid "
-                    "FROM mail_sync_folder WHERE mailbox_id = ANY(%s)"),
-        "registry": ("SELECT id, mailbox_id, message_id, folder_id, uid, direction "
-                     "FROM mail_sync_message WHERE mailbox_id = ANY(%s)"),
-        "links": ("SELECT r.sync_message_id, r.mail_message_id "
-                  "FROM mail_sync_message_mail_message_rel r "
-                  "JOIN mail_sync_message s ON s.id = r.sync_message_id "
-                  "WHERE s.mailbox_id = ANY(%s)"),
-        "chatter": ("SELECT id, mail_sync_mailbox_id, message_id, model, res_id, "
-                    "md5(coalesce(body, '')), coalesce(subject, '') FROM mail_message "
-                    "WHERE mail_sync_mailbox_id = ANY(%s)"),
-        "attachments": ("SELECT a.id, a.res_model, a.res_id, a.checksum FROM ir_attachment a "
-                        "JOIN message_attachment_rel r ON r.attachment_id = a.id "
-                        "JOIN mail_message m ON m.id = r.message_id "
-                        "WHERE m.mail_sync_mailbox_id = ANY(%s)"),
+        "mailboxes": (
+            "SELECT id, user_id, company_id, email, imap_login, imap_host, imap_port, "
+            "imap_security, state FROM mail_sync_mailbox WHERE id = ANY(%s)"
+        ),
+        "secrets": (
+            "SELECT id, mailbox_id, kind, token FROM mail_sync_credential "
+            "WHERE mailbox_id = ANY(%s)"
+        ),
+        "cursors": (
+            "SELECT id, mailbox_id, name, role, uidvalidity, last_uid "
+            "FROM mail_sync_folder WHERE mailbox_id = ANY(%s)"
+        ),
+        "registry": (
+            "SELECT id, mailbox_id, message_id, folder_id, uid, direction "
+            "FROM mail_sync_message WHERE mailbox_id = ANY(%s)"
+        ),
+        "links": (
+            "SELECT r.sync_message_id, r.mail_message_id "
+            "FROM mail_sync_message_mail_message_rel r "
+            "JOIN mail_sync_message s ON s.id = r.sync_message_id "
+            "WHERE s.mailbox_id = ANY(%s)"
+        ),
+        "chatter": (
+            "SELECT id, mail_sync_mailbox_id, message_id, model, res_id, "
+            "md5(coalesce(body, '')), coalesce(subject, '') FROM mail_message "
+            "WHERE mail_sync_mailbox_id = ANY(%s)"
+        ),
+        "attachments": (
+            "SELECT a.id, a.res_model, a.res_id, a.checksum FROM ir_attachment a "
+            "JOIN message_attachment_rel r ON r.attachment_id = a.id "
+            "JOIN mail_message m ON m.id = r.message_id "
+            "WHERE m.mail_sync_mailbox_id = ANY(%s)"
+        ),
     }
     conn = psycopg2.connect(dbname=db)
     try:
@@ -383,14 +507,19 @@ def pairs_by_mailbox(db, mailbox_ids):
     conn = psycopg2.connect(dbname=db)
     try:
         with conn.cursor() as cr:
-            cr.execute("""SELECT mail_sync_mailbox_id, message_id, res_id, count(*)
+            cr.execute(
+                """SELECT mail_sync_mailbox_id, message_id, res_id, count(*)
                             FROM mail_message WHERE mail_sync_mailbox_id = ANY(%s)
-                             AND model = 'crm.lead' GROUP BY 1, 2, 3""", [list(mailbox_ids)])
+                             AND model = 'crm.lead' GROUP BY 1, 2, 3""",
+                [list(mailbox_ids)],
+            )
             entries = {mid: Counter() for mid in mailbox_ids}
             for mailbox_id, message_id, res_id, count in cr.fetchall():
                 entries[mailbox_id][((message_id or "").strip(), res_id)] += count
-            cr.execute("SELECT mailbox_id, message_id FROM mail_sync_message "
-                       "WHERE mailbox_id = ANY(%s)", [list(mailbox_ids)])
+            cr.execute(
+                "SELECT mailbox_id, message_id FROM mail_sync_message WHERE mailbox_id = ANY(%s)",
+                [list(mailbox_ids)],
+            )
             registry = {mid: Counter() for mid in mailbox_ids}
             for mailbox_id, message_id in cr.fetchall():
                 registry[mailbox_id][message_id] += 1
@@ -403,8 +532,19 @@ def check_gate(label, db, mailbox_ids, expected, problems):
     entries, registry = pairs_by_mailbox(db, mailbox_ids.values())
     for login, mailbox_id in mailbox_ids.items():
         verdict = gate(expected[login], entries[mailbox_id], registry[mailbox_id])
-        if any(verdict[k] for k in ("lost", "duplicated", "unexpected", "registry_lost",
-                                    "registry_duplicated")) or not verdict["expected"]:
+        if (
+            any(
+                verdict[k]
+                for k in (
+                    "lost",
+                    "duplicated",
+                    "unexpected",
+                    "registry_lost",
+                    "registry_duplicated",
+                )
+            )
+            or not verdict["expected"]
+        ):
             problems.append(f"{label}, {login}: {verdict}")
 
 
@@ -418,20 +558,25 @@ def compare(before, after, label, problems, grown=(), ids_only=()):
         missing = rows - after[table]
         added = after[table] - rows
         if missing:
-            problems.append(f"{label}: {len(missing)} {table} row(s) gone or changed, e.g. "
-                            f"{sorted(map(str, missing))[:2]}")
+            problems.append(
+                f"{label}: {len(missing)} {table} row(s) gone or changed, e.g. "
+                f"{sorted(map(str, missing))[:2]}"
+            )
         if added and table not in grown:
-            problems.append(f"{label}: {len(added)} new {table} row(s), e.g. "
-                            f"{sorted(map(str, added))[:2]}")
+            problems.append(
+                f"{label}: {len(added)} new {table} row(s), e.g. {sorted(map(str, added))[:2]}"
+            )
 
 
 def new_mail(sender, to, message_id):
     import email.utils
 
-    return (f"From: Lead Person <{sender}>\r\nTo: {to}\r\nSubject: After the upgrade\r\n"
-            f"Date: {email.utils.formatdate(localtime=True)}\r\nMessage-ID: {message_id}\r\n"
-            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-            "Written after the upgrade: recorded once.\r\n").encode()
+    return (
+        f"From: Lead Person <{sender}>\r\nTo: {to}\r\nSubject: After the upgrade\r\n"
+        f"Date: {email.utils.formatdate(localtime=True)}\r\nMessage-ID: {message_id}\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        "Written after the upgrade: recorded once.\r\n"
+    ).encode()
 
 
 def run_upgrade(seed=11, commit=UPGRADE_FROM):
@@ -450,13 +595,17 @@ def run_upgrade(seed=11, commit=UPGRADE_FROM):
     worktree = False
     try:
         # -- the old release, checked out read-only next to the repository -----------------
-        r = subprocess.run(["git", "-C", ADDON, "worktree", "add", "--detach", old_addon, commit],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            ["git", "-C", ADDON, "worktree", "add", "--detach", old_addon, commit],
+            capture_output=True,
+            text=True,
+        )
         if r.returncode != 0:
             raise SystemExit(f"FAILED: git worktree add {commit}: {r.stderr.strip()}")
         worktree = True
-        result["from"] = subprocess.run(["git", "-C", old_addon, "log", "-1", "--format=%h %s"],
-                                        capture_output=True, text=True).stdout.strip()[:80]
+        result["from"] = subprocess.run(
+            ["git", "-C", old_addon, "log", "-1", "--format=%h %s"], capture_output=True, text=True
+        ).stdout.strip()[:80]
         result["files"] = copy_working_tree(os.path.join(new_holder, ADDON_NAME))
         old_ap, new_ap = addons_path(old_holder), addons_path(new_holder)
 
@@ -470,8 +619,13 @@ def run_upgrade(seed=11, commit=UPGRADE_FROM):
             messages = make_corpus(seed + index, login, pool, count)
             dove.add_user(login, password)
             for i, message in enumerate(messages):
-                dove.put(login, message.folder, message.raw, when=message.date.timestamp(),
-                         flags="S" if i % 3 else "")
+                dove.put(
+                    login,
+                    message.folder,
+                    message.raw,
+                    when=message.date.timestamp(),
+                    flags="S" if i % 3 else "",
+                )
             boxes.append({"login": login, "password": password, "messages": messages})
         dove.start()
         for box in boxes:
@@ -480,45 +634,91 @@ def run_upgrade(seed=11, commit=UPGRADE_FROM):
         # -- install the old release and sync with it ---------------------------------------
         drop_db(db)
         t0 = time.monotonic()
-        rc = run_odoo(odoo_cmd(db, old_ap, data_dir, "-i", ADDON_NAME, "--stop-after-init",
-                               "--without-demo", "all", "--log-level", "warn"), log_path)
+        rc = run_odoo(
+            odoo_cmd(
+                db,
+                old_ap,
+                data_dir,
+                "-i",
+                ADDON_NAME,
+                "--stop-after-init",
+                "--without-demo",
+                "all",
+                "--log-level",
+                "warn",
+            ),
+            log_path,
+        )
         if rc != 0 or error_lines(log_path):
-            raise SystemExit(f"FAILED: install of {commit} (exit {rc}): "
-                             f"{error_lines(log_path)[:3]}")
+            raise SystemExit(
+                f"FAILED: install of {commit} (exit {rc}): {error_lines(log_path)[:3]}"
+            )
         result["install_s"] = round(time.monotonic() - t0, 1)
-        setup = run_shell(db, old_ap, data_dir, SETUP_SCRIPT, {
-            "host": dove.host, "port": dove.port, "leads": leads,
-            "mailboxes": [{k: box[k] for k in ("login", "password", "tops")} for box in boxes],
-        }, log_path)
+        setup = run_shell(
+            db,
+            old_ap,
+            data_dir,
+            SETUP_SCRIPT,
+            {
+                "host": dove.host,
+                "port": dove.port,
+                "leads": leads,
+                "mailboxes": [{k: box[k] for k in ("login", "password", "tops")} for box in boxes],
+            },
+            log_path,
+        )
         ran_from(f"sync by {commit}", setup, old_holder, problems)
         mailbox_ids = setup["mailboxes"]
         lead_ids = {norm_addr(address): lead_id for address, lead_id in setup["leads"].items()}
-        expected = {box["login"]: expected_pairs(box["messages"], box["login"], lead_ids)
-                    for box in boxes}
+        expected = {
+            box["login"]: expected_pairs(box["messages"], box["login"], lead_ids) for box in boxes
+        }
         check_gate(f"synced by {commit}", db, mailbox_ids, expected, problems)
         before = snapshot(db, mailbox_ids.values())
         for box in boxes:
-            cursors = {name: (uidvalidity, last_uid) for _id, mailbox_id, name, _role, uidvalidity,
-                       last_uid in before["cursors"] if mailbox_id == mailbox_ids[box["login"]]}
+            cursors = {
+                name: (uidvalidity, last_uid)
+                for _id, mailbox_id, name, _role, uidvalidity, last_uid in before["cursors"]
+                if mailbox_id == mailbox_ids[box["login"]]
+            }
             if cursors != box["tops"]:
-                problems.append(f"synced by {commit}, {box['login']}: cursors {cursors}, "
-                                f"Dovecot says {box['tops']}")
+                problems.append(
+                    f"synced by {commit}, {box['login']}: cursors {cursors}, "
+                    f"Dovecot says {box['tops']}"
+                )
         key_file = os.path.join(data_dir, KEY_FILE_NAME)
         if not os.path.isfile(key_file):
-            problems.append(f"no key file {KEY_FILE_NAME} in the data directory after {commit} "
-                            f"stored the passwords")
+            problems.append(
+                f"no key file {KEY_FILE_NAME} in the data directory after {commit} "
+                f"stored the passwords"
+            )
             key_before = None
         else:
             key_before = hashlib.sha256(open(key_file, "rb").read()).hexdigest()
         result["before"] = {table: len(rows) for table, rows in before.items()}
-        log(f"upgrade: {commit} installed ({result['install_s']:.0f}s), "
-            + ", ".join(f"{n} {table}" for table, n in result["before"].items()))
+        log(
+            f"upgrade: {commit} installed ({result['install_s']:.0f}s), "
+            + ", ".join(f"{n} {table}" for table, n in result["before"].items())
+        )
 
         # -- upgrade in place with the current working tree -------------------------------------
         t0 = time.monotonic()
         upgrade_log = os.path.join(tmp, "odoo-upgrade.log")
-        rc = run_odoo(odoo_cmd(db, new_ap, data_dir, "-u", ADDON_NAME, "--stop-after-init",
-                               "--without-demo", "all", "--log-level", "info"), upgrade_log)
+        rc = run_odoo(
+            odoo_cmd(
+                db,
+                new_ap,
+                data_dir,
+                "-u",
+                ADDON_NAME,
+                "--stop-after-init",
+                "--without-demo",
+                "all",
+                "--log-level",
+                "info",
+            ),
+            upgrade_log,
+        )
         result["upgrade_s"] = round(time.monotonic() - t0, 1)
         with open(log_path, "ab") as out, open(upgrade_log, "rb") as upgrade:
             out.write(upgrade.read())
@@ -527,29 +727,45 @@ def run_upgrade(seed=11, commit=UPGRADE_FROM):
             problems.append(f"odoo-bin -u {ADDON_NAME} exited with {rc}: {errors[:3]}")
         text = open(upgrade_log, errors="replace").read()
         if not re.search(rf"odoo\.modules\.loading: loading {ADDON_NAME}/", text):
-            problems.append(f"odoo-bin -u {ADDON_NAME} loaded none of the addon's data files: "
-                            f"not upgraded")
-        result["upgrade_warnings"] = [line.split(": ", 1)[-1][:200] for line in text.splitlines()
-                                      if " WARNING " in line and ADDON_NAME in line]
+            problems.append(
+                f"odoo-bin -u {ADDON_NAME} loaded none of the addon's data files: not upgraded"
+            )
+        result["upgrade_warnings"] = [
+            line.split(": ", 1)[-1][:200]
+            for line in text.splitlines()
+            if " WARNING " in line and ADDON_NAME in line
+        ]
         after = snapshot(db, mailbox_ids.values())
         compare(before, after, "after the upgrade", problems)
-        key_after = (hashlib.sha256(open(key_file, "rb").read()).hexdigest()
-                     if os.path.isfile(key_file) else None)
+        key_after = (
+            hashlib.sha256(open(key_file, "rb").read()).hexdigest()
+            if os.path.isfile(key_file)
+            else None
+        )
         if key_before and key_after != key_before:
             problems.append("the key file of the secrets changed or vanished in the upgrade")
         passwords = {box["login"]: box["password"] for box in boxes}
-        checked = run_shell(db, new_ap, data_dir, AFTER_SCRIPT, {
-            "mailboxes": mailbox_ids, "passwords": passwords, "sync": False}, log_path)
+        checked = run_shell(
+            db,
+            new_ap,
+            data_dir,
+            AFTER_SCRIPT,
+            {"mailboxes": mailbox_ids, "passwords": passwords, "sync": False},
+            log_path,
+        )
         ran_from("after the upgrade", checked, new_holder, problems)
         for login, same in checked["secrets"].items():
             if not same:
-                problems.append(f"after the upgrade, the password of {login} does not decrypt "
-                                f"to the one stored")
+                problems.append(
+                    f"after the upgrade, the password of {login} does not decrypt to the one stored"
+                )
         for login, state in checked["states"].items():
             if state != "enabled":
                 problems.append(f"after the upgrade, mailbox {login} is {state}")
-        log(f"upgrade: -u with the working tree ({result['upgrade_s']:.0f}s): every row still "
-            f"there: {not problems}, secrets decrypt: {checked['secrets']}")
+        log(
+            f"upgrade: -u with the working tree ({result['upgrade_s']:.0f}s): every row still "
+            f"there: {not problems}, secrets decrypt: {checked['secrets']}"
+        )
 
         # -- one new email, Sync now: recorded once, nothing else ----------------------------------
         first = boxes[0]
@@ -559,38 +775,63 @@ def run_upgrade(seed=11, commit=UPGRADE_FROM):
             client.append("INBOX", new_mail(leads[0], first["login"], message_id))
         finally:
             client.logout()
-        first["messages"].append(types.SimpleNamespace(
-            raw=new_mail(leads[0], first["login"], message_id), message_id=message_id))
+        first["messages"].append(
+            types.SimpleNamespace(
+                raw=new_mail(leads[0], first["login"], message_id), message_id=message_id
+            )
+        )
         expected[first["login"]] = expected_pairs(first["messages"], first["login"], lead_ids)
         tops = {box["login"]: imap_tops(dove, box["login"]) for box in boxes}
-        synced = run_shell(db, new_ap, data_dir, AFTER_SCRIPT, {
-            "mailboxes": mailbox_ids, "passwords": passwords, "sync": True}, log_path)
+        synced = run_shell(
+            db,
+            new_ap,
+            data_dir,
+            AFTER_SCRIPT,
+            {"mailboxes": mailbox_ids, "passwords": passwords, "sync": True},
+            log_path,
+        )
         ran_from("sync after the upgrade", synced, new_holder, problems)
         for login, kind in synced["synced"].items():
             if kind != "success":
                 problems.append(f"Sync now of {login} after the upgrade: {kind}")
         final = snapshot(db, mailbox_ids.values())
         # The cursors moved on (checked against Dovecot below); every other row is unchanged.
-        compare(before, final, "after the new email", problems,
-                grown=("registry", "links", "chatter", "attachments"), ids_only=("cursors",))
+        compare(
+            before,
+            final,
+            "after the new email",
+            problems,
+            grown=("registry", "links", "chatter", "attachments"),
+            ids_only=("cursors",),
+        )
         new_registry = final["registry"] - before["registry"]
-        if [(row[1], row[2]) for row in new_registry] != [(mailbox_ids[first["login"]],
-                                                           message_id)]:
-            problems.append(f"new registry rows: {sorted(map(str, new_registry))} (expected "
-                            f"exactly {message_id} of {first['login']})")
+        if [(row[1], row[2]) for row in new_registry] != [
+            (mailbox_ids[first["login"]], message_id)
+        ]:
+            problems.append(
+                f"new registry rows: {sorted(map(str, new_registry))} (expected "
+                f"exactly {message_id} of {first['login']})"
+            )
         new_chatter = final["chatter"] - before["chatter"]
         if not new_chatter or {row[2] for row in new_chatter} != {message_id}:
             problems.append(f"new chatter entries: {sorted(map(str, new_chatter))}")
         result["new_chatter_entries"] = len(new_chatter)
         check_gate("after the new email", db, mailbox_ids, expected, problems)
         for box in boxes:
-            cursors = {name: (uidvalidity, last_uid) for _id, mailbox_id, name, _role, uidvalidity,
-                       last_uid in final["cursors"] if mailbox_id == mailbox_ids[box["login"]]}
+            cursors = {
+                name: (uidvalidity, last_uid)
+                for _id, mailbox_id, name, _role, uidvalidity, last_uid in final["cursors"]
+                if mailbox_id == mailbox_ids[box["login"]]
+            }
             if cursors != tops[box["login"]]:
-                problems.append(f"after the new email, {box['login']}: cursors {cursors}, "
-                                f"Dovecot says {tops[box['login']]}")
-        log(f"upgrade: new email {message_id}: {len(new_registry)} registry row, "
-            f"{len(new_chatter)} chatter entr{'y' if len(new_chatter) == 1 else 'ies'}")
+                problems.append(
+                    f"after the new email, {box['login']}: cursors {cursors}, "
+                    f"Dovecot says {tops[box['login']]}"
+                )
+        log(
+            f"upgrade: new email {message_id}: {len(new_registry)} registry row, "
+            f"{len(new_chatter)} chatter entr{'y' if len(new_chatter) == 1 else 'ies'}"
+        )
     except SystemExit as exc:
         problems.append(str(exc))
     finally:
@@ -599,8 +840,10 @@ def run_upgrade(seed=11, commit=UPGRADE_FROM):
         dove.stop()
         drop_db(db)
         if worktree:
-            subprocess.run(["git", "-C", ADDON, "worktree", "remove", "--force", old_addon],
-                           capture_output=True)
+            subprocess.run(
+                ["git", "-C", ADDON, "worktree", "remove", "--force", old_addon],
+                capture_output=True,
+            )
         subprocess.run(["git", "-C", ADDON, "worktree", "prune"], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
     return result

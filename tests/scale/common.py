@@ -6,6 +6,7 @@ commits, and the expected (Message-ID, lead) set computed from the corpus alone.
 The Maildir loader (``BenchDovecot``), the database creation and the corpus-side expectations are
 the benchmark's (``bench/imapserver.py``, ``bench/run.py``): imported, not copied.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -31,15 +32,16 @@ for path in (ADDON, BENCH, os.path.join(ODOO_HOME, "src")):
 
 
 def _load_bench():
-    spec = importlib.util.spec_from_file_location("crm_mail_sync_bench_run",
-                                                  os.path.join(BENCH, "run.py"))
+    spec = importlib.util.spec_from_file_location(
+        "crm_mail_sync_bench_run", os.path.join(BENCH, "run.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 bench = _load_bench()
-from imapserver import BenchDovecot  # noqa: E402  (bench/imapserver.py)
+from imapserver import BenchDovecot  # noqa: E402, F401  (bench/imapserver.py, for the parts)
 
 log = bench.log
 norm_addr = bench.norm_addr
@@ -86,8 +88,20 @@ class Odoo:
         self.db = db
         if not getattr(Odoo, "_configured", False):
             odoo.tools.config.parse_config(
-                ["-d", db, "--addons-path", addons_path, "--log-level", "warn",
-                 "--without-demo", "all", "--max-cron-threads", "0"], setup_logging=True)
+                [
+                    "-d",
+                    db,
+                    "--addons-path",
+                    addons_path,
+                    "--log-level",
+                    "warn",
+                    "--without-demo",
+                    "all",
+                    "--max-cron-threads",
+                    "0",
+                ],
+                setup_logging=True,
+            )
             Odoo._configured = True
         odoo.tools.config["db_name"] = db
         self.registry = odoo.modules.registry.Registry(db)
@@ -173,39 +187,75 @@ def load_dovecot(dove, mailboxes):
     for login, messages in mailboxes.items():
         dove.add_user(login, PASSWORD)
         for index, message in enumerate(messages):
-            dove.put(login, message.folder, message.raw, when=message.date.timestamp(),
-                     flags="S" if index % 3 else "")
+            dove.put(
+                login,
+                message.folder,
+                message.raw,
+                when=message.date.timestamp(),
+                flags="S" if index % 3 else "",
+            )
 
 
 def setup_records(env, logins, leads, host, port, params):
     """Internal users (salespeople) with an enabled mailbox each, one lead per lead address,
     parameters; returns ({login: mailbox id}, {address: lead id})."""
-    ctx = {"tracking_disable": True, "mail_create_nolog": True, "no_reset_password": True,
-           "mail_notrack": True}
+    ctx = {
+        "tracking_disable": True,
+        "mail_create_nolog": True,
+        "no_reset_password": True,
+        "mail_notrack": True,
+    }
     env = env(context=dict(env.context, **ctx))
-    groups = [env.ref("base.group_user").id,
-              env.ref("sales_team.group_sale_salesman_all_leads").id]
+    groups = [env.ref("base.group_user").id, env.ref("sales_team.group_sale_salesman_all_leads").id]
     users = {}
     for chunk in range(0, len(logins), 100):
-        for user in env["res.users"].create([
-                {"name": login.split("@")[0], "login": login, "email": login,
-                 "groups_id": [(6, 0, groups)]} for login in logins[chunk:chunk + 100]]):
+        for user in env["res.users"].create(
+            [
+                {
+                    "name": login.split("@")[0],
+                    "login": login,
+                    "email": login,
+                    "groups_id": [(6, 0, groups)],
+                }
+                for login in logins[chunk : chunk + 100]
+            ]
+        ):
             users[user.login] = user
     owners = list(users.values())
     lead_ids = {}
-    records = env["crm.lead"].create([
-        {"name": f"Lead {address}", "email_from": address, "type": "opportunity",
-         "user_id": owners[i % len(owners)].id} for i, address in enumerate(leads)])
+    records = env["crm.lead"].create(
+        [
+            {
+                "name": f"Lead {address}",
+                "email_from": address,
+                "type": "opportunity",
+                "user_id": owners[i % len(owners)].id,
+            }
+            for i, address in enumerate(leads)
+        ]
+    )
     for lead in records:
         lead_ids[norm_addr(lead.email_from)] = lead.id
     Mailbox = env["mail.sync.mailbox"]
     mailbox_ids = {}
     for login in logins:
-        mailbox = Mailbox.with_user(users[login]).sudo().create({
-            "user_id": users[login].id, "email": login, "imap_host": host, "imap_port": port,
-            "imap_security": "none", "imap_login": login, "password": PASSWORD,
-            "smtp_host": False, "sync_days": 0,
-        })
+        mailbox = (
+            Mailbox.with_user(users[login])
+            .sudo()
+            .create(
+                {
+                    "user_id": users[login].id,
+                    "email": login,
+                    "imap_host": host,
+                    "imap_port": port,
+                    "imap_security": "none",
+                    "imap_login": login,
+                    "password": PASSWORD,
+                    "smtp_host": False,
+                    "sync_days": 0,
+                }
+            )
+        )
         mailbox._enable()
         mailbox_ids[login] = mailbox.id
     Param = env["ir.config_parameter"].sudo()
@@ -218,21 +268,28 @@ def setup_records(env, logins, leads, host, port, params):
 def recorded_state(env, mailbox_ids):
     """What the database holds for ``mailbox_ids``: chatter entries per (Message-ID, lead),
     registry Message-IDs, folder cursors."""
-    env.cr.execute("""
+    env.cr.execute(
+        """
         SELECT mail_sync_mailbox_id, message_id, res_id, count(*) FROM mail_message
          WHERE mail_sync_mailbox_id = ANY(%s) AND model = 'crm.lead'
-      GROUP BY 1, 2, 3""", [list(mailbox_ids)])
+      GROUP BY 1, 2, 3""",
+        [list(mailbox_ids)],
+    )
     entries = {mid: Counter() for mid in mailbox_ids}
     for mailbox_id, message_id, res_id, count in env.cr.fetchall():
         entries[mailbox_id][((message_id or "").strip(), res_id)] += count
-    env.cr.execute("SELECT mailbox_id, message_id FROM mail_sync_message "
-                   "WHERE mailbox_id = ANY(%s)",
-                   [list(mailbox_ids)])
+    env.cr.execute(
+        "SELECT mailbox_id, message_id FROM mail_sync_message WHERE mailbox_id = ANY(%s)",
+        [list(mailbox_ids)],
+    )
     registry = {mid: Counter() for mid in mailbox_ids}
     for mailbox_id, message_id in env.cr.fetchall():
         registry[mailbox_id][message_id] += 1
-    env.cr.execute("""SELECT mailbox_id, name, uidvalidity, last_uid FROM mail_sync_folder
-                       WHERE mailbox_id = ANY(%s)""", [list(mailbox_ids)])
+    env.cr.execute(
+        """SELECT mailbox_id, name, uidvalidity, last_uid FROM mail_sync_folder
+                       WHERE mailbox_id = ANY(%s)""",
+        [list(mailbox_ids)],
+    )
     folders = {mid: {} for mid in mailbox_ids}
     for mailbox_id, name, uidvalidity, last_uid in env.cr.fetchall():
         folders[mailbox_id][name] = (uidvalidity, last_uid)
@@ -249,9 +306,13 @@ def gate(expected, entries, registry):
     registry_dup = {k: n for k, n in registry.items() if n > 1}
     registry_lost = expected_mids - set(registry)
     return {
-        "expected": len(expected), "recorded": sum(got.values()), "lost": len(lost),
-        "duplicated": sum(n - 1 for n in duplicated.values()), "unexpected": len(unexpected),
-        "registry_lost": len(registry_lost), "registry_duplicated": len(registry_dup),
+        "expected": len(expected),
+        "recorded": sum(got.values()),
+        "lost": len(lost),
+        "duplicated": sum(n - 1 for n in duplicated.values()),
+        "unexpected": len(unexpected),
+        "registry_lost": len(registry_lost),
+        "registry_duplicated": len(registry_dup),
         "examples": sorted(map(str, list(lost)[:3] + list(duplicated)[:3] + list(unexpected)[:3])),
     }
 

@@ -18,6 +18,7 @@ Then random kills: rounds of 1–3 children SIGKILLed by this process at a rando
 sync (uniform over 0–120 % of a clean sync's duration), each one resuming the previous one's
 state, followed by a run to completion and the same checks.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,12 +26,33 @@ import random
 import tempfile
 import time
 
-from common import (DOMAIN, BenchDovecot, correspondent_pool, expected_pairs, gate,
-                    imap_tops, load_dovecot, log, make_corpus, recorded_state, setup_records,
-                    wait_child)
+from common import (
+    DOMAIN,
+    BenchDovecot,
+    correspondent_pool,
+    expected_pairs,
+    gate,
+    imap_tops,
+    load_dovecot,
+    log,
+    make_corpus,
+    recorded_state,
+    setup_records,
+    wait_child,
+)
 
-STEPS = ["claimed", "sync_start", "headers", "bodies", "parsed", "recorded_some", "recorded",
-         "before_commit", "committed", "sync_end"]
+STEPS = [
+    "claimed",
+    "sync_start",
+    "headers",
+    "bodies",
+    "parsed",
+    "recorded_some",
+    "recorded",
+    "before_commit",
+    "committed",
+    "sync_end",
+]
 BATCH = 8
 LOCK_KEY = 0x4D53594E
 
@@ -40,8 +62,17 @@ def crash_points(long):
     later = (2, 4, 7) if long else (3,)
     points = [(step, 1) for step in STEPS]
     for n in later:
-        points += [(step, n) for step in ("headers", "parsed", "recorded_some", "recorded",
-                                          "before_commit", "committed")]
+        points += [
+            (step, n)
+            for step in (
+                "headers",
+                "parsed",
+                "recorded_some",
+                "recorded",
+                "before_commit",
+                "committed",
+            )
+        ]
     return points
 
 
@@ -59,11 +90,14 @@ def reset(env, mailbox_id):
     env.cr.execute("DELETE FROM mail_sync_folder WHERE mailbox_id = %s", [mailbox_id])
     env.cr.execute("DELETE FROM mail_sync_log WHERE mailbox_id = %s", [mailbox_id])
     env.cr.execute("DELETE FROM mail_sync_skipped WHERE mailbox_id = %s", [mailbox_id])
-    env.cr.execute("""UPDATE mail_sync_mailbox SET state = 'enabled', synced_count = 0,
+    env.cr.execute(
+        """UPDATE mail_sync_mailbox SET state = 'enabled', synced_count = 0,
                              next_sync = NULL, last_sync = NULL, last_success = NULL,
                              last_error = NULL, error_since = NULL, sync_inflight = NULL,
                              sync_suspects = NULL
-                       WHERE id = %s""", [mailbox_id])
+                       WHERE id = %s""",
+        [mailbox_id],
+    )
     env.invalidate_all()
 
 
@@ -85,8 +119,9 @@ def retry_skipped(env, mailbox_id):
 
 
 def skipped(env, mailbox_id):
-    env.cr.execute("SELECT uid, kind FROM mail_sync_skipped WHERE mailbox_id = %s ORDER BY uid",
-                   [mailbox_id])
+    env.cr.execute(
+        "SELECT uid, kind FROM mail_sync_skipped WHERE mailbox_id = %s ORDER BY uid", [mailbox_id]
+    )
     return [tuple(row) for row in env.cr.fetchall()]
 
 
@@ -150,19 +185,26 @@ class CrashTest:
             if still:
                 problems.append(f"{still} message(s) still skipped after the retry")
         entries, registry, folders = self.odoo.run(
-            lambda env: recorded_state(env, [self.mailbox_id]))
+            lambda env: recorded_state(env, [self.mailbox_id])
+        )
         verdict = gate(self.expected, entries[self.mailbox_id], registry[self.mailbox_id])
         for key in self.totals:
             self.totals[key] += verdict[key]
-        if verdict["lost"] or verdict["duplicated"] or verdict["unexpected"] \
-                or verdict["registry_lost"] or verdict["registry_duplicated"]:
+        if (
+            verdict["lost"]
+            or verdict["duplicated"]
+            or verdict["unexpected"]
+            or verdict["registry_lost"]
+            or verdict["registry_duplicated"]
+        ):
             problems.append(f"gate {verdict}")
         tops = imap_tops(self.dove, self.login)
         for folder, (uidvalidity, top) in tops.items():
             cursor = folders[self.mailbox_id].get(folder)
             if cursor != (uidvalidity, top):
-                problems.append(f"cursor of {folder} is {cursor}, "
-                                f"Dovecot says {(uidvalidity, top)}")
+                problems.append(
+                    f"cursor of {folder} is {cursor}, Dovecot says {(uidvalidity, top)}"
+                )
         if problems:
             self.failures.append((label, problems))
             log(f"  FAIL {label}: {'; '.join(problems)}")
@@ -176,11 +218,13 @@ class CrashTest:
         verdict, waited = self.resume_and_check(f"{step}:{n}")
         if not killed:
             self.failures.append((f"{step}:{n}", [f"the child was not killed (exit {code})"]))
-        log(f"  crash at {step}:{n}: {'killed' if killed else f'NOT killed ({code})'} after "
+        log(
+            f"  crash at {step}:{n}: {'killed' if killed else f'NOT killed ({code})'} after "
             f"{secs:.2f}s, lock free after "
             f"{waited if waited is None else f'{waited * 1000:.0f} ms'}"
             f", then {verdict['recorded']}/{verdict['expected']} recorded, lost {verdict['lost']},"
-            f" duplicated {verdict['duplicated']}")
+            f" duplicated {verdict['duplicated']}"
+        )
         return killed
 
     def clean_run(self):
@@ -192,7 +236,8 @@ class CrashTest:
         if code != 0:
             raise SystemExit(f"FAILED: the clean sync exited with {code}")
         entries, registry, _folders = self.odoo.run(
-            lambda env: recorded_state(env, [self.mailbox_id]))
+            lambda env: recorded_state(env, [self.mailbox_id])
+        )
         verdict = gate(self.expected, entries[self.mailbox_id], registry[self.mailbox_id])
         if verdict["lost"] or verdict["duplicated"] or verdict["unexpected"]:
             self.failures.append(("clean run", [f"gate {verdict}"]))
@@ -216,9 +261,11 @@ class CrashTest:
             if code != -9 or landed >= wanted:
                 break  # it finished before the kill: nothing left to interrupt
         verdict, _waited = self.resume_and_check(f"random round {index}")
-        log(f"  random round {index}: {landed} kill(s) landed, then {verdict['recorded']}/"
+        log(
+            f"  random round {index}: {landed} kill(s) landed, then {verdict['recorded']}/"
             f"{verdict['expected']} recorded, lost {verdict['lost']}, duplicated "
-            f"{verdict['duplicated']}")
+            f"{verdict['duplicated']}"
+        )
         return landed
 
 
@@ -241,11 +288,17 @@ def poison_in_flight(test, dove, login2, expected2, messages):
     odoo, mailbox_id = test.odoo, test.mailbox_id
     problems = []
     odoo.run(reset, mailbox_id)
-    other_id = odoo.run(lambda env: setup_records(env, [login2], [], dove.host, dove.port,
-                                                  {})[0][login2])
-    inbox = sorted((m for m in messages if m.folder == "INBOX"
-                    and any(mid == m.message_id for mid, _lead in test.expected)),
-                   key=lambda m: m.date)
+    other_id = odoo.run(
+        lambda env: setup_records(env, [login2], [], dove.host, dove.port, {})[0][login2]
+    )
+    inbox = sorted(
+        (
+            m
+            for m in messages
+            if m.folder == "INBOX" and any(mid == m.message_id for mid, _lead in test.expected)
+        ),
+        key=lambda m: m.date,
+    )
     poison = inbox[len(inbox) // 2]
     uid = uid_of(dove, test.login, poison.message_id)
     spec = {"CRM_MAIL_SYNC_CRASH_AT": f"bodies@{mailbox_id}/INBOX/{uid}"}
@@ -259,15 +312,20 @@ def poison_in_flight(test, dove, login2, expected2, messages):
         other_gate = gate(expected2, other[other_id], other_registry[other_id])
         runs.append((code, mark, other_gate["recorded"]))
         if index < 2 and (code != -9 or not mark or uid not in mark["uids"]):
-            problems.append(f"run {index + 1}: exit {code}, mark {mark} (expected a kill with "
-                            f"UID {uid} in flight)")
+            problems.append(
+                f"run {index + 1}: exit {code}, mark {mark} (expected a kill with "
+                f"UID {uid} in flight)"
+            )
     (_c1, mark1, other1), (_c2, mark2, other2), (code3, mark3, _other3) = runs
     if other1 != 0:
-        problems.append(f"the other mailbox was synced before the poisoned one in run 1 "
-                        f"({other1} recorded): the test shows nothing")
+        problems.append(
+            f"the other mailbox was synced before the poisoned one in run 1 "
+            f"({other1} recorded): the test shows nothing"
+        )
     if other2 != len(expected2):
-        problems.append(f"run 2 did not sync the other mailbox first ({other2}/"
-                        f"{len(expected2)}): starvation")
+        problems.append(
+            f"run 2 did not sync the other mailbox first ({other2}/{len(expected2)}): starvation"
+        )
     if mark2 and mark2["uids"] != [uid]:
         problems.append(f"run 2 died with {mark2['uids']} in flight, not UID {uid} alone")
     if code3 != 0 or mark3:
@@ -285,17 +343,20 @@ def poison_in_flight(test, dove, login2, expected2, messages):
         problems.append(f"after the skip: {verdict}")
     for folder, top in imap_tops(dove, test.login).items():
         if folders[mailbox_id].get(folder) != top:
-            problems.append(f"cursor of {folder} is {folders[mailbox_id].get(folder)}, "
-                            f"Dovecot says {top}")
+            problems.append(
+                f"cursor of {folder} is {folders[mailbox_id].get(folder)}, Dovecot says {top}"
+            )
     recorded, still = odoo.run(retry_skipped, mailbox_id)
     entries, registry, _folders = odoo.run(lambda env: recorded_state(env, [mailbox_id]))
     verdict = gate(test.expected, entries[mailbox_id], registry[mailbox_id])
     if still or verdict["lost"] or verdict["duplicated"]:
         problems.append(f"after the retry: {still} still skipped, {verdict}")
-    log(f"  poison in flight (UID {uid}): run 1 killed with {len(mark1['uids']) if mark1 else 0}"
+    log(
+        f"  poison in flight (UID {uid}): run 1 killed with {len(mark1['uids']) if mark1 else 0}"
         f" message(s) in flight, run 2 synced the other mailbox ({other2}/{len(expected2)}) "
         f"then was killed with UID {uid} alone, run 3 skipped it ({left}) and synced the rest; "
-        f"the retry recorded {recorded}")
+        f"the retry recorded {recorded}"
+    )
     return problems
 
 
@@ -318,12 +379,21 @@ def run(odoo_factory, template_db, long=False, seed=7):
         clone_db(template_db, db)
         odoo = odoo_factory(db)
         mailbox_ids, lead_ids = odoo.run(
-            lambda env: setup_records(env, [login], leads, dove.host, dove.port,
-                                      {"fetch_batch_size": BATCH, "cron_batch_size": 5}))
+            lambda env: setup_records(
+                env,
+                [login],
+                leads,
+                dove.host,
+                dove.port,
+                {"fetch_batch_size": BATCH, "cron_batch_size": 5},
+            )
+        )
         mailbox_id = mailbox_ids[login]
         expected = expected_pairs(messages, login, lead_ids)
-        log(f"crash test: {len(messages)} messages, {len(expected)} expected (Message-ID, lead) "
-            f"pairs, fetch batches of {BATCH}")
+        log(
+            f"crash test: {len(messages)} messages, {len(expected)} expected (Message-ID, lead) "
+            f"pairs, fetch batches of {BATCH}"
+        )
         test = CrashTest(odoo, dove, login, mailbox_id, expected, tmp)
         duration = min(test.clean_run() for _run in range(2))
         log(f"  clean sync: {duration:.2f}s")
@@ -332,17 +402,24 @@ def run(odoo_factory, template_db, long=False, seed=7):
         rnd = random.Random(seed)
         rounds = 20 if long else 6
         landed = sum(test.random_round(rnd, duration, i + 1) for i in range(rounds))
-        poison = poison_in_flight(test, dove, login2,
-                                  expected_pairs(messages2, login2, lead_ids), messages)
+        poison = poison_in_flight(
+            test, dove, login2, expected_pairs(messages2, login2, lead_ids), messages
+        )
         if poison:
             log(f"  FAIL poison in flight: {'; '.join(poison)}")
         odoo.close_connections()
         return {
-            "crash_points": len(points), "crash_points_killed": killed, "random_rounds": rounds,
-            "random_kills": landed, "retried": test.retried, "poison": poison,
+            "crash_points": len(points),
+            "crash_points_killed": killed,
+            "random_rounds": rounds,
+            "random_kills": landed,
+            "retried": test.retried,
+            "poison": poison,
             "lost": test.totals["lost"],
-            "duplicated": test.totals["duplicated"], "unexpected": test.totals["unexpected"],
-            "failures": test.failures, "expected_pairs": len(expected),
+            "duplicated": test.totals["duplicated"],
+            "unexpected": test.totals["unexpected"],
+            "failures": test.failures,
+            "expected_pairs": len(expected),
             "checks": len(points) + rounds + 1,
         }
     finally:

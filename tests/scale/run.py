@@ -24,6 +24,7 @@ benchmark. ``--long``: more crash points, 20 random-kill rounds, 30 messages per
 
 Prints one line per check, then ``scale: N passed, N failed``; exits 1 on any failure.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,14 +44,20 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--long", action="store_true")
     parser.add_argument("--only", choices=("crash", "scaleout", "shuffle", "upgrade"))
-    parser.add_argument("--seed", type=int,
-                        help="shuffle: the seed of the import order (default: random, printed)")
-    parser.add_argument("--template", help="an existing database with crm_mail_sync installed "
-                                           "(not dropped; saves the install)")
+    parser.add_argument(
+        "--seed", type=int, help="shuffle: the seed of the import order (default: random, printed)"
+    )
+    parser.add_argument(
+        "--template",
+        help="an existing database with crm_mail_sync installed (not dropped; saves the install)",
+    )
     parser.add_argument("--mailboxes", type=int, default=200)
-    parser.add_argument("--rtt-ms", type=int,
-                        help="IMAP round trip of the scale-out's mailboxes, through a delaying "
-                             "relay (default 5, --long 20; 0: Dovecot on loopback directly)")
+    parser.add_argument(
+        "--rtt-ms",
+        type=int,
+        help="IMAP round trip of the scale-out's mailboxes, through a delaying "
+        "relay (default 5, --long 20; 0: Dovecot on loopback directly)",
+    )
     parser.add_argument("--json", help="write the figures there")
     args = parser.parse_args(argv)
     if args.rtt_ms is None:
@@ -82,54 +89,97 @@ def main(argv=None):
             res = crash.run(odoo_factory, template, long=args.long)
             figures["crash"] = res
             zero = res["lost"] == 0 and res["duplicated"] == 0 and res["unexpected"] == 0
-            checks.append(("crash points: killed at every step, resumed, nothing lost or "
-                           "duplicated", res["crash_points_killed"] == res["crash_points"] and zero
-                           and not [f for f in res["failures"] if not f[0].startswith("random")],
-                           f"{res['crash_points_killed']}/{res['crash_points']} points killed"))
-            checks.append(("random kills: resumed, nothing lost or duplicated",
-                           zero and not [f for f in res["failures"] if f[0].startswith("random")],
-                           f"{res['random_kills']} kills in {res['random_rounds']} rounds"))
-            checks.append(("crash: a message in flight at two kills is skipped, the rest and the "
-                           "other mailboxes synced, the retry records it",
-                           not res["poison"], "; ".join(res["poison"])))
-            checks.append(("crash: advisory lock free after each kill, resuming run claims it",
-                           not [f for f in res["failures"] if any(
-                               "lock" in p or "synced 0" in p for p in f[1])], ""))
+            checks.append(
+                (
+                    "crash points: killed at every step, resumed, nothing lost or duplicated",
+                    res["crash_points_killed"] == res["crash_points"]
+                    and zero
+                    and not [f for f in res["failures"] if not f[0].startswith("random")],
+                    f"{res['crash_points_killed']}/{res['crash_points']} points killed",
+                )
+            )
+            checks.append(
+                (
+                    "random kills: resumed, nothing lost or duplicated",
+                    zero and not [f for f in res["failures"] if f[0].startswith("random")],
+                    f"{res['random_kills']} kills in {res['random_rounds']} rounds",
+                )
+            )
+            checks.append(
+                (
+                    "crash: a message in flight at two kills is skipped, the rest and the "
+                    "other mailboxes synced, the retry records it",
+                    not res["poison"],
+                    "; ".join(res["poison"]),
+                )
+            )
+            checks.append(
+                (
+                    "crash: advisory lock free after each kill, resuming run claims it",
+                    not [
+                        f
+                        for f in res["failures"]
+                        if any("lock" in p or "synced 0" in p for p in f[1])
+                    ],
+                    "",
+                )
+            )
             for label, problems in res["failures"]:
                 print(f"    {label}: {'; '.join(problems)}")
-            print(f"crash: {res['crash_points']} crash points, {res['random_kills']} random kills "
-                  f"({res['random_rounds']} rounds), {res['expected_pairs']} expected pairs each "
-                  f"time: lost {res['lost']}, duplicated {res['duplicated']}, unexpected "
-                  f"{res['unexpected']} ({time.monotonic() - t:.0f}s)")
+            print(
+                f"crash: {res['crash_points']} crash points, {res['random_kills']} random kills "
+                f"({res['random_rounds']} rounds), {res['expected_pairs']} expected pairs each "
+                f"time: lost {res['lost']}, duplicated {res['duplicated']}, unexpected "
+                f"{res['unexpected']} ({time.monotonic() - t:.0f}s)"
+            )
         if args.only in (None, "scaleout"):
             import scaleout
 
             t = time.monotonic()
-            res = scaleout.run(odoo_factory, template, addons_path, long=args.long,
-                               mailboxes=args.mailboxes, rtt_ms=args.rtt_ms)
+            res = scaleout.run(
+                odoo_factory,
+                template,
+                addons_path,
+                long=args.long,
+                mailboxes=args.mailboxes,
+                rtt_ms=args.rtt_ms,
+            )
             figures["scaleout"] = res
             one, two = res["runs"][:2]
             for run in res["runs"]:
-                checks.append((f"scale-out, {run['label']}: every mailbox synced, nothing lost "
-                               f"or duplicated, no mailbox in two workers at once",
-                               not run["problems"], "; ".join(run["problems"])))
-            checks.append(("scale-out: two servers finish the backfill faster than one",
-                           res["faster"], f"{one.get('wall_s', 0):.1f}s vs "
-                                          f"{two.get('wall_s', 0):.1f}s"))
-            print(f"scale-out: {res['mailboxes']} mailboxes x {res['messages']} messages, IMAP "
-                  f"round trip {res['rtt_ms']} ms: "
-                  f"1 server {one.get('wall_s', 0):.1f}s, 2 servers {two.get('wall_s', 0):.1f}s "
-                  f"(x{res['speedup'] or 0:.2f}; mailboxes per server {two.get('per_server')}, "
-                  f"busy s per server {one.get('busy_s')} / {two.get('busy_s')}), "
-                  f"overlaps {one.get('overlaps')}/{two.get('overlaps')}, duplicated "
-                  f"{one.get('duplicated')}/{two.get('duplicated')}, lost "
-                  f"{one.get('lost')}/{two.get('lost')} ({time.monotonic() - t:.0f}s)")
+                checks.append(
+                    (
+                        f"scale-out, {run['label']}: every mailbox synced, nothing lost "
+                        f"or duplicated, no mailbox in two workers at once",
+                        not run["problems"],
+                        "; ".join(run["problems"]),
+                    )
+                )
+            checks.append(
+                (
+                    "scale-out: two servers finish the backfill faster than one",
+                    res["faster"],
+                    f"{one.get('wall_s', 0):.1f}s vs {two.get('wall_s', 0):.1f}s",
+                )
+            )
+            print(
+                f"scale-out: {res['mailboxes']} mailboxes x {res['messages']} messages, IMAP "
+                f"round trip {res['rtt_ms']} ms: "
+                f"1 server {one.get('wall_s', 0):.1f}s, 2 servers {two.get('wall_s', 0):.1f}s "
+                f"(x{res['speedup'] or 0:.2f}; mailboxes per server {two.get('per_server')}, "
+                f"busy s per server {one.get('busy_s')} / {two.get('busy_s')}), "
+                f"overlaps {one.get('overlaps')}/{two.get('overlaps')}, duplicated "
+                f"{one.get('duplicated')}/{two.get('duplicated')}, lost "
+                f"{one.get('lost')}/{two.get('lost')} ({time.monotonic() - t:.0f}s)"
+            )
             if len(res["runs"]) > 2:
                 k = res["runs"][2]
-                print(f"scale-out, {k['label']}: all synced in {k.get('wall_s', 0):.1f}s "
-                      f"(kill at {k.get('killed_after_s', 0):.1f}s), mailboxes per server "
-                      f"{k.get('per_server')}, overlaps {k.get('overlaps')}, duplicated "
-                      f"{k.get('duplicated')}, lost {k.get('lost')}")
+                print(
+                    f"scale-out, {k['label']}: all synced in {k.get('wall_s', 0):.1f}s "
+                    f"(kill at {k.get('killed_after_s', 0):.1f}s), mailboxes per server "
+                    f"{k.get('per_server')}, overlaps {k.get('overlaps')}, duplicated "
+                    f"{k.get('duplicated')}, lost {k.get('lost')}"
+                )
         if args.only in (None, "shuffle"):
             import architecture
 
@@ -138,18 +188,28 @@ def main(argv=None):
             figures["shuffle"] = res
             for problem in res["problems"]:
                 print(f"    {problem}")
-            checks.append((f"shuffle: models/__init__.py imported in another order (seed "
-                           f"{res['seed']}): installs, the chosen Odoo tests pass",
-                           not res["problems"] and res.get("passed", 0) > 0,
-                           f"{res.get('passed', 0)} passed, {res.get('failed', 0)} failed"
-                           + (f"; log {res['log']}" if res.get("log") else "")))
+            checks.append(
+                (
+                    f"shuffle: models/__init__.py imported in another order (seed "
+                    f"{res['seed']}): installs, the chosen Odoo tests pass",
+                    not res["problems"] and res.get("passed", 0) > 0,
+                    f"{res.get('passed', 0)} passed, {res.get('failed', 0)} failed"
+                    + (f"; log {res['log']}" if res.get("log") else ""),
+                )
+            )
             again = res.get("unshuffled")
-            print(f"shuffle: seed {res['seed']}, order {', '.join(res.get('order', []))}; "
-                  f"{len(architecture.SHUFFLE_TAGS)} test classes: {res.get('passed', 0)} passed,"
-                  f" {res.get('failed', 0)} failed"
-                  + (f"; {', '.join(again['classes'])} in the original order: "
-                     f"{again['passed']} passed, {again['failed']} failed" if again else "")
-                  + f" ({time.monotonic() - t:.0f}s)")
+            print(
+                f"shuffle: seed {res['seed']}, order {', '.join(res.get('order', []))}; "
+                f"{len(architecture.SHUFFLE_TAGS)} test classes: {res.get('passed', 0)} passed,"
+                f" {res.get('failed', 0)} failed"
+                + (
+                    f"; {', '.join(again['classes'])} in the original order: "
+                    f"{again['passed']} passed, {again['failed']} failed"
+                    if again
+                    else ""
+                )
+                + f" ({time.monotonic() - t:.0f}s)"
+            )
         if args.only in (None, "upgrade"):
             import architecture
 
@@ -158,14 +218,21 @@ def main(argv=None):
             figures["upgrade"] = res
             for problem in res["problems"]:
                 print(f"    {problem}")
-            checks.append((f"upgrade from {architecture.UPGRADE_FROM} in place: mailboxes, "
-                           f"secrets, cursors, synced mail kept; a new email recorded once",
-                           not res["problems"], res.get("log", "")))
-            print(f"upgrade: from {res.get('from')}; before the upgrade "
-                  f"{res.get('before')}; install {res.get('install_s')}s, -u "
-                  f"{res.get('upgrade_s')}s ({len(res.get('upgrade_warnings') or [])} warning(s) "
-                  f"naming the addon); new email: {res.get('new_chatter_entries')} chatter "
-                  f"entr(ies) ({time.monotonic() - t:.0f}s)")
+            checks.append(
+                (
+                    f"upgrade from {architecture.UPGRADE_FROM} in place: mailboxes, "
+                    f"secrets, cursors, synced mail kept; a new email recorded once",
+                    not res["problems"],
+                    res.get("log", ""),
+                )
+            )
+            print(
+                f"upgrade: from {res.get('from')}; before the upgrade "
+                f"{res.get('before')}; install {res.get('install_s')}s, -u "
+                f"{res.get('upgrade_s')}s ({len(res.get('upgrade_warnings') or [])} warning(s) "
+                f"naming the addon); new email: {res.get('new_chatter_entries')} chatter "
+                f"entr(ies) ({time.monotonic() - t:.0f}s)"
+            )
             for warning in res.get("upgrade_warnings") or []:
                 print(f"    -u warning: {warning}")
     except SystemExit as exc:

@@ -18,6 +18,7 @@ threads) and measures the wall time until every mailbox has been synced. Then it
   ``mailsync/crashpoint.py``) and the intervals of one mailbox never overlap;
 - with two servers, both did part of the work, and the backfill was faster than with one.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -34,9 +35,22 @@ import threading
 import time
 from collections import defaultdict
 
-from common import (DOMAIN, ODOO_HOME, BenchDovecot, bench, clone_db, correspondent_pool,
-                    drop_db, expected_pairs, gate, load_dovecot, log, make_corpus,
-                    recorded_state, setup_records)
+from common import (
+    DOMAIN,
+    ODOO_HOME,
+    BenchDovecot,
+    bench,
+    clone_db,
+    correspondent_pool,
+    drop_db,
+    expected_pairs,
+    gate,
+    load_dovecot,
+    log,
+    make_corpus,
+    recorded_state,
+    setup_records,
+)
 from imapserver import free_port  # bench/imapserver.py, on the path through common
 
 ODOO_BIN = os.path.join(ODOO_HOME, "src", "odoo-bin")
@@ -44,9 +58,19 @@ ODOO_BIN = os.path.join(ODOO_HOME, "src", "odoo-bin")
 
 # -- database side -----------------------------------------------------------------------------
 def prepare(env, logins, leads, host, port, workers, batch):
-    mailbox_ids, lead_ids = setup_records(env, logins, leads, host, port, {
-        "cron_workers": workers, "cron_batch_size": batch, "min_interval": 3600,
-        "fetch_batch_size": 200})
+    mailbox_ids, lead_ids = setup_records(
+        env,
+        logins,
+        leads,
+        host,
+        port,
+        {
+            "cron_workers": workers,
+            "cron_batch_size": batch,
+            "min_interval": 3600,
+            "fetch_batch_size": 200,
+        },
+    )
     crons = env["mail.sync.mailbox"]._cron_workers()
     # Only the sync runs in these servers; it waits for the trigger of the measured run.
     env.cr.execute("UPDATE ir_cron SET active = false WHERE id != ALL(%s)", [crons.ids])
@@ -135,21 +159,48 @@ class Server:
         env = dict(os.environ, CRM_MAIL_SYNC_TRACE=trace)
         env.pop("CRM_MAIL_SYNC_CRASH_AT", None)
         self.proc = subprocess.Popen(
-            [sys.executable, ODOO_BIN, "-d", db, "--db-filter", f"^{db}$",
-             "--addons-path", addons_path, "--http-port", str(self.port),
-             "--http-interface", "127.0.0.1", "--gevent-port", str(free_port()),
-             "--workers", "0", "--max-cron-threads", "1", "--without-demo", "all",
-             "--log-level", "info", "--logfile", self.log_path],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(self.log_path + ".err", "wb"))
+            [
+                sys.executable,
+                ODOO_BIN,
+                "-d",
+                db,
+                "--db-filter",
+                f"^{db}$",
+                "--addons-path",
+                addons_path,
+                "--http-port",
+                str(self.port),
+                "--http-interface",
+                "127.0.0.1",
+                "--gevent-port",
+                str(free_port()),
+                "--workers",
+                "0",
+                "--max-cron-threads",
+                "1",
+                "--without-demo",
+                "all",
+                "--log-level",
+                "info",
+                "--logfile",
+                self.log_path,
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log_path + ".err", "wb"),
+        )
 
     def wait_ready(self, timeout=180):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise SystemExit(f"FAILED: server {self.name} exited: {self.tail()}")
-            text = open(self.log_path, errors="replace").read() if os.path.exists(
-                self.log_path) else ""
+            text = (
+                open(self.log_path, errors="replace").read()
+                if os.path.exists(self.log_path)
+                else ""
+            )
             if "Registry loaded" in text or "Modules loaded" in text:
                 try:
                     socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
@@ -177,10 +228,12 @@ class Server:
 
     def problems(self):
         """ERROR/CRITICAL lines and tracebacks in the server log."""
-        text = open(self.log_path, errors="replace").read() if os.path.exists(
-            self.log_path) else ""
-        return [line for line in text.splitlines()
-                if " ERROR " in line or " CRITICAL " in line or line.startswith("Traceback")]
+        text = open(self.log_path, errors="replace").read() if os.path.exists(self.log_path) else ""
+        return [
+            line
+            for line in text.splitlines()
+            if " ERROR " in line or " CRITICAL " in line or line.startswith("Traceback")
+        ]
 
 
 def read_trace(path):
@@ -208,14 +261,23 @@ def overlaps(intervals):
     bad = []
     for mailbox, spans in intervals.items():
         spans = sorted(spans)
-        for (s1, e1, w1), (s2, e2, w2) in zip(spans, spans[1:]):
+        for (_s1, e1, w1), (s2, _e2, w2) in zip(spans, spans[1:]):
             if s2 < e1:
                 bad.append((mailbox, w1, w2))
     return bad
 
 
-def measured_run(odoo_factory, setup_db, addons_path, tmp, servers, cron_ids, expected_by_id,
-                 timeout, kill_at=None):
+def measured_run(
+    odoo_factory,
+    setup_db,
+    addons_path,
+    tmp,
+    servers,
+    cron_ids,
+    expected_by_id,
+    timeout,
+    kill_at=None,
+):
     """One backfill of every mailbox by ``servers`` odoo-bin servers. ``kill_at`` (a fraction):
     SIGKILL the first server once that share of the mailboxes is synced; the others must finish
     the job (the killed server's locks die with its database sessions)."""
@@ -224,12 +286,16 @@ def measured_run(odoo_factory, setup_db, addons_path, tmp, servers, cron_ids, ex
     clone_db(setup_db, db)
     trace = os.path.join(tmp, f"trace-{name}.txt")
     running = []
-    result = {"servers": servers, "label": f"{servers} server(s)" + (
-        f", the first SIGKILLed at {kill_at:.0%} of the backfill" if kill_at else "")}
+    result = {
+        "servers": servers,
+        "label": f"{servers} server(s)"
+        + (f", the first SIGKILLed at {kill_at:.0%} of the backfill" if kill_at else ""),
+    }
     killed_pid = None
     try:
-        running = [Server(db, addons_path, tmp, f"odoo{name}-{i + 1}", trace)
-                   for i in range(servers)]
+        running = [
+            Server(db, addons_path, tmp, f"odoo{name}-{i + 1}", trace) for i in range(servers)
+        ]
         for server in running:
             server.wait_ready()
         odoo = odoo_factory(db)
@@ -262,9 +328,13 @@ def measured_run(odoo_factory, setup_db, addons_path, tmp, servers, cron_ids, ex
             lost += verdict["lost"] + verdict["registry_lost"]
             duplicated += verdict["duplicated"] + verdict["registry_duplicated"]
             unexpected += verdict["unexpected"]
-        result.update(lost=lost, duplicated=duplicated, unexpected=unexpected,
-                      recorded=sum(sum(c.values()) for c in entries.values()),
-                      expected=sum(len(e) for e in expected_by_id.values()))
+        result.update(
+            lost=lost,
+            duplicated=duplicated,
+            unexpected=unexpected,
+            recorded=sum(sum(c.values()) for c in entries.values()),
+            expected=sum(len(e) for e in expected_by_id.values()),
+        )
         if lost or duplicated or unexpected:
             problems.append(f"lost {lost}, duplicated {duplicated}, unexpected {unexpected}")
         odoo.close_connections()
@@ -283,11 +353,16 @@ def measured_run(odoo_factory, setup_db, addons_path, tmp, servers, cron_ids, ex
         for spans in intervals.values():
             for start, end, worker in spans:
                 busy[worker.split("/")[0]] += end - start
-        result.update(first_sync_after_s=(min(starts) - t0_wall) if starts else None,
-                      busy_s=sorted((round(v, 1) for v in busy.values()), reverse=True))
-        result.update(overlaps=len(bad), syncs=sum(len(s) for s in intervals.values()),
-                      per_server=sorted(per_pid.values(), reverse=True),
-                      unfinished=len(unfinished))
+        result.update(
+            first_sync_after_s=(min(starts) - t0_wall) if starts else None,
+            busy_s=sorted((round(v, 1) for v in busy.values()), reverse=True),
+        )
+        result.update(
+            overlaps=len(bad),
+            syncs=sum(len(s) for s in intervals.values()),
+            per_server=sorted(per_pid.values(), reverse=True),
+            unfinished=len(unfinished),
+        )
         if bad:
             problems.append(f"{len(bad)} mailbox(es) synced by two workers at once: {bad[:3]}")
         # The killed server's sync under way never ended: expected, and only that one.
@@ -311,8 +386,16 @@ def measured_run(odoo_factory, setup_db, addons_path, tmp, servers, cron_ids, ex
         drop_db(db)
 
 
-def run(odoo_factory, template_db, addons_path, long=False, seed=11, mailboxes=200,
-        messages=None, rtt_ms=20):
+def run(
+    odoo_factory,
+    template_db,
+    addons_path,
+    long=False,
+    seed=11,
+    mailboxes=200,
+    messages=None,
+    rtt_ms=20,
+):
     messages = messages or (30 if long else 8)
     tmp = tempfile.mkdtemp(prefix="crm_mail_sync-scale-")
     os.chmod(tmp, 0o755)
@@ -324,8 +407,10 @@ def run(odoo_factory, template_db, addons_path, long=False, seed=11, mailboxes=2
         pool = correspondent_pool(seed, 300)
         leads = sorted(random.Random(seed).sample(pool, 120))
         logins = [f"rep{i:03d}@{DOMAIN}" for i in range(mailboxes)]
-        corpora = {login: make_corpus(seed * 1000 + i, login, pool, messages)
-                   for i, login in enumerate(logins)}
+        corpora = {
+            login: make_corpus(seed * 1000 + i, login, pool, messages)
+            for i, login in enumerate(logins)
+        }
         load_dovecot(dove, corpora)
         dove.start()
         warm_up(dove, logins)  # Dovecot indexes a Maildir at its first access: not in run 1 only
@@ -336,29 +421,48 @@ def run(odoo_factory, template_db, addons_path, long=False, seed=11, mailboxes=2
         clone_db(template_db, setup_db)
         odoo = odoo_factory(setup_db)
         mailbox_ids, lead_ids, cron_ids = odoo.run(
-            lambda env: prepare(env, logins, leads, host, port, 2, 10))
+            lambda env: prepare(env, logins, leads, host, port, 2, 10)
+        )
         odoo.close_connections()
-        expected_by_id = {mailbox_ids[login]: expected_pairs(corpora[login], login, lead_ids)
-                          for login in logins}
-        log(f"scale-out: {mailboxes} mailboxes x {messages} messages, "
+        expected_by_id = {
+            mailbox_ids[login]: expected_pairs(corpora[login], login, lead_ids) for login in logins
+        }
+        log(
+            f"scale-out: {mailboxes} mailboxes x {messages} messages, "
             f"{sum(len(e) for e in expected_by_id.values())} expected (Message-ID, lead) pairs, "
             f"{len(cron_ids)} sync actions, IMAP round trip {rtt_ms} ms "
-            f"(prepared in {time.monotonic() - t:.0f}s)")
+            f"(prepared in {time.monotonic() - t:.0f}s)"
+        )
         results = []
         for servers, kill_at in ((1, None), (2, None), (2, 0.4)):
-            res = measured_run(odoo_factory, setup_db, addons_path, tmp, servers, cron_ids,
-                               expected_by_id, timeout=600 if long else 300, kill_at=kill_at)
-            log(f"  {res['label']}: {res.get('wall_s', 0):.1f}s for {res.get('mailboxes')} "
+            res = measured_run(
+                odoo_factory,
+                setup_db,
+                addons_path,
+                tmp,
+                servers,
+                cron_ids,
+                expected_by_id,
+                timeout=600 if long else 300,
+                kill_at=kill_at,
+            )
+            log(
+                f"  {res['label']}: {res.get('wall_s', 0):.1f}s for {res.get('mailboxes')} "
                 f"mailboxes, per server {res.get('per_server')}, overlaps {res.get('overlaps')}, "
                 f"lost {res.get('lost')}, duplicated {res.get('duplicated')}"
-                + (f"; PROBLEMS: {res['problems']}" if res["problems"] else ""))
+                + (f"; PROBLEMS: {res['problems']}" if res["problems"] else "")
+            )
             results.append(res)
         one, two = results[:2]
-        faster = (not one["problems"] and not two["problems"]
-                  and two["wall_s"] < one["wall_s"])
-        return {"runs": results, "faster": bool(faster),
-                "speedup": (one["wall_s"] / two["wall_s"]) if faster or two.get("wall_s") else None,
-                "messages": messages, "mailboxes": mailboxes, "rtt_ms": rtt_ms}
+        faster = not one["problems"] and not two["problems"] and two["wall_s"] < one["wall_s"]
+        return {
+            "runs": results,
+            "faster": bool(faster),
+            "speedup": (one["wall_s"] / two["wall_s"]) if faster or two.get("wall_s") else None,
+            "messages": messages,
+            "mailboxes": mailboxes,
+            "rtt_ms": rtt_ms,
+        }
     finally:
         if relay:
             relay.close()

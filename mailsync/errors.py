@@ -396,10 +396,14 @@ _TEMPLATES = [
 _PLACE_RX = re.compile(r"(?P<head>.+) " + _template_rx(_MESSAGE_PLACE).pattern, re.S)
 
 
+# Longest first: "<catalogue message> <detail>" lines are translated by their longest prefix.
+_PREFIXES = sorted(_PLAIN_TEXTS, key=len, reverse=True)
+
+
 def _fill(gettext, template: str, values: dict) -> str:
     try:
         return gettext(template).format(**values)
-    except (KeyError, IndexError, ValueError):  # a translation with a wrong placeholder
+    except Exception:  # noqa: BLE001 - a translation with a wrong placeholder: the English
         return template.format(**values)
 
 
@@ -412,6 +416,11 @@ def _translate_line(line: str, gettext) -> str:
             gettext, _MESSAGE_PLACE, {"folder": match["folder"], "uid": match["uid"]}
         )
     text = _translate_head(head, gettext)
+    if text is None and not place:
+        # "<catalogue message> <the server's own words>" (a skipped message's reason)
+        for known in _PREFIXES:
+            if line.startswith(known + " "):
+                return gettext(known) + line[len(known) :]
     return line if text is None else text + place
 
 

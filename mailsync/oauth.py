@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import ipaddress
 import json
 import os
 import threading
@@ -159,6 +160,18 @@ def get_provider(provider, endpoints=None) -> Provider:
     return prov
 
 
+def _is_this_machine(host: str) -> bool:
+    """``localhost`` or a loopback address, where a plain-http endpoint (the tests' OAuth server)
+    is allowed: not any ``*.localhost`` name, which a resolver may send elsewhere."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return is_loopback(host)
+
+
 def _check_url(url, which, prov):
     if not url:
         if which in ("auth_uri", "token_uri"):
@@ -172,7 +185,7 @@ def _check_url(url, which, prov):
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return
-    if parts.scheme == "http" and is_loopback(parts.hostname or ""):
+    if parts.scheme == "http" and _is_this_machine(parts.hostname or ""):
         return
     raise SyncError(
         "config",

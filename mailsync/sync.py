@@ -163,15 +163,22 @@ def sync_mailbox(
             session.close()
 
 
-def changed_folders(session, folders) -> list:
+def changed_folders(session, folders, unanswered_changed=True) -> list:
     """The FolderStates of ``folders`` where something may be new: STATUS (one pipelined round
     trip, no folder opened) says UIDVALIDITY changed or UIDNEXT moved above the cursor. A folder
-    that was never synced, or that STATUS says nothing about (its STATUS failed: the sync's
-    EXAMINE reports why), counts as changed. A dead connection raises SyncError."""
+    that was never synced counts as changed; so does one that STATUS says nothing about (its
+    STATUS failed: the sync's EXAMINE reports why), unless ``unanswered_changed`` is False (fast
+    arrival: a deleted folder is the regular sync's to report, not a reason to sync every
+    minute). A dead connection raises SyncError."""
     known = [fs for fs in folders if fs.uidvalidity is not None]
     status_many = getattr(session, "status_many", None)
     status = status_many([fs.name for fs in known]) if known and status_many else {}
-    return [fs for fs in folders if not _unchanged(fs, status.get(fs.name))]
+    return [
+        fs
+        for fs in folders
+        if not _unchanged(fs, status.get(fs.name))
+        and (unanswered_changed or fs.uidvalidity is None or fs.name in status)
+    ]
 
 
 def _unchanged(fs, status) -> bool:

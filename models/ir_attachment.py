@@ -1,6 +1,7 @@
 # Part of crm_mail_sync. License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Attachments of synced mail: readable where their message is (``mail.message`` access), and
-never served as an active type (HTML, SVG, XML, scripts are stored and served as text)."""
+the content a mailbox does not share whole out of reach. (Active types — HTML, SVG, XML,
+scripts — are stored as text by the recorder, ``mail.sync.message._record_attachments``.)"""
 
 from odoo import _, api, models
 from odoo.exceptions import AccessError

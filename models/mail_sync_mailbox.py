@@ -1019,6 +1019,7 @@ class MailSyncMailbox(models.Model):
             # Today's cap is used up: nothing to ask the server before the owner's midnight.
             self.sudo().write({"next_sync": self._next_local_midnight(run.facts)})
             return SyncReport()
+        crashpoint.reached("sync_start", self.id)
         try:
             report = self._sync_engine(run, deadline)
         except Exception as exc:  # noqa: BLE001 - one mailbox never stops the others
@@ -1043,7 +1044,6 @@ class MailSyncMailbox(models.Model):
     def _sync_prepare(self, auto_commit):
         """The run of a sync that starts: its facts (one query for the cron's whole batch), its
         policy (never-log list, auto-replies, new leads) and today's quota (the daily cap)."""
-        crashpoint.reached("sync_start", self.id)
         facts = self._sync_facts(auto_commit) if self.id else None
         run = SyncRun(self, facts=facts, policy=SyncPolicy(self), auto_commit=auto_commit)
         run.policy.quota = self._sync_quota(facts)
@@ -1603,7 +1603,7 @@ class MailSyncMailbox(models.Model):
 
     @api.model
     def _sync_claimed(self, mailbox, deadline, auto_commit):
-        """Sync one mailbox whose sync lock this worker holds (the cron, fast arrival), unless
+        """Sync one mailbox whose sync lock this worker holds (the cron), unless
         it was disconnected since it was picked. Never raises; in tests (no ``auto_commit``)
         the sync runs in a savepoint. Returns whether the mailbox was processed (synced, or
         failed: False only when it no longer syncs)."""
@@ -2578,9 +2578,9 @@ class MailSyncMailbox(models.Model):
 
     # ------------------------------------------------------------------ late linking, retry
 
-    def _read_places(self, places, run, policy):
+    def _read_places(self, places, run):
         """Read the messages at ``places`` (``{mail.sync.folder: [uid]}``) again on the server,
-        match them with ``policy`` (a SyncPolicy) and record what matches (bad ones isolated
+        match them with the run's policy (a SyncPolicy) and record what matches (bad ones isolated
         and skipped, no cursor moved). Returns ``{folder: (uids still there, uids matched)}``;
         a folder whose UIDVALIDITY changed or that is gone gives ``(set(), set())``. Raises
         SyncError when the mailbox cannot be reached."""
@@ -2612,7 +2612,7 @@ class MailSyncMailbox(models.Model):
                     state,
                     uids,
                     limits=limits,
-                    matcher=lambda headers: Matcher._match(self, headers, run.own, policy),
+                    matcher=lambda headers: Matcher._match(self, headers, run.own, run.policy),
                     recorder=lambda fs, items, _last: self._record_batch(run, fs, items, None),
                     on_errors=lambda fs, errs: run.pending_errors.extend(errs),
                 )
@@ -2630,8 +2630,8 @@ class MailSyncMailbox(models.Model):
         by_folder = defaultdict(lambda: Index)
         for row in rows:
             by_folder[row.folder_id] |= row
-        run = SyncRun(self)
         policy = SyncPolicy(self, index=False, create_leads=False)
+        run = SyncRun(self, policy=policy)
         before = self.synced_count
         try:
             outcome = self._read_places(
@@ -2642,7 +2642,6 @@ class MailSyncMailbox(models.Model):
                     for folder, folder_rows in by_folder.items()
                 },
                 run,
-                policy,
             )
         except errors.SyncError as exc:
             _logger.info("Mail Sync: late linking of mailbox %s postponed: %s", self.id, exc)
@@ -2710,12 +2709,12 @@ class MailSyncMailbox(models.Model):
         by_folder = defaultdict(lambda: Skipped)
         for row in rows:
             by_folder[row.folder_id] |= row
-        run = SyncRun(self)
+        policy = SyncPolicy(self, index=False)
+        run = SyncRun(self, policy=policy)
         before = self.synced_count
         self._read_places(
             {folder: folder_rows.mapped("uid") for folder, folder_rows in by_folder.items()},
             run,
-            SyncPolicy(self, index=False),
         )
         for folder, folder_rows in by_folder.items():
             failed = run.failed.get(folder.name, set())
@@ -2767,7 +2766,7 @@ class MailSyncMailbox(models.Model):
             return True
         try:
             with ImapSession(self._mail_config()) as session:
-                return bool(changed_folders(session, folders))
+                return bool(changed_folders(session, folders, unanswered_changed=False))
         except errors.SyncError as exc:
             _logger.info("Mail Sync: new-mail check of mailbox %s failed: %s", self.id, exc.kind)
             return False

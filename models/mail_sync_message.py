@@ -528,7 +528,6 @@ class MailSyncMessage(models.Model):
 
     # ------------------------------------------------------------------ helpers
     @api.model
-    @api.model
     def _message_date(self, header, parsed):
         """The date a mail client shows: the Date header, else the server's INTERNALDATE, else
         the newest Received header's date — each only when plausible (not before 1990, not

@@ -311,10 +311,11 @@ class MailSyncOAuthMixin(models.AbstractModel):
         mailbox._oauth_store(tokens, previous_refresh=None)
         _logger.info("Mail Sync: mailbox %s connected with %s", mailbox.id, prov.label)
         try:
-            self.action_test_connection()
+            # In English: the stored error is translated when read, in each reader's language.
+            self.with_context(lang="en_US").action_test_connection()
         except UserError as exc:
             mailbox.with_context(mail_sync_keep_state=True).write({"last_error": str(exc)})
-            return str(exc)
+            return self.env["mail.sync.log"]._translated(str(exc))
         return None
 
     # ------------------------------------------------------------------ fallback

@@ -62,7 +62,6 @@ class MailSyncSkipped(models.Model):
         )
 
     @api.model
-    @api.model
     def _remember(self, mailbox, folder, sync_error):
         """Store (or count again) the skipped message of ``sync_error`` (its ``uid``, folder
         ``folder`` record at its current UIDVALIDITY, ``header`` when known). Returns the

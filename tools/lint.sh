@@ -11,7 +11,7 @@ say() { printf '[lint.sh] %s\n' "$*" >&2; }
 if [ ! -x "$VENV/bin/pylint" ] || [ ! -x "$VENV/bin/ruff" ]; then
     say "installing ruff and pylint-odoo into $VENV"
     python3 -m venv "$VENV" && "$VENV/bin/pip" install -q --disable-pip-version-check \
-        "ruff>=0.8,<1" "pylint-odoo>=9,<11" > /dev/null \
+        "ruff==0.17.6" "pylint-odoo==10.0.12" > /dev/null \
         || { say "could not install ruff and pylint-odoo"; exit 1; }
 fi
 passed=0 failed=0

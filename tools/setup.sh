@@ -82,7 +82,10 @@ fetch_odoo_source() {
         echo "NO ODOO: $source is not Odoo 18 ($(grep '^version_info' "$top/odoo/release.py"))" >&2
         return 3
     fi
-    mkdir -p "$ODOO_HOME" || return 1
+    if ! mkdir -p "$ODOO_HOME" 2>/dev/null || [ ! -w "$ODOO_HOME" ]; then
+        echo "NO ODOO: cannot write $ODOO_HOME; set ODOO_HOME to a directory you may write, or install Odoo there as its owner (README: Install in your Odoo)" >&2
+        return 3
+    fi
     rm -rf "$ODOO_HOME/src.new"
     mv "$top" "$ODOO_HOME/src.new" || return 1
     if [ ! -f "$ODOO_HOME/src.new/odoo-bin" ]; then
@@ -128,9 +131,18 @@ ensure_odoo() {
     have_odoo && return 0
     local source="${ODOO_SOURCE:-$ODOO_OFFICIAL_SOURCE}" rc t0
     t0=$(date +%s)
-    say "no Odoo at $ODOO_HOME: installing Odoo 18 from ${source}"
-    fetch_odoo_source "$source" || return $?
-    apt_install "${ODOO_BUILD_PACKAGES[@]}" || return 1
+    if [ -f "$ODOO_HOME/src/odoo-bin" ]; then
+        # A source tree is there (a developer's checkout, or a venv build that failed): keep it,
+        # build the missing venv only. Only a tree this script unpacked is ever replaced.
+        say "Odoo source at $ODOO_HOME/src without its venv: building the venv"
+    else
+        say "no Odoo at $ODOO_HOME: installing Odoo 18 from ${source}"
+        fetch_odoo_source "$source" || return $?
+    fi
+    if ! apt_install "${ODOO_BUILD_PACKAGES[@]}"; then
+        echo "NO ODOO: the build libraries Odoo's requirements need could not be installed (apt-get install ${ODOO_BUILD_PACKAGES[*]}, as root)" >&2
+        return 3
+    fi
     build_odoo_venv || return 1
     have_odoo || { say "Odoo was unpacked but $ODOO_HOME/src/odoo-bin or its Python is missing"; return 1; }
     "$ODOO_HOME/venv/bin/python" "$ODOO_HOME/src/odoo-bin" --version >&2 || return 1

@@ -36,10 +36,12 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ALL_LAYERS="lint engine odoo packaging setup scale screenshots bench"
 declare -A RUN=()
 for layer in $ALL_LAYERS; do RUN[$layer]=1; done
-only() {  # keep only the layers named in $1 (comma-separated)
+only() {  # keep only the layers named in $1 (comma-separated; pytest-odoo runs with odoo)
     local layer
+    [ -n "${1//,/}" ] || { echo "tools/test.sh: --only needs layer names (layers: $ALL_LAYERS)" >&2; exit 2; }
     for layer in $ALL_LAYERS; do RUN[$layer]=0; done
     for layer in ${1//,/ }; do
+        [ "$layer" = pytest-odoo ] && layer=odoo
         [ -n "${RUN[$layer]+x}" ] || { echo "tools/test.sh: unknown layer: $layer (layers: $ALL_LAYERS)" >&2; exit 2; }
         RUN[$layer]=1
     done
@@ -55,7 +57,7 @@ while [ $# -gt 0 ]; do
             [ -n "${RUN[$layer]+x}" ] || { echo "tools/test.sh: unknown layer: $layer (layers: $ALL_LAYERS)" >&2; exit 2; }
             RUN[$layer]=0 ;;
         --long) SCALE_ARGS+=(--long) ;;
-        -h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "tools/test.sh: unknown option: $1 (use --only LAYER[,LAYER], --no-LAYER, --long; layers: $ALL_LAYERS)" >&2; exit 2 ;;
     esac
     shift
@@ -69,7 +71,13 @@ SCRIPT_NAME=test.sh
 START_TIME=$(date +%s)
 
 # ---- set-up: Odoo when missing, Debian packages, Python dependencies ----------------------------
-SCRIPT_NAME=setup.sh bash "$REPO/tools/setup.sh"
+SETUP_ARGS=()
+needs_odoo=0
+for layer in odoo packaging setup scale screenshots bench; do
+    [ "${RUN[$layer]}" = 1 ] && needs_odoo=1
+done
+[ "$needs_odoo" = 1 ] || SETUP_ARGS+=(--no-odoo)  # lint or engine alone: no Odoo needed
+SCRIPT_NAME=setup.sh bash "$REPO/tools/setup.sh" ${SETUP_ARGS[@]+"${SETUP_ARGS[@]}"}
 setup_rc=$?
 [ "$setup_rc" = 0 ] || [ "$setup_rc" = 3 ] || { say "tools/setup.sh failed"; exit 1; }
 HAVE_ODOO=0

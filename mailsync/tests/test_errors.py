@@ -257,3 +257,27 @@ def test_redact_plain_base64_and_sasl_blobs():
 def test_classify_removes_secrets_from_detail():
     err = classify(imaplib.IMAP4.error("LOGIN a hunter22 failed"), secrets=["hunter22"])
     assert "hunter22" not in err.detail and "hunter22" not in repr(err)
+
+
+def test_translate_a_catalogue_message_followed_by_the_servers_words():
+    """A skipped message's reason is "<catalogue message> <detail>": the message is translated,
+    the server's words stay as they are; a hostile text with braces or % is left alone."""
+    message = "A message could not be read."
+    assert message in errors._PLAIN_TEXTS
+
+    def french(text):
+        return {message: "Un message n'a pas pu être lu."}.get(text, text)
+
+    assert (
+        errors.translate(f"{message} ParseError: bad header {{0}} %s", french)
+        == "Un message n'a pas pu être lu. ParseError: bad header {0} %s"
+    )
+    assert errors.translate("{where} %(x)s {0}", french) == "{where} %(x)s {0}"
+
+
+def test_a_broken_translation_falls_back_to_english():
+    """A .po entry with a placeholder the template does not have never breaks a read."""
+    line = errors.translate(
+        str(SyncError("folder_missing", folder="Archive")), lambda text: "{where.x} {nope}"
+    )
+    assert "Archive" in line

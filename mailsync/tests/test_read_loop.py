@@ -139,6 +139,11 @@ def test_changed_folders_one_answer_for_the_sync_and_fast_arrival(mail_user):
         assert sync.changed_folders(session, [inbox]) == []
         assert sync.changed_folders(session, [inbox, never, gone]) == [never, gone]
         assert sync.changed_folders(session, [reset]) == [reset]
+        # Fast arrival: a folder gone from the server is the regular sync's to report, not a
+        # reason to sync every minute; a folder never synced still counts.
+        assert sync.changed_folders(session, [inbox, never, gone], unanswered_changed=False) == [
+            never
+        ]
         session.noop()  # a failed STATUS leaves the connection usable
     _inbox(mail_user, 1, seed=32)
     with ImapSession(mail_user.config()) as session:

@@ -438,30 +438,25 @@ class MailSyncMailbox(models.Model):
     @api.constrains("imap_security", "imap_host", "smtp_security", "smtp_host")
     def _check_security_loopback(self):
         for mailbox in self:
-            if (
-                mailbox.imap_security == "none"
-                and mailbox.imap_host
-                and not is_loopback(mailbox.imap_host)
+            for protocol, security, host in (
+                ("imap", mailbox.imap_security, mailbox.imap_host),
+                ("smtp", mailbox.smtp_security, mailbox.smtp_host),
             ):
-                raise ValidationError(
-                    _(
+                if security != "none" or not host or is_loopback(host):
+                    continue
+                if protocol == "imap":
+                    message = _(
                         "An unencrypted IMAP connection is only allowed to the local machine "
                         "(localhost); choose SSL/TLS or STARTTLS for %s.",
-                        mailbox.imap_host,
+                        host,
                     )
-                )
-            if (
-                mailbox.smtp_security == "none"
-                and mailbox.smtp_host
-                and not is_loopback(mailbox.smtp_host)
-            ):
-                raise ValidationError(
-                    _(
+                else:
+                    message = _(
                         "An unencrypted SMTP connection is only allowed to the local machine "
                         "(localhost); choose SSL/TLS or STARTTLS for %s.",
-                        mailbox.smtp_host,
+                        host,
                     )
-                )
+                raise ValidationError(message)
 
     @api.constrains("user_id", "company_id")
     def _check_user_internal(self):

@@ -62,8 +62,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-RUN_ENGINE=${RUN[engine]} RUN_ODOO=${RUN[odoo]} RUN_PACKAGING=${RUN[packaging]}
-RUN_SCALE=${RUN[scale]} RUN_BENCH=${RUN[bench]}
+RUN_ENGINE=${RUN[engine]} RUN_ODOO=${RUN[odoo]} RUN_BENCH=${RUN[bench]}
 
 SCRIPT_NAME=test.sh
 # shellcheck source=tools/lib.sh
@@ -162,6 +161,7 @@ EOF
         tail -40 "$log"
         mkdir -p "$REPO/.run" && cp "$log" "$REPO/.run/$name.log" && say "full $name log: .run/$name.log"
     fi
+    [ "$l_failed" = 0 ]
 }
 
 # ---- lint: ruff and pylint-odoo -----------------------------------------------------------------
@@ -292,40 +292,14 @@ if [ "$RUN_ODOO" = 1 ]; then
     fi
 fi
 
-# ---- layer 4: the wheel (whool) installed beside Odoo, installed in a fresh database -------------
-if [ "$RUN_PACKAGING" = 1 ]; then
-    if [ "$HAVE_ODOO" != 1 ]; then
-        SUMMARY+=("PACKAGING NOT RUN: no Odoo at $ODOO_HOME (tools/setup.sh said why above)")
-    else
-        t0=$(date +%s)
-        say "packaging: tools/check_wheel.py (log: $RUN_DIR/packaging.log)"
-        "$ODOO_HOME/venv/bin/python" "$REPO/tools/check_wheel.py" --work-dir "$RUN_DIR" \
-            > "$RUN_DIR/packaging.log" 2>&1
-        pkg_rc=$?
-        grep -E "^(ok|FAIL) " "$RUN_DIR/packaging.log" || true
-        read -r k_passed k_failed < <("$PY" - "$RUN_DIR/packaging.log" <<'EOF'
-import re, sys
-text = open(sys.argv[1], errors="replace").read()
-m = re.findall(r"^packaging: (\d+) passed, (\d+) failed$", text, re.M)
-print(*(m[-1] if m else (0, 0)))
-EOF
-)
-        if [ "$pkg_rc" != 0 ] && [ "$k_failed" = 0 ]; then
-            k_failed=1  # the script itself failed before its summary
-        fi
-        SUMMARY+=("packaging: $k_passed passed, $k_failed failed ($(( $(date +%s) - t0 ))s)")
-        TOTAL_PASSED=$((TOTAL_PASSED + k_passed))
-        TOTAL_FAILED=$((TOTAL_FAILED + k_failed))
-        if [ "$k_failed" != 0 ]; then
-            FAILED_ANY=1
-            tail -40 "$RUN_DIR/packaging.log"
-            mkdir -p "$REPO/.run" && cp "$RUN_DIR/packaging.log" "$REPO/.run/packaging.log" \
-                && say "full packaging log: .run/packaging.log"
-            for f in "$RUN_DIR"/packaging.*/odoo-wheel.log; do
-                [ -f "$f" ] && cp "$f" "$REPO/.run/packaging-odoo.log" \
-                    && say "Odoo log of the install from the wheel: .run/packaging-odoo.log"
-            done
-        fi
+# ---- packaging: the wheel (whool) installed beside Odoo, installed in a fresh database ----------
+if [ "${RUN[packaging]}" = 1 ]; then
+    if ! script_layer packaging 1 "$ODOO_HOME/venv/bin/python" tools/check_wheel.py \
+            --work-dir "$RUN_DIR"; then
+        for f in "$RUN_DIR"/packaging.*/odoo-wheel.log; do
+            [ -f "$f" ] && cp "$f" "$REPO/.run/packaging-odoo.log" \
+                && say "Odoo log of the install from the wheel: .run/packaging-odoo.log"
+        done
     fi
 fi
 
@@ -339,38 +313,9 @@ if [ "${RUN[setup]}" = 1 ]; then
     fi
 fi
 
-# ---- layer 5: crash and scale-out against real Odoo servers ------------------------------------
-if [ "$RUN_SCALE" = 1 ]; then
-    if [ "$HAVE_ODOO" != 1 ]; then
-        SUMMARY+=("SCALE TESTS NOT RUN: no Odoo at $ODOO_HOME (tools/setup.sh said why above)")
-    else
-        t0=$(date +%s)
-        say "scale tests: tests/scale/run.py ${SCALE_ARGS[*]:-} (log: $RUN_DIR/scale.log)"
-        (cd "$REPO" && "$ODOO_HOME/venv/bin/python" tests/scale/run.py ${SCALE_ARGS[@]+"${SCALE_ARGS[@]}"} \
-            --json "$RUN_DIR/scale.json") > "$RUN_DIR/scale.log" 2>&1
-        scale_rc=$?
-        grep -E "^(ok|FAIL) |^crash:|^scale-out[:,]|  FAIL " "$RUN_DIR/scale.log" || true
-        read -r s_passed s_failed < <("$PY" - "$RUN_DIR/scale.log" <<'EOF'
-import re, sys
-text = open(sys.argv[1], errors="replace").read()
-m = re.findall(r"^scale: (\d+) passed, (\d+) failed$", text, re.M)
-print(*(m[-1] if m else (0, 0)))
-EOF
-)
-        if [ "$scale_rc" != 0 ] && [ "$s_failed" = 0 ]; then
-            s_failed=1  # the script itself failed before its summary
-            tail -30 "$RUN_DIR/scale.log"
-        fi
-        SUMMARY+=("scale: $s_passed passed, $s_failed failed ($(( $(date +%s) - t0 ))s)")
-        TOTAL_PASSED=$((TOTAL_PASSED + s_passed))
-        TOTAL_FAILED=$((TOTAL_FAILED + s_failed))
-        if [ "$s_failed" != 0 ]; then
-            FAILED_ANY=1
-            mkdir -p "$REPO/.run" && cp "$RUN_DIR/scale.log" "$REPO/.run/scale-test.log" \
-                && say "full scale log: .run/scale-test.log"
-        fi
-    fi
-fi
+# ---- scale: crash, scale-out, shuffled imports, upgrade in place, against real Odoo servers -----
+[ "${RUN[scale]}" = 1 ] && script_layer scale 1 "$ODOO_HOME/venv/bin/python" tests/scale/run.py \
+    ${SCALE_ARGS[@]+"${SCALE_ARGS[@]}"} --json "$RUN_DIR/scale.json"
 
 # ---- screenshots: the demo, then tools/screenshots.py against it ---------------------------------
 [ "${RUN[screenshots]}" = 1 ] && script_layer screenshots 1 "$ODOO_HOME/venv/bin/python" tests/screenshots/run.py

@@ -103,7 +103,14 @@ def test_provider_descriptions():
 
 
 def test_plain_http_only_to_loopback():
-    for url in ("http://oauth.example.com/token", "ftp://127.0.0.1/token", "token"):
+    for url in (
+        "http://oauth.example.com/token",
+        "ftp://127.0.0.1/token",
+        "token",
+        # a name under .localhost is resolved by the resolver, which may send it elsewhere
+        "http://evil.localhost/token",
+        "http://localhost.localdomain/token",
+    ):
         with pytest.raises(SyncError) as info:
             oauth.get_provider("google", {"token_uri": url})
         assert info.value.kind == "config" and not info.value.retryable
